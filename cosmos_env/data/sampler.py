@@ -40,7 +40,9 @@ class WindowSampler:
             )
         self.store, self.context, self.horizon, self.stride = store, context, horizon, stride
         self.keys = list(store.features) if keys is None else list(keys)
-        store.get_rows(0, 0, self.keys)  # validates the keys
+        unknown = [k for k in self.keys if k not in store.features]
+        if unknown:
+            raise KeyError(f"unknown keys {unknown}; the store has {list(store.features)}")
         self.episodes = _check_episodes(store, episodes)
         self.window_length = context + horizon
         self.window_index, firsts = self._enumerate_windows()

@@ -112,6 +112,8 @@ class FeatureSpec:
             dtype = np.dtype(self.dtype)
         except TypeError as e:
             raise ValueError(f"feature {self.name!r}: unknown dtype {self.dtype!r}") from e
+        if dtype.kind not in "biuf":
+            raise ValueError(f"feature {self.name!r}: dtype {dtype} is not bool/int/float")
         object.__setattr__(self, "dtype", dtype.name)
         object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
         if any(s < 1 for s in self.shape):

@@ -90,7 +90,10 @@ def _float_stats(store: EpisodeStore, key: str, max_quantile_rows: int) -> dict[
         moments.update(x[keep])
         keep &= (np.arange(start, end) % step) == 0
         sample.append(x[keep])
-    q01, q99 = np.quantile(np.concatenate(sample), [0.01, 0.99], axis=0)
+    sample = np.concatenate(sample)
+    if len(sample) == 0:  # the stride only hit padding rows: fall back to the extremes
+        sample = np.stack([moments.min, moments.max])
+    q01, q99 = np.quantile(sample, [0.01, 0.99], axis=0)
     values = {
         "mean": moments.mean,
         "std": np.sqrt(moments.m2 / moments.n),

@@ -18,25 +18,31 @@ rename). `append_episode` writes the data rows first, then the per-episode strin
 writes ``meta/episode_ends`` last: that element is the commit point. Readers only see rows up
 to the last committed end, so a writer killed at any moment leaves the committed episodes
 intact. The ``status`` attr stays "writing" until `finalize` (stats first, then status), so an
-interrupted store never reads as complete; ``open(path, "a")`` resumes it.
+interrupted store never reads as complete; ``open(path, "a")`` resumes it. Arrays are grown
+ahead of appends (bounded slack, so most appends write no metadata) and cut to the committed
+length by `finalize`: while a store is "writing", array shapes may exceed the committed rows.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import shutil
-from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
 import numpy as np
 import zarr
-from zarr.codecs import BloscCodec, BloscShuffle
-from zarr.core.sync import sync as zarr_sync
 
+from cosmos_env.data import layout
+from cosmos_env.data.layout import (
+    COMPLETE,
+    FORMAT_VERSION,
+    WRITING,
+    IncompleteStoreError,
+    StoreError,
+)
 from cosmos_env.data.spec import (
     BOUNDARY_KEYS,
     ActionSpec,
@@ -46,23 +52,9 @@ from cosmos_env.data.spec import (
 )
 from cosmos_env.data.stats import compute_stats, stats_from_json, stats_to_json
 
-FORMAT_VERSION = 1
-_WRITING, _COMPLETE = "writing", "complete"
-_META_CHUNK = 4096  # episodes per chunk of the meta arrays
-_LOWDIM_CHUNK_BYTES = 64 * 1024  # small features get long time chunks: fewer tiny files
-_MAX_TIME_CHUNK = 65536
-_MAX_SLACK_ROWS = 4096  # spare rows reserved ahead of appends
-_REQUIRED_ATTRS = ("status", "schema", "action_spec", "fps", "world", "camera", "robot", "extra")
+__all__ = ["FORMAT_VERSION", "EpisodeStore", "IncompleteStoreError", "StoreError"]
 
 PathLike = str | os.PathLike
-
-
-class StoreError(Exception):
-    """A path is not a readable cosmos-env episode store, or a store operation is not allowed."""
-
-
-class IncompleteStoreError(StoreError):
-    """The store's writer did not finish (status "writing")."""
 
 
 class EpisodeStore:
@@ -78,9 +70,10 @@ class EpisodeStore:
         attrs = root.attrs.asdict()
         self._features = {k: FeatureSpec.from_dict(v) for k, v in attrs["schema"].items()}
         self._action_spec = ActionSpec.from_dict(attrs["action_spec"])
-        self._meta = {name: root[f"meta/{name}"] for name in _META_ARRAYS}
+        self._meta = {name: root[f"meta/{name}"] for name in layout.META_ARRAYS}
         self._data = {key: root[f"data/{key}"] for key in self._features}
-        self._ends = _committed_ends(self._meta, self._data)
+        ends = layout.committed_ends(self._meta, self._data)
+        self._ends_buf, self._n_episodes = ends, len(ends)  # buffer grows by doubling
         self._stats: dict[str, dict[str, np.ndarray]] | None = None
 
     # ----------------------------------------------------------------------------- creation
@@ -112,11 +105,11 @@ class EpisodeStore:
         for key in BOUNDARY_KEYS:
             features.setdefault(key, FeatureSpec(key, "bool", ()))
         check_schema(features, action_spec)
-        if fps <= 0 or chunk_frames < 1:
+        if not fps > 0 or chunk_frames < 1:
             raise ValueError(f"need fps > 0 and chunk_frames >= 1, got {fps}, {chunk_frames}")
         group_attrs = {
             "format_version": FORMAT_VERSION,
-            "status": _WRITING,
+            "status": WRITING,
             "schema": {k: s.to_dict() for k, s in features.items()},
             "action_spec": action_spec.to_dict(),
             "fps": float(fps),
@@ -129,19 +122,8 @@ class EpisodeStore:
             json.dumps(group_attrs, allow_nan=False)
         except (TypeError, ValueError) as e:
             raise ValueError(f"camera/attrs must be JSON-serialisable: {e}") from e
-        _clear_path(path, overwrite)
-        root = zarr.create_group(str(path), attributes=group_attrs)
-        data = root.create_group("data")
-        for spec in features.values():
-            _create_feature_array(data, spec, chunk_frames)
-        meta = root.create_group("meta")
-        meta.create_array(
-            "episode_ends", shape=(0,), chunks=(_META_CHUNK,), dtype="int64", fill_value=-1
-        )
-        for name in ("instruction", "source_id"):
-            meta.create_array(name, shape=(0,), chunks=(_META_CHUNK,), dtype=str)
-        meta.create_group("stats")
-        return cls(path, root, "a")
+        layout.clear_path(path, overwrite)
+        return cls(path, layout.create_root(path, group_attrs, features, chunk_frames), "a")
 
     @classmethod
     def open(
@@ -161,9 +143,9 @@ class EpisodeStore:
         if mode not in ("r", "a"):
             raise ValueError(f"mode must be 'r' or 'a', got {mode!r}")
         path = Path(path)
-        root = _open_root(path, mode)
+        root = layout.open_root(path, mode)
         status = root.attrs["status"]
-        if status != _COMPLETE and mode == "r" and not allow_incomplete:
+        if status != COMPLETE and mode == "r" and not allow_incomplete:
             raise IncompleteStoreError(
                 f"episode store {path} is incomplete (status {status!r}): its writer did not "
                 "finish. Resume writing with EpisodeStore.open(path, 'a') and finalize(), or "
@@ -171,12 +153,14 @@ class EpisodeStore:
             )
         try:
             store = cls(path, root, mode)
-        except KeyError as e:
-            raise StoreError(f"episode store {path} is corrupt: missing array {e}") from e
-        if status == _COMPLETE:
+        except (KeyError, ValueError, TypeError) as e:
+            raise StoreError(f"episode store {path} is corrupt: {type(e).__name__}: {e}") from e
+        if status == COMPLETE:
             store._check_complete()
         if mode == "a":
             store._fit_to_committed()
+            if status != COMPLETE:
+                layout.remove_partial_files(path)
         return store
 
     # ------------------------------------------------------------------------------ writing
@@ -192,20 +176,20 @@ class EpisodeStore:
         if not isinstance(instruction, str) or not isinstance(source_id, str):
             raise ValueError("instruction and source_id must be str")
         ep = complete_episode(self._features, episode)
-        if self._root.attrs["status"] != _WRITING:
-            self._root.attrs["status"] = _WRITING  # a crash from here on must not read complete
+        if self._root.attrs["status"] != WRITING:
+            self._root.attrs["status"] = WRITING  # a crash from here on must not read complete
         start, k = self.n_frames, self.n_episodes
         end = start + len(ep["is_first"])
-        _reserve(self._data.values(), end)
-        _reserve(self._meta.values(), k + 1)
+        layout.reserve(self._data.values(), end)
+        layout.reserve(self._meta.values(), k + 1)
         writes = [
             arr.async_array.setitem(slice(start, end), ep[key]) for key, arr in self._data.items()
         ]
         writes += [self._meta["instruction"].async_array.setitem(k, instruction)]
         writes += [self._meta["source_id"].async_array.setitem(k, source_id)]
-        _run_concurrently(writes)  # one slice write per array, all in flight together
+        layout.run_concurrently(writes)  # one slice write per array, all in flight together
         self._meta["episode_ends"][k] = end  # commit point: the episode is visible from here on
-        self._ends = np.append(self._ends, np.int64(end))
+        self._push_end(end)
         self._stats = None
         return k
 
@@ -217,7 +201,7 @@ class EpisodeStore:
         self._fit_to_committed()
         stats = compute_stats(self)
         self._root["meta/stats"].attrs.put(stats_to_json(stats))
-        self._root.attrs["status"] = _COMPLETE  # only after the stats are on disk
+        self._root.attrs["status"] = COMPLETE  # only after the stats are on disk
         self._stats = stats
 
     def __enter__(self) -> EpisodeStore:
@@ -292,7 +276,7 @@ class EpisodeStore:
     @property
     def is_complete(self) -> bool:
         """True once `finalize` ran and nothing was appended since."""
-        return self._root.attrs["status"] == _COMPLETE
+        return self._root.attrs["status"] == COMPLETE
 
     @property
     def stats(self) -> dict[str, dict[str, np.ndarray]]:
@@ -404,6 +388,18 @@ class EpisodeStore:
         return np.sort(perm[n_val:]).astype(np.int64), np.sort(perm[:n_val]).astype(np.int64)
 
     # ------------------------------------------------------------------------------ helpers
+    @property
+    def _ends(self) -> np.ndarray:
+        return self._ends_buf[: self._n_episodes]
+
+    def _push_end(self, end: int) -> None:
+        if self._n_episodes == len(self._ends_buf):
+            self._ends_buf = np.concatenate(
+                [self._ends, np.zeros(max(16, self._n_episodes), np.int64)]
+            )
+        self._ends_buf[self._n_episodes] = end
+        self._n_episodes += 1
+
     def _episode_index(self, i: int) -> int:
         n = self.n_episodes
         if not -n <= i < n:
@@ -435,114 +431,6 @@ class EpisodeStore:
             )
 
     def _fit_to_committed(self) -> None:
-        # Cut arrays to the committed length: drops spare capacity (see `_reserve`) and the
-        # rows of an interrupted append.
-        for arr in self._data.values():
-            if arr.shape[0] != self.n_frames:
-                arr.resize((self.n_frames, *arr.shape[1:]))
-        for arr in self._meta.values():
-            if arr.shape[0] != self.n_episodes:
-                arr.resize((self.n_episodes,))
-        for leftover in self._path.rglob("*.partial"):  # temp files of a killed zarr write
-            leftover.unlink(missing_ok=True)
-
-
-_META_ARRAYS = ("episode_ends", "instruction", "source_id")
-
-
-def _committed_ends(meta: Mapping[str, zarr.Array], data: Mapping[str, zarr.Array]) -> np.ndarray:
-    """Longest prefix of meta/episode_ends whose episodes are fully written.
-
-    An append killed between resizing episode_ends and writing its element leaves a
-    fill value (-1); the prefix must increase strictly and stay within every data array.
-    """
-    raw = np.asarray(meta["episode_ends"][:], dtype=np.int64)
-    k = min([raw.shape[0], meta["instruction"].shape[0], meta["source_id"].shape[0]])
-    limit = min((a.shape[0] for a in data.values()), default=np.iinfo(np.int64).max)
-    raw = raw[:k]
-    ok = (np.diff(raw, prepend=0) > 0) & (raw <= limit)
-    k = k if ok.all() else int(np.argmin(ok))
-    return raw[:k].copy()
-
-
-def _run_concurrently(coroutines: list[Coroutine[Any, Any, Any]]) -> None:
-    """Await zarr coroutines together in one trip to zarr's event loop: for episode-sized
-    writes zarr's per-call overhead, not the codec, dominates."""
-
-    async def gather() -> None:
-        await asyncio.gather(*coroutines)
-
-    zarr_sync(gather())
-
-
-def _reserve(arrays: Iterable[zarr.Array], length: int) -> None:
-    """Grow arrays to hold at least `length` rows, with slack: most appends then write data
-    without a metadata write (rows past the committed length are invisible to readers).
-    The slack is bounded so that trimming it (`_fit_to_committed`) deletes few chunk keys."""
-    resizes = []
-    for arr in arrays:
-        capacity = arr.shape[0]
-        if capacity < length:
-            new = max(length, min(2 * capacity, capacity + _MAX_SLACK_ROWS))
-            resizes.append(arr.async_array.resize((new, *arr.shape[1:])))
-    if resizes:
-        _run_concurrently(resizes)
-
-
-def _create_feature_array(data: zarr.Group, spec: FeatureSpec, chunk_frames: int) -> None:
-    if len(spec.shape) == 3:
-        time_chunk = chunk_frames
-    else:
-        time_chunk = min(max(chunk_frames, _LOWDIM_CHUNK_BYTES // spec.row_bytes), _MAX_TIME_CHUNK)
-    itemsize = np.dtype(spec.dtype).itemsize
-    shuffle = BloscShuffle.shuffle if itemsize > 1 else BloscShuffle.noshuffle
-    data.create_array(
-        spec.name,
-        shape=(0, *spec.shape),
-        chunks=(time_chunk, *spec.shape),
-        dtype=spec.dtype,
-        compressors=BloscCodec(cname="zstd", clevel=3, shuffle=shuffle),
-    )
-
-
-def _clear_path(path: Path, overwrite: bool) -> None:
-    if not (path.exists() or path.is_symlink()):
-        return
-    if not overwrite:
-        raise StoreError(f"{path} already exists; pass overwrite=True to replace it")
-    if path.is_dir() and not path.is_symlink():
-        if (path / "zarr.json").exists() or not any(path.iterdir()):
-            shutil.rmtree(path)
-            return
-    raise StoreError(
-        f"refusing to overwrite {path}: it is not a zarr store (nor an empty directory); "
-        "remove it yourself or choose another path"
-    )
-
-
-def _open_root(path: Path, mode: str) -> zarr.Group:
-    """Open the root group and check it is a store this code can read."""
-    not_store = f"not a cosmos-env episode store: {path}"
-    if not path.exists():
-        raise StoreError(f"{not_store} does not exist")
-    if not path.is_dir():
-        raise StoreError(f"{not_store} is a file, not a zarr directory")
-    try:
-        root = zarr.open_group(str(path), mode="r" if mode == "r" else "r+", zarr_format=3)
-    except Exception as e:  # any failure here means "no zarr v3 group at this path"
-        raise StoreError(f"{not_store} has no zarr v3 group ({type(e).__name__}: {e})") from e
-    attrs = root.attrs.asdict()
-    version = attrs.get("format_version")
-    if version is None:
-        raise StoreError(f"{not_store} is a zarr group without a 'format_version' attr")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise StoreError(f"{not_store}: format_version {version!r} is not a positive int")
-    if version > FORMAT_VERSION:
-        raise StoreError(
-            f"episode store {path} was written by a newer cosmos-env (format_version {version}; "
-            f"this version reads up to {FORMAT_VERSION}); upgrade cosmos-env to read it"
-        )
-    missing = [k for k in _REQUIRED_ATTRS if k not in attrs]
-    if missing:
-        raise StoreError(f"episode store {path} is corrupt: group attrs lack {missing}")
-    return root
+        # Drop spare capacity (see `layout.reserve`) and the rows of an interrupted append.
+        layout.fit(self._data.values(), self.n_frames)
+        layout.fit(self._meta.values(), self.n_episodes)

@@ -61,6 +61,7 @@ class TabletopEnv(gym.Env):
         self.camera = camera
         self.render_mode = render_mode
         self.action_spec = BRIDGE_ACTION_SPEC
+        self.state_names = sl.state_names()
         self.action_space = spaces.Box(-1.0, 1.0, (7,), np.float32)
         frame = spaces.Box(0, 255, (image_size, image_size, 3), np.uint8)
         if proprio:

@@ -314,7 +314,7 @@ def test_not_a_store_errors(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="not a cosmos-env episode store.*does not exist"):
         EpisodeStore.open(tmp_path / "missing.zarr")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(StoreError, match="not a cosmos-env episode store.*empty"):
+    with pytest.raises(StoreError, match="not a cosmos-env episode store.*has no zarr v3 group"):
         EpisodeStore.open(tmp_path / "empty")
     (tmp_path / "file.bin").write_bytes(os.urandom(64))
     with pytest.raises(StoreError, match="not a cosmos-env episode store.*is a file"):
@@ -366,7 +366,7 @@ def test_resume_after_simulated_crash(tmp_path: Path) -> None:
     # episode_ends grown (fill -1) but its element never written.
     group = zarr.open_group(str(path), mode="r+")
     n = store.n_frames
-    for key, arr in group["data"].arrays():
+    for _, arr in group["data"].arrays():
         arr.resize((n + 9, *arr.shape[1:]))
         arr[n:] = np.ones((9, *arr.shape[1:]), arr.dtype)
     group["meta/instruction"].resize((3,))
@@ -407,11 +407,21 @@ def test_reopen_complete_store_to_append(tmp_path: Path) -> None:
 
 
 WRITER = """
-import importlib.util, sys
+import importlib.util, sys, time
+import zarr
 spec = importlib.util.spec_from_file_location("data_helpers", sys.argv[1])
 helpers = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(helpers)
 store = helpers.create_store(sys.argv[2])
+if sys.argv[3] == "pause-before-commit":
+    # Freeze the 4th append after its rows are written, just before meta/episode_ends.
+    setitem = zarr.Array.__setitem__
+    def paused_setitem(self, selection, value):
+        if self.path == "meta/episode_ends" and store.n_episodes >= 3:
+            print("about to commit", flush=True)
+            time.sleep(60)
+        setitem(self, selection, value)
+    zarr.Array.__setitem__ = paused_setitem
 for i in range(100_000):
     episode = helpers.make_episode(i, helpers.writer_length(i))
     store.append_episode(episode, instruction=f"task {i}", source_id=f"seed-{i}")
@@ -419,23 +429,28 @@ for i in range(100_000):
 """
 
 
-def test_sigkilled_writer_leaves_readable_resumable_store(tmp_path: Path) -> None:
-    path = tmp_path / "killed.zarr"
+def run_and_kill_writer(path: Path, mode: str) -> int:
+    """Start the writer, SIGKILL it mid-write, return how many commits it reported."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(CONFTEST), str(path)],
+        [sys.executable, "-c", WRITER, str(CONFTEST), str(path), mode],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
         cwd=REPO_ROOT,
     )
+    committed = 0
     try:
-        committed = 0
-        while committed < 3:  # kill while it is busy appending episode 4 (or later)
+        while True:
             line = proc.stdout.readline()
             assert line, f"writer exited early: {proc.stderr.read()}"
+            if line.strip() == "about to commit":
+                break
             committed = int(line)
+            if mode == "free-running" and committed >= 3:
+                time.sleep(0.005)  # let it get into the next append
+                break
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.kill()
@@ -443,22 +458,44 @@ def test_sigkilled_writer_leaves_readable_resumable_store(tmp_path: Path) -> Non
         proc.stdout.close()
         proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
+    return committed
+
+
+@pytest.mark.parametrize("mode", ["pause-before-commit", "free-running"])
+def test_sigkilled_writer_leaves_readable_resumable_store(tmp_path: Path, mode: str) -> None:
+    path = tmp_path / "killed.zarr"
+    committed = run_and_kill_writer(path, mode)
+    assert committed >= 3
 
     with pytest.raises(IncompleteStoreError, match="did not finish"):
         EpisodeStore.open(path)
     partial = EpisodeStore.open(path, allow_incomplete=True)
     n = partial.n_episodes
     assert n >= committed
+    if mode == "pause-before-commit":
+        # The 4th episode's rows and strings are on disk, but it was never committed.
+        raw = zarr.open_group(str(path), mode="r")
+        assert n == 3
+        assert raw["data/episode_id"][partial.n_frames] == 3
+        assert raw["meta/instruction"][3] == "task 3"
     for i in range(n):
         assert_episode_equal(partial.load_episode(i), make_episode(i, writer_length(i)))
         assert partial.instruction(i) == f"task {i}" and partial.source_id(i) == f"seed-{i}"
 
     with EpisodeStore.open(path, "a") as resumed:
         assert resumed.n_episodes == n
-        resumed.append_episode(make_episode(n, writer_length(n)), "task resumed", "seed-x")
+        resumed.append_episode(make_episode(n, 7), "task resumed", "seed-x")
     final = EpisodeStore.open(path)
     assert final.is_complete and final.n_episodes == n + 1
-    for i in range(n + 1):
+    for i in range(n):
         assert_episode_equal(final.load_episode(i), make_episode(i, writer_length(i)))
+    assert_episode_equal(final.load_episode(n), make_episode(n, 7))
     assert final.instruction(n) == "task resumed"
     assert not list(path.rglob("*.partial"))
+
+
+def test_complete_store_with_inconsistent_arrays_is_corrupt(tmp_path: Path) -> None:
+    fill_store(tmp_path / "s.zarr", lengths=(4, 6))
+    zarr.open_group(str(tmp_path / "s.zarr"), mode="r+")["data/state"].resize((7, 4))
+    with pytest.raises(StoreError, match="marked complete but its arrays disagree"):
+        EpisodeStore.open(tmp_path / "s.zarr")

@@ -1,0 +1,113 @@
+"""Ground-truth env speed: step + render frames/s of the tabletop MuJoCo env in one and in
+two processes, and the throughput of `generate` (200 scripted episodes, 2 workers) with the
+store's bytes per frame against raw uint8.
+
+    python benchmarks/gt_env_speed.py [--quick] [--out DIR]
+
+Writes DIR/gt_env_speed.json and DIR/gt_env_speed.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cosmos_env.config import GenerateConfig, WorldConfig
+from cosmos_env.eval.media import markdown_table
+from cosmos_env.generate import generate
+
+
+def _env_worker(args: tuple[int, int, int, object]) -> tuple[float, float, int]:
+    from cosmos_env.sim.tabletop_env import TabletopEnv
+
+    steps, image_size, seed, barrier = args
+    env = TabletopEnv(task="push", image_size=image_size, terminate_on_success=False)
+    rng = np.random.default_rng(seed)
+    actions = rng.uniform(-1, 1, (steps, 7)).astype(np.float32)
+    env.reset(seed=seed)
+    env.step(actions[0])  # warm up the renderer outside the timed loop
+    barrier.wait()
+    start = time.perf_counter()
+    for t in range(steps):
+        if t % 50 == 0:
+            env.reset(seed=seed + t)
+        env.step(actions[t])
+    end = time.perf_counter()
+    env.close()
+    return start, end, steps
+
+
+def env_frames_per_s(processes: int, steps: int, image_size: int) -> float:
+    """Aggregate step+render frames/s of ``processes`` envs stepping concurrently."""
+    ctx = mp.get_context("spawn")
+    with ctx.Manager() as manager:
+        barrier = manager.Barrier(processes)
+        with ctx.Pool(processes) as pool:
+            jobs = [(steps, image_size, 100 * i, barrier) for i in range(processes)]
+            results = pool.map(_env_worker, jobs)
+    start = min(r[0] for r in results)
+    end = max(r[1] for r in results)
+    return sum(r[2] for r in results) / (end - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer steps and episodes")
+    parser.add_argument("--out", type=Path, default=Path("outputs/bench"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    steps = 500 if args.quick else 3000
+    episodes = 20 if args.quick else 200
+
+    results: dict = {"quick": args.quick, "machine": platform.processor() or platform.machine()}
+    results["frames_per_s_1proc"] = env_frames_per_s(1, steps, 64)
+    results["frames_per_s_2proc"] = env_frames_per_s(2, steps, 64)
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = GenerateConfig(
+            world=WorldConfig(),
+            task="push",
+            noise=0.3,
+            episodes=episodes,
+            workers=2,
+            out=str(Path(tmp) / "push.zarr"),
+        )
+        summary = generate(cfg)
+    results["generate"] = {
+        "episodes": summary["episodes"],
+        "frames": summary["frames"],
+        "steps_per_episode": summary["frames"] // summary["episodes"] - 1,
+        "frames_per_s": summary["frames_per_s"],
+        "bytes_per_frame": summary["bytes_per_frame"],
+        "raw_bytes_per_frame": summary["raw_bytes_per_frame"],
+        "compression_ratio": summary["raw_bytes_per_frame"] / summary["bytes_per_frame"],
+    }
+    gen = results["generate"]
+    table = markdown_table(
+        ["measure", "value"],
+        [
+            ["env step+render, 1 process (frames/s, 64x64)", results["frames_per_s_1proc"]],
+            ["env step+render, 2 processes (frames/s, 64x64)", results["frames_per_s_2proc"]],
+            ["2-process speed-up", results["frames_per_s_2proc"] / results["frames_per_s_1proc"]],
+            [
+                f"generate {gen['episodes']} push episodes, 2 workers (frames/s)",
+                gen["frames_per_s"],
+            ],
+            ["store bytes per frame (rgb, compressed)", gen["bytes_per_frame"]],
+            ["raw uint8 bytes per frame", gen["raw_bytes_per_frame"]],
+            ["compression ratio", gen["compression_ratio"]],
+        ],
+    )
+    (args.out / "gt_env_speed.json").write_text(json.dumps(results, indent=2))
+    (args.out / "gt_env_speed.md").write_text(table + "\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

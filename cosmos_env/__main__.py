@@ -1,0 +1,44 @@
+"""``python -m cosmos_env <command> [hydra overrides]``."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+COMMANDS = {
+    "generate": "roll a policy out in a MuJoCo world into an episode store",
+    "demo": "the scripted expert in the tabletop world: video, contact sheet, metrics",
+}
+
+
+def _usage() -> str:
+    lines = ["usage: python -m cosmos_env <command> [key=value ...]", "", "commands:"]
+    lines += [f"  {name:10s} {text}" for name, text in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    command, overrides = argv[0], argv[1:]
+    if command == "generate":
+        from cosmos_env.config import GenerateConfig, load_config
+        from cosmos_env.generate import generate
+
+        summary = generate(load_config("generate", GenerateConfig, overrides))
+        print(json.dumps(summary, indent=2))
+        return 0
+    if command == "demo":
+        from cosmos_env.config import DemoConfig, load_config
+        from cosmos_env.demo import run_demo
+
+        run_demo(load_config("demo", DemoConfig, overrides))
+        return 0
+    print(f"unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""Record the episodes of any Gymnasium env with ``rgb_array`` rendering into the store.
+
+The wrapper watches ``reset``/``step`` and, when an episode ends, hands its rows to a sink
+(an `EpisodeStore` or any callable). Rows follow the store contract: ``rgb[t]``,
+``state[t]``, ``action[t]`` = the action taken after observing ``rgb[t]`` (normalised to
+[-1, 1] by the action space's bounds), ``reward[t]`` = the reward received on arriving at
+``rgb[t]`` (0 on the first row); the last row has a zero padding action and ``is_last``.
+
+State: the tabletop envs' task state (``info["state"]``); for Gymnasium's MuJoCo envs,
+``concat(qpos, qvel)`` of the simulator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import cv2
+import gymnasium as gym
+import numpy as np
+
+from cosmos_env.data.spec import ActionSpec, FeatureSpec, standard_features
+
+EpisodeSink = Callable[[dict[str, np.ndarray], str, str], Any]
+
+
+def _box_bounds(env: gym.Env) -> tuple[np.ndarray, np.ndarray]:
+    space = env.action_space
+    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+        raise ValueError(f"the recorder needs a 1-d Box action space, got {space}")
+    if not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
+        raise ValueError(f"the recorder needs a bounded action space, got {space}")
+    return space.low.astype(np.float64), space.high.astype(np.float64)
+
+
+def action_spec_of(env: gym.Env) -> ActionSpec:
+    """The env's own action spec if it has one (tabletop), else one built from its Box."""
+    spec = getattr(env.unwrapped, "action_spec", None)
+    if isinstance(spec, ActionSpec):
+        return spec
+    low, high = _box_bounds(env)
+    names = tuple(f"a{i}" for i in range(len(low)))
+    return ActionSpec(names, ("native",) * len(low), tuple(low), tuple(high))
+
+
+def _mujoco_state(env: gym.Env) -> np.ndarray:
+    data = getattr(env.unwrapped, "data", None)
+    if data is None or not hasattr(data, "qpos"):
+        raise ValueError(
+            f"{env.unwrapped} exposes neither info['state'] nor a MuJoCo `data`: "
+            "the recorder cannot read its state"
+        )
+    return np.concatenate([data.qpos, data.qvel]).astype(np.float32)
+
+
+def state_names_of(env: gym.Env, state_dim: int) -> tuple[str, ...]:
+    names = getattr(env.unwrapped, "state_names", None)
+    if names is not None and len(names) == state_dim:
+        return tuple(names)
+    model = getattr(env.unwrapped, "model", None)
+    if model is not None and model.nq + model.nv == state_dim:
+        return tuple(f"qpos{i}" for i in range(model.nq)) + tuple(
+            f"qvel{i}" for i in range(model.nv)
+        )
+    return tuple(f"s{i}" for i in range(state_dim))
+
+
+def features_for(env: gym.Env, image_size: int) -> dict[str, FeatureSpec]:
+    """The store schema that recording ``env`` at ``image_size`` produces."""
+    _, info = env.reset(seed=0)
+    state = _read_state(env, info)
+    spec = action_spec_of(env)
+    return standard_features(
+        image_size,
+        image_size,
+        state.shape[0],
+        spec.dim,
+        state_names_of(env, state.shape[0]),
+        spec.names,
+    )
+
+
+def _read_state(env: gym.Env, info: dict) -> np.ndarray:
+    if "state" in info:
+        return np.asarray(info["state"], dtype=np.float32)
+    return _mujoco_state(env)
+
+
+class EpisodeRecorder(gym.Wrapper):
+    """Wrap ``env`` and send each finished episode to ``sink(episode, instruction, source_id)``.
+
+    Args:
+        env: any env whose ``render()`` returns an RGB frame (``render_mode="rgb_array"``).
+        sink: ``EpisodeStore.append_episode`` or any callable with that signature.
+        image_size: frames are resized (area interpolation) to (image_size, image_size).
+        instruction: the language instruction stored with every episode.
+        source: prefix of each episode's source id (``<source>/seed<k>/ep<n>``).
+    """
+
+    def __init__(
+        self,
+        env: gym.Env,
+        sink: EpisodeSink,
+        image_size: int = 64,
+        instruction: str = "",
+        source: str = "",
+    ) -> None:
+        super().__init__(env)
+        if env.render_mode != "rgb_array":
+            raise ValueError(
+                f"record an env made with render_mode='rgb_array', not {env.render_mode!r}"
+            )
+        self.sink = sink
+        self.image_size = image_size
+        self.instruction = instruction
+        self.source = source
+        self._low, self._high = _box_bounds(env)
+        self._rows: dict[str, list] | None = None
+        self._seed: int | None = None
+        self._count = 0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._seed = seed
+        self._rows = {"rgb": [], "state": [], "action": [], "reward": []}
+        self._add_row(info, reward=0.0)
+        return obs, info
+
+    def step(self, action):
+        if self._rows is None:
+            raise RuntimeError("step() called before reset(): call env.reset(seed=...) first")
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._rows["action"].append(self._normalise(action))
+        self._add_row(info, reward=float(reward))
+        if terminated or truncated:
+            self._flush()
+        return obs, reward, terminated, truncated, info
+
+    def _normalise(self, action) -> np.ndarray:
+        a = np.asarray(action, dtype=np.float64)
+        return (2.0 * (a - self._low) / (self._high - self._low) - 1.0).astype(np.float32)
+
+    def _add_row(self, info: dict, reward: float) -> None:
+        frame = self.env.render()
+        if frame.shape[:2] != (self.image_size, self.image_size):
+            frame = cv2.resize(
+                frame, (self.image_size, self.image_size), interpolation=cv2.INTER_AREA
+            )
+        self._rows["rgb"].append(np.ascontiguousarray(frame, dtype=np.uint8))
+        self._rows["state"].append(_read_state(self.env, info))
+        self._rows["reward"].append(reward)
+
+    def _flush(self) -> None:
+        rows = self._rows
+        rows["action"].append(np.zeros_like(rows["action"][0]))  # padding action of the last row
+        n = len(rows["rgb"])
+        episode = {
+            "rgb": np.stack(rows["rgb"]),
+            "state": np.stack(rows["state"]),
+            "action": np.stack(rows["action"]),
+            "reward": np.asarray(rows["reward"], dtype=np.float32),
+            "is_first": np.arange(n) == 0,
+            "is_last": np.arange(n) == n - 1,
+        }
+        source_id = f"{self.source}/seed{self._seed}/ep{self._count}"
+        self.sink(episode, self.instruction, source_id)
+        self._count += 1
+        self._rows = None
