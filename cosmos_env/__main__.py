@@ -8,6 +8,8 @@ import sys
 COMMANDS = {
     "generate": "roll a policy out in a MuJoCo world into an episode store",
     "demo": "the scripted expert in the tabletop world: video, contact sheet, metrics",
+    "train-tokenizer": "train a causal video tokenizer (tokenizer=CI8x8 data=PATH)",
+    "encode": "cache a tokenizer's latents or tokens in a store (tokenizer=NAME data=PATH)",
 }
 
 
@@ -35,6 +37,19 @@ def main(argv: list[str] | None = None) -> int:
         from cosmos_env.demo import run_demo
 
         run_demo(load_config("demo", DemoConfig, overrides))
+        return 0
+    if command == "train-tokenizer":
+        from cosmos_env.config import TrainTokenizerConfig, load_config
+        from cosmos_env.tokenizer.train import train_tokenizer
+
+        result = train_tokenizer(load_config("train_tokenizer", TrainTokenizerConfig, overrides))
+        print(json.dumps(result, indent=2))
+        return 0
+    if command == "encode":
+        from cosmos_env.config import EncodeConfig, load_config
+        from cosmos_env.tokenizer.cache import encode_command
+
+        print(json.dumps(encode_command(load_config("encode", EncodeConfig, overrides)), indent=2))
         return 0
     print(f"unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
     return 2

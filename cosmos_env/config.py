@@ -9,6 +9,8 @@ from typing import TypeVar
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
+from cosmos_env.tokenizer.config import TokenizerConfig
+
 T = TypeVar("T")
 
 
@@ -44,6 +46,40 @@ class DemoConfig:
     upscale: int = 4
     seed: int = 0
     out: str = "outputs/demo"
+
+
+@dataclass
+class TrainTokenizerConfig:
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    data: str = "datasets/tabletop/data"
+    out: str = "outputs/tokenizers/CI8x8"
+    steps: int = 10000
+    max_minutes: float = 27.0  # stop early (and release) when the wall-clock budget is spent
+    batch_size: int = 64
+    clip_frames: int = 1  # 1 for image tokenizers; 1 + k * temporal_factor for video
+    lr: float = 1e-3
+    warmup_steps: int = 200
+    weight_decay: float = 0.0
+    ema_decay: float = 0.999
+    grad_weight: float = 0.5  # image-gradient (structural) loss
+    mse_weight: float = 1.0
+    temporal_weight: float = 0.5  # temporal-difference loss (video only)
+    amp: bool = True  # bfloat16 autocast on the CPU: ~1.4x faster steps
+    eval_every: int = 500
+    save_every: int = 500
+    eval_frames: int = 256
+    val_fraction: float = 0.1
+    seed: int = 0
+    threads: int = 0  # 0 = torch's default (all cores)
+    resume: bool = True
+
+
+@dataclass
+class EncodeConfig:
+    tokenizer: str = "CI8x8"  # shipped name or checkpoint directory
+    data: str = "datasets/tabletop/data"
+    batch_size: int = 256
+    overwrite: bool = False
 
 
 def load_config(name: str, schema: type[T], overrides: list[str]) -> T:

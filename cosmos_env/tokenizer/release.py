@@ -1,0 +1,52 @@
+"""Loading shipped or trained tokenizers from ``config.json`` + ``model.safetensors``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from cosmos_env import checkpoint
+from cosmos_env.tokenizer.config import TokenizerConfig
+from cosmos_env.tokenizer.model import Tokenizer
+
+
+def load_tokenizer(name_or_path: str | Path) -> Tokenizer:
+    """A shipped tokenizer by name (``CI8x8``, ``DI8x8``) or a release directory, in eval
+    mode, with ``.checksum`` (of its weights) and ``.source`` (its directory) set."""
+    directory = checkpoint.resolve(name_or_path)
+    raw = checkpoint.read_config(directory)
+    if "tokenizer" not in raw:
+        raise checkpoint.CheckpointError(
+            f"{directory}/config.json has no 'tokenizer' section: not a tokenizer checkpoint"
+        )
+    try:
+        cfg = TokenizerConfig.from_dict(raw["tokenizer"])
+    except (TypeError, ValueError) as e:
+        raise checkpoint.CheckpointError(f"{directory}/config.json is invalid: {e}") from e
+    model = Tokenizer(cfg)
+    checkpoint.load_weights(directory, model)
+    model.eval().requires_grad_(False)
+    model.checksum = checkpoint.weights_checksum(directory)
+    model.source = directory
+    return model
+
+
+def save_tokenizer(directory: str | Path, model: Tokenizer, card: str = "", **extra) -> Path:
+    """Release ``model`` (its config travels with the weights)."""
+    config = {"tokenizer": model.cfg.to_dict(), **extra}
+    return checkpoint.save_release(Path(directory), model, config, card)
+
+
+@torch.inference_mode()
+def encode_frames(model: Tokenizer, frames_uint8: torch.Tensor) -> torch.Tensor:
+    """Image tokenizer on uint8 frames (N, H, W, 3) -> latents (N, C, H/s, W/s)."""
+    video = frames_uint8.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    return model.encode(video)[:, :, 0]
+
+
+@torch.inference_mode()
+def decode_frames(model: Tokenizer, latents: torch.Tensor) -> torch.Tensor:
+    """Image tokenizer on latents (N, C, h, w) -> uint8 frames (N, H, W, 3)."""
+    video = model.decode(latents.unsqueeze(2))[:, :, 0]
+    return ((video.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1)

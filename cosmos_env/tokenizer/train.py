@@ -1,0 +1,227 @@
+"""``python -m cosmos_env train-tokenizer tokenizer=CI8x8 data=PATH``: train a tokenizer with
+L1 + MSE + image-gradient losses (+ temporal difference for video), EMA weights, resume,
+a progress bar and a log file; release the EMA weights as model.safetensors + config.json."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from cosmos_env import checkpoint
+from cosmos_env.config import TrainTokenizerConfig
+from cosmos_env.eval.metrics import psnr, ssim, to_unit
+from cosmos_env.tokenizer.data import load_clips, store_paths
+from cosmos_env.tokenizer.model import Tokenizer
+
+
+def _gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return x[..., 1:, :] - x[..., :-1, :], x[..., :, 1:] - x[..., :, :-1]
+
+
+def reconstruction_loss(
+    pred: torch.Tensor, target: torch.Tensor, cfg: TrainTokenizerConfig
+) -> dict[str, torch.Tensor]:
+    """Losses on video (B, 3, T, H, W) in [-1, 1]; ``total`` is their weighted sum."""
+    losses = {"l1": (pred - target).abs().mean(), "mse": (pred - target).pow(2).mean()}
+    (pdy, pdx), (tdy, tdx) = _gradients(pred), _gradients(target)
+    losses["grad"] = (pdy - tdy).abs().mean() + (pdx - tdx).abs().mean()
+    total = losses["l1"] + cfg.mse_weight * losses["mse"] + cfg.grad_weight * losses["grad"]
+    if pred.shape[2] > 1:
+        pred_dt, target_dt = pred.diff(dim=2), target.diff(dim=2)
+        losses["temporal"] = (pred_dt - target_dt).abs().mean()
+        total = total + cfg.temporal_weight * losses["temporal"]
+    losses["total"] = total
+    return losses
+
+
+@torch.no_grad()
+def evaluate(model: Tokenizer, clips: np.ndarray, batch: int = 64) -> dict[str, float]:
+    """PSNR / SSIM of reconstructions of uint8 clips (N, T, H, W, 3)."""
+    model.eval()
+    scores_psnr, scores_ssim = [], []
+    for start in range(0, len(clips), batch):
+        video = to_unit(torch.from_numpy(clips[start : start + batch])).transpose(1, 2)
+        recon = model.decode(model.encode(video)).clamp(-1, 1)
+        pred, target = recon.transpose(1, 2).flatten(0, 1), video.transpose(1, 2).flatten(0, 1)
+        scores_psnr.append(psnr(pred, target))
+        scores_ssim.append(ssim(pred, target))
+    return {
+        "psnr": torch.cat(scores_psnr).mean().item(),
+        "ssim": torch.cat(scores_ssim).mean().item(),
+    }
+
+
+def _lr(cfg: TrainTokenizerConfig, step: int, elapsed: float) -> float:
+    """Warmup, then cosine to 2% over whichever budget (steps or minutes) runs out first."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    by_steps = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    progress = max(by_steps, elapsed / (cfg.max_minutes * 60))
+    return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def _logger(out: Path) -> logging.Logger:
+    log = logging.getLogger(f"cosmos_env.train_tokenizer.{out}")
+    log.setLevel(logging.INFO)
+    if not log.handlers:
+        handler = logging.FileHandler(out / "train.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        log.addHandler(handler)
+    return log
+
+
+def _card(
+    cfg: TrainTokenizerConfig, n_train: int, n_val: int, steps: int, wall: float, metrics: dict
+) -> str:
+    tok = cfg.tokenizer
+    stores = ", ".join(p.name for p in store_paths(cfg.data))
+    rate = ""
+    if tok.kind == "discrete":
+        bpp = math.log2(math.prod(tok.fsq_levels)) / tok.spatial_factor**2
+        rate = (
+            f"- Tokens: one per {tok.spatial_factor}x{tok.spatial_factor} patch, codebook "
+            f"{math.prod(tok.fsq_levels)} (FSQ {tok.fsq_levels}), {bpp:.3f} bits per pixel\n"
+        )
+    return (
+        f"# {tok.name}\n\n"
+        f"{'Discrete (FSQ)' if tok.kind == 'discrete' else 'Continuous'} causal tokenizer, "
+        f"{tok.temporal_factor}x{tok.spatial_factor}x{tok.spatial_factor} compression "
+        f"(time x height x width), channels {tok.channels}.\n\n"
+        f"- Data: {stores} (tabletop MuJoCo renders, 64x64); {n_train} training clips of "
+        f"{cfg.clip_frames} frame(s), {n_val} held-out clips (episode split, val_fraction "
+        f"{cfg.val_fraction})\n"
+        f"{rate}"
+        f"- Training: {steps} steps at batch {cfg.batch_size}, AdamW lr {cfg.lr} cosine, EMA "
+        f"{cfg.ema_decay}, bf16 autocast {cfg.amp}; wall time {wall / 60:.1f} min on "
+        f"{torch.get_num_threads()} CPU threads\n"
+        f"- Held-out metrics (EMA weights): PSNR {metrics['psnr']:.2f} dB, "
+        f"SSIM {metrics['ssim']:.4f}\n"
+        f"- Reproduce: `python -m cosmos_env train-tokenizer tokenizer={tok.name} "
+        f"data={cfg.data}`\n"
+    )
+
+
+def train_tokenizer(cfg: TrainTokenizerConfig) -> dict:
+    """Train, release to ``cfg.out`` and return the held-out metrics."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = _logger(out)
+    tok_cfg = cfg.tokenizer
+    if tok_cfg.is_video and (cfg.clip_frames - 1) % tok_cfg.temporal_factor:
+        raise ValueError(f"clip_frames must be 1 + k*{tok_cfg.temporal_factor} for {tok_cfg.name}")
+    train_clips = load_clips(cfg.data, "train", cfg.clip_frames, cfg.val_fraction)
+    val_clips = load_clips(cfg.data, "val", cfg.clip_frames, cfg.val_fraction)
+    val_eval = val_clips[
+        np.linspace(0, len(val_clips) - 1, min(cfg.eval_frames, len(val_clips))).astype(int)
+    ]
+    torch.manual_seed(cfg.seed)
+    model = Tokenizer(tok_cfg)
+    ema = copy.deepcopy(model).requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    rng = np.random.default_rng(cfg.seed)
+    step, elapsed = 0, 0.0
+    state_path = out / "train_state.pt"
+    if cfg.resume and state_path.exists():
+        state = checkpoint.load_training_state(state_path)
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["optimizer"])
+        step, elapsed = int(state["step"]), float(state["elapsed"])
+        rng = np.random.default_rng([cfg.seed, step])
+        log.info("resumed from step %d (%.1f min already spent)", step, elapsed / 60)
+    log.info("config %s", asdict(cfg))
+    log.info(
+        "data: %d train clips, %d val clips; model %.2fM parameters",
+        len(train_clips),
+        len(val_clips),
+        sum(p.numel() for p in model.parameters()) / 1e6,
+    )
+
+    def save_state() -> None:
+        checkpoint.save_training_state(
+            state_path,
+            {
+                "model": model.state_dict(),
+                "ema": ema.state_dict(),
+                "optimizer": opt.state_dict(),
+                "step": step,
+                "elapsed": elapsed,
+            },
+        )
+
+    start = time.perf_counter() - elapsed
+    metrics: dict[str, float] = {}
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {tok_cfg.name}", unit="step")
+    while step < cfg.steps and (time.perf_counter() - start) < cfg.max_minutes * 60:
+        model.train()
+        idx = rng.integers(0, len(train_clips), cfg.batch_size)
+        video = to_unit(torch.from_numpy(train_clips[idx])).transpose(1, 2)  # (B, 3, T, H, W)
+        for group in opt.param_groups:
+            group["lr"] = _lr(cfg, step, elapsed)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp):
+            recon, _ = model(video)
+        losses = reconstruction_loss(recon.float(), video, cfg)
+        opt.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        decay = min(cfg.ema_decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for e, p in zip(ema.parameters(), model.parameters(), strict=True):
+                e.lerp_(p, 1 - decay)
+        step += 1
+        elapsed = time.perf_counter() - start
+        bar.update()
+        bar.set_postfix(loss=f"{losses['total'].item():.4f}")
+        if step % 50 == 0:
+            log.info(
+                "step %d loss %.5f l1 %.5f lr %.2e elapsed %.1f min",
+                step,
+                losses["total"].item(),
+                losses["l1"].item(),
+                _lr(cfg, step, elapsed),
+                elapsed / 60,
+            )
+        if step % cfg.eval_every == 0:
+            metrics = evaluate(ema, val_eval)
+            log.info(
+                "step %d eval (EMA) psnr %.3f ssim %.4f", step, metrics["psnr"], metrics["ssim"]
+            )
+        if step % cfg.save_every == 0:
+            save_state()
+    bar.close()
+    save_state()
+    metrics = evaluate(ema, val_clips)
+    wall = time.perf_counter() - start
+    log.info(
+        "finished: %d steps in %.1f min; held-out (all %d val clips) psnr %.3f ssim %.4f",
+        step,
+        wall / 60,
+        len(val_clips),
+        metrics["psnr"],
+        metrics["ssim"],
+    )
+    card = _card(cfg, len(train_clips), len(val_clips), step, wall, metrics)
+    checkpoint.save_release(
+        out / "release",
+        ema,
+        {
+            "tokenizer": tok_cfg.to_dict(),
+            "metrics": metrics,
+            "steps": step,
+            "wall_minutes": wall / 60,
+        },
+        card,
+    )
+    log.info("released %s", out / "release")
+    return {"steps": step, "wall_minutes": wall / 60, **metrics}
