@@ -32,6 +32,7 @@ test-all: lint
 bench: $(STAMP)
 	$(PY) benchmarks/gt_env_speed.py $(if $(QUICK),--quick) --out $(OUT)/bench
 	$(PY) benchmarks/expert_success.py $(if $(QUICK),--quick) --out $(OUT)/bench
+	$(PY) benchmarks/tokenizer_rd.py $(if $(QUICK),--quick) --out $(OUT)/bench
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

@@ -57,7 +57,7 @@ class TrainTokenizerConfig:
     max_minutes: float = 27.0  # stop early (and release) when the wall-clock budget is spent
     batch_size: int = 64
     clip_frames: int = 1  # 1 for image tokenizers; 1 + k * temporal_factor for video
-    lr: float = 1e-3
+    lr: float = 2e-3
     warmup_steps: int = 200
     weight_decay: float = 0.0
     ema_decay: float = 0.999

@@ -3,6 +3,7 @@ end-effector action, the state vector and rendering."""
 
 from __future__ import annotations
 
+import cv2
 import mujoco  # MUJOCO_GL was set by cosmos_env/__init__.py, imported first
 import numpy as np
 
@@ -39,6 +40,8 @@ class TabletopWorld:
     Args:
         n_objects: 1..3 objects; the cube is always the task object.
         image_size: side of the square rendered frames, in pixels.
+        supersample: render at ``supersample`` times the size and area-average down, so
+            edges are anti-aliased as a real camera's pixels are (and easier to tokenize).
         control_hz: actions per second (Bridge: 5 Hz); physics substeps fill the gap.
         physics_dt: MuJoCo timestep in seconds.
     """
@@ -49,11 +52,14 @@ class TabletopWorld:
         image_size: int = 64,
         control_hz: float = 5.0,
         physics_dt: float = 0.004,
+        supersample: int = 2,
     ) -> None:
         self.n_objects = n_objects
         self.image_size = image_size
         self.control_hz = control_hz
-        self.model = mujoco.MjModel.from_xml_string(tabletop_xml(n_objects, image_size, physics_dt))
+        self.supersample = supersample
+        xml = tabletop_xml(n_objects, image_size * supersample, physics_dt)
+        self.model = mujoco.MjModel.from_xml_string(xml)
         self.data = mujoco.MjData(self.model)
         self.substeps = max(1, round(1.0 / (control_hz * physics_dt)))
         self._renderer: mujoco.Renderer | None = None
@@ -155,9 +161,14 @@ class TabletopWorld:
     def render(self, camera: str = "front") -> np.ndarray:
         """RGB frame, uint8 (image_size, image_size, 3)."""
         if self._renderer is None:
-            self._renderer = mujoco.Renderer(self.model, self.image_size, self.image_size)
+            size = self.image_size * self.supersample
+            self._renderer = mujoco.Renderer(self.model, size, size)
         self._renderer.update_scene(self.data, camera=camera)
-        return self._renderer.render()
+        frame = self._renderer.render()
+        if self.supersample == 1:
+            return frame
+        size = (self.image_size, self.image_size)
+        return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
     def close(self) -> None:
         if self._renderer is not None:

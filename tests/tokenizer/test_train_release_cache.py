@@ -146,3 +146,12 @@ def test_video_tokenizer_cannot_fill_the_per_frame_cache(store_dir, tmp_path):
     save_tokenizer(tmp_path / "v", Tokenizer(tiny_config(temporal_factor=4, temporal_haar=True)))
     with pytest.raises(ValueError, match="image tokenizer"):
         encode_store(store_dir / "push.zarr", load_tokenizer(tmp_path / "v"))
+
+
+def test_encode_command_fills_every_store(store_dir, tmp_path, capsys):
+    from cosmos_env.__main__ import main
+
+    save_tokenizer(tmp_path / "tok", Tokenizer(tiny_config(kind="discrete")))
+    assert main(["encode", f"tokenizer={tmp_path / 'tok'}", f"data={store_dir}"]) == 0
+    summaries = json.loads(capsys.readouterr().out)
+    assert len(summaries) == 2 and all(s["key"].startswith("tokens_CI8x8_") for s in summaries)
