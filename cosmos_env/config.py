@@ -62,7 +62,7 @@ class TrainTokenizerConfig:
     weight_decay: float = 0.0
     ema_decay: float = 0.999
     grad_weight: float = 0.5  # image-gradient (structural) loss
-    mse_weight: float = 1.0
+    mse_weight: float = 10.0
     temporal_weight: float = 0.5  # temporal-difference loss (video only)
     amp: bool = True  # bfloat16 autocast on the CPU: ~1.4x faster steps
     eval_every: int = 500
