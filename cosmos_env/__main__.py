@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         from cosmos_env.config import EncodeConfig, load_config
         from cosmos_env.tokenizer.cache import encode_command
 
-        print(json.dumps(encode_command(load_config("encode", EncodeConfig, overrides)), indent=2))
+        cfg = load_config("encode", EncodeConfig, overrides, plain_keys=("tokenizer",))
+        print(json.dumps(encode_command(cfg), indent=2))
         return 0
     print(f"unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
     return 2

@@ -32,12 +32,15 @@ def save_release(
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a release is meant to be read by all
     try:
         tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
         save_file(tensors, tmp / "model.safetensors")
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         if card:
             (tmp / "card.md").write_text(card)
+        for path in tmp.iterdir():
+            path.chmod(0o644)
         if directory.exists():
             old = directory.with_name(f".{directory.name}.old")
             shutil.rmtree(old, ignore_errors=True)
