@@ -31,7 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from cosmos_env.config import GenerateConfig, load_config  # noqa: E402
 from cosmos_env.eval.media import markdown_table, write_png  # noqa: E402
-from cosmos_env.eval.metrics import psnr, ssim  # noqa: E402
+from cosmos_env.eval.metrics import psnr, ssim, to_unit  # noqa: E402
 from cosmos_env.generate import generate  # noqa: E402
 from cosmos_env.tokenizer.data import load_clips  # noqa: E402
 from cosmos_env.tokenizer.release import decode_frames, encode_frames, load_tokenizer  # noqa: E402
@@ -49,7 +49,7 @@ def held_out_frames(directory: Path, episodes: int) -> np.ndarray:
 
 
 def _unit(frames: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return to_unit(torch.from_numpy(frames))
 
 
 def frame_scores(recon: np.ndarray, frames: np.ndarray) -> tuple[float, float]:

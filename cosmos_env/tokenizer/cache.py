@@ -13,7 +13,6 @@ import os
 import shutil
 from pathlib import Path
 
-import numpy as np
 import torch
 import zarr
 from tqdm import tqdm
@@ -121,8 +120,3 @@ def encode_command(cfg: EncodeConfig) -> list[dict]:
     """``python -m cosmos_env encode tokenizer=NAME data=PATH`` over one store or a directory."""
     model = load_tokenizer(cfg.tokenizer)
     return [encode_store(p, model, cfg.batch_size, cfg.overwrite) for p in store_paths(cfg.data)]
-
-
-def cached_rows(store: EpisodeStore, model: Tokenizer, start: int, end: int) -> np.ndarray:
-    """Rows [start, end) of the cache."""
-    return load_cache(store, model)[start:end]

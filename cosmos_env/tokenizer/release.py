@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from cosmos_env import checkpoint
+from cosmos_env.eval.metrics import to_uint8, to_unit
 from cosmos_env.tokenizer.config import TokenizerConfig
 from cosmos_env.tokenizer.model import Tokenizer
 
@@ -41,12 +42,10 @@ def save_tokenizer(directory: str | Path, model: Tokenizer, card: str = "", **ex
 @torch.inference_mode()
 def encode_frames(model: Tokenizer, frames_uint8: torch.Tensor) -> torch.Tensor:
     """Image tokenizer on uint8 frames (N, H, W, 3) -> latents (N, C, H/s, W/s)."""
-    video = frames_uint8.permute(0, 3, 1, 2).float() / 127.5 - 1.0
-    return model.encode(video)[:, :, 0]
+    return model.encode(to_unit(frames_uint8))[:, :, 0]
 
 
 @torch.inference_mode()
 def decode_frames(model: Tokenizer, latents: torch.Tensor) -> torch.Tensor:
     """Image tokenizer on latents (N, C, h, w) -> uint8 frames (N, H, W, 3)."""
-    video = model.decode(latents.unsqueeze(2))[:, :, 0]
-    return ((video.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1)
+    return to_uint8(model.decode(latents.unsqueeze(2))[:, :, 0])

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cosmos_env.checkpoint import PRETRAINED_DIR
-from cosmos_env.eval.metrics import psnr
+from cosmos_env.eval.metrics import psnr, to_unit
 from cosmos_env.sim.experts import ScriptedExpert
 from cosmos_env.sim.tabletop_env import TabletopEnv
 from cosmos_env.tokenizer.release import decode_frames, encode_frames, load_tokenizer
@@ -36,7 +36,6 @@ def test_shipped_tokenizer_reconstructs_tabletop_frames(name, min_psnr, frames):
     assert config["tokenizer"]["name"] == name
     assert (PRETRAINED_DIR / name / "card.md").read_text().startswith(f"# {name}")
     recon = decode_frames(model, encode_frames(model, frames))
-    to_unit = lambda x: x.permute(0, 3, 1, 2).float() / 127.5 - 1  # noqa: E731
     assert psnr(to_unit(recon), to_unit(frames)).mean() > min_psnr
 
 
