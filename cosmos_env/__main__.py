@@ -10,6 +10,7 @@ COMMANDS = {
     "demo": "the scripted expert in the tabletop world: video, contact sheet, metrics",
     "train-tokenizer": "train a causal video tokenizer (tokenizer=CI8x8 data=PATH)",
     "encode": "cache a tokenizer's latents or tokens in a store (tokenizer=NAME data=PATH)",
+    "train-dynamics": "train a world model on cached latents (dynamics=diffusion data=PATH)",
 }
 
 
@@ -51,6 +52,13 @@ def main(argv: list[str] | None = None) -> int:
 
         cfg = load_config("encode", EncodeConfig, overrides, plain_keys=("tokenizer",))
         print(json.dumps(encode_command(cfg), indent=2))
+        return 0
+    if command == "train-dynamics":
+        from cosmos_env.config import TrainDynamicsConfig, load_config
+        from cosmos_env.dynamics.train import train_dynamics
+
+        cfg = load_config("train_dynamics", TrainDynamicsConfig, overrides, ("tokenizer",))
+        print(json.dumps(train_dynamics(cfg), indent=2))
         return 0
     print(f"unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
     return 2

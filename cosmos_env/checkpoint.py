@@ -26,19 +26,33 @@ class CheckpointError(Exception):
 
 
 def save_release(
-    directory: Path, model: torch.nn.Module, config: dict[str, Any], card: str = ""
+    directory: Path,
+    model: torch.nn.Module,
+    config: dict[str, Any],
+    card: str = "",
+    files: dict[str, bytes] | None = None,
+    half: bool = False,
 ) -> Path:
-    """Write ``model.safetensors``, ``config.json`` and ``card.md`` to ``directory`` atomically."""
+    """Write ``model.safetensors``, ``config.json``, ``card.md`` and any extra ``files``
+    (name -> bytes) to ``directory`` atomically. ``half`` stores floating-point parameters
+    as float16 (buffers stay float32) to halve the file; loading casts them back."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; a release is meant to be read by all
     try:
         tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        if half:
+            params = {name for name, _ in model.named_parameters()}
+            for key in params & set(tensors):
+                if tensors[key].is_floating_point():
+                    tensors[key] = tensors[key].half()
         save_file(tensors, tmp / "model.safetensors")
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         if card:
             (tmp / "card.md").write_text(card)
+        for name, data in (files or {}).items():
+            (tmp / name).write_bytes(data)
         for path in tmp.iterdir():
             path.chmod(0o644)
         if directory.exists():

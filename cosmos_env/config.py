@@ -9,6 +9,7 @@ from typing import TypeVar
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
+from cosmos_env.dynamics.config import DynamicsConfig
 from cosmos_env.tokenizer.config import TokenizerConfig
 
 T = TypeVar("T")
@@ -80,6 +81,35 @@ class EncodeConfig:
     data: str = "datasets/tabletop/data"
     batch_size: int = 256
     overwrite: bool = False
+
+
+@dataclass
+class TrainDynamicsConfig:
+    dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
+    tokenizer: str = "CI8x8"  # shipped name or release directory; its latents must be cached
+    data: str = "datasets/tabletop/data"
+    stores: str = "push-*"  # glob over the store directory names under `data`
+    task: str = "push"  # the task the world-model env scores (reward, success, time limit)
+    out: str = "outputs/dynamics/diffusion-push"
+    steps: int = 20000
+    max_minutes: float = 25.0  # stop early (and release) when the wall-clock budget is spent
+    batch_size: int = 64
+    lr: float = 1e-3
+    warmup_steps: int = 200
+    weight_decay: float = 0.01
+    ema_decay: float = 0.999
+    probe_weight: float = 1.0
+    amp: bool = True  # bfloat16 autocast on the CPU
+    sampler: str = "euler"  # the release's default sampler and steps
+    sampler_steps: int = 1
+    eval_every: int = 500
+    save_every: int = 500
+    eval_windows: int = 512
+    val_fraction: float = 0.1
+    reset_frames: int = 128  # held-out first frames shipped for the env's default reset
+    seed: int = 0
+    threads: int = 0
+    resume: bool = True
 
 
 def load_config(

@@ -10,9 +10,14 @@ from cosmos_env.sim.tasks import TASKS
 TASK_IDS = {"push": "Push", "pick_place": "PickPlace"}
 
 
+# Tasks with a shipped world model: cosmos_env/WorldModel-Tabletop-<Task>-v0.
+WORLD_MODEL_TASKS = {"push": "diffusion-push"}
+
+
 def registered_env_ids() -> list[str]:
     """All ids this package registers (used by the contract tests)."""
-    return [f"cosmos_env/Tabletop-{suffix}-v0" for suffix in TASK_IDS.values()]
+    ids = [f"cosmos_env/Tabletop-{suffix}-v0" for suffix in TASK_IDS.values()]
+    return ids + [f"cosmos_env/WorldModel-Tabletop-{TASK_IDS[t]}-v0" for t in WORLD_MODEL_TASKS]
 
 
 def register_envs() -> None:
@@ -25,4 +30,15 @@ def register_envs() -> None:
             entry_point="cosmos_env.sim.tabletop_env:TabletopEnv",
             max_episode_steps=TASKS[task].max_episode_steps,
             kwargs={"task": task},
+        )
+    for task, checkpoint in WORLD_MODEL_TASKS.items():
+        env_id = f"cosmos_env/WorldModel-Tabletop-{TASK_IDS[task]}-v0"
+        if env_id in gym.registry:
+            continue
+        gym.register(
+            id=env_id,
+            entry_point="cosmos_env.envs.world_model_env:WorldModelEnv",
+            vector_entry_point="cosmos_env.envs.vector_env:WorldModelVectorEnv",
+            max_episode_steps=TASKS[task].max_episode_steps,
+            kwargs={"task": task, "checkpoint": checkpoint},
         )

@@ -1,0 +1,65 @@
+"""Dynamics configuration: one dataclass for the diffusion world model (network, EDM
+noise schedule, context) and its state probe; stored with the weights as ``config.json``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass
+class DynamicsConfig:
+    """Architecture and noise schedule of an action-conditioned latent dynamics model.
+
+    The model predicts latent frame ``t+1`` from ``context`` latent frames ``t-K+1..t`` and
+    the actions taken after each of them. Latents are standardised per channel with the
+    training data's mean and std, so ``sigma_data`` is 1.
+    """
+
+    kind: str = "diffusion"
+    latent_channels: int = 16
+    latent_size: int = 8  # latent height = width (64x64 frames through an 8x8 tokenizer)
+    context: int = 4  # K past latent frames
+    action_dim: int = 7
+    state_dim: int = 36
+    # DiT
+    width: int = 256
+    depth: int = 6
+    heads: int = 4
+    patch: int = 1
+    mlp_ratio: float = 4.0
+    adaln_rank: int = 64  # AdaLN-LoRA rank (Cosmos): a low-rank modulation per block
+    # EDM (Karras et al. 2022), as DIAMOND uses it for world models
+    sigma_data: float = 1.0
+    p_mean: float = -0.4  # log-normal training sigmas
+    p_std: float = 1.2
+    sigma_min: float = 0.002
+    sigma_max: float = 5.0
+    rho: float = 7.0
+    context_noise: float = 0.1  # max std of the augmentation noise on context latents
+    action_dropout: float = 0.1  # drop the action for classifier-free guidance
+    # state probe
+    probe_width: int = 128
+
+    def __post_init__(self) -> None:
+        if self.kind != "diffusion":
+            raise ValueError(f"dynamics kind {self.kind!r} unsupported here; use 'diffusion'")
+        if self.width % self.heads or (self.width // self.heads) % 4:
+            raise ValueError(f"width {self.width} must split into {self.heads} heads of 4k dims")
+        if self.latent_size % self.patch:
+            raise ValueError(f"latent_size {self.latent_size} not divisible by patch {self.patch}")
+        if self.context < 1:
+            raise ValueError(f"context must be >= 1 frame, got {self.context}")
+
+    @property
+    def tokens(self) -> int:
+        return (self.latent_size // self.patch) ** 2
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DynamicsConfig:
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown dynamics config keys {sorted(unknown)}")
+        return cls(**data)

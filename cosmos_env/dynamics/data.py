@@ -1,0 +1,114 @@
+"""Training windows for latent dynamics: cached tokenizer latents of every frame, with
+the actions and states of their stores, held in memory (a few hundred MB at most).
+
+A window is K context latents (rows t-K+1..t), their actions, and the target latent
+t+1 with its state. Rows before an episode's start repeat its first latent with zero
+actions, the same padding the world-model env uses when it resets from one frame.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cosmos_env.data.store import EpisodeStore, StoreError
+from cosmos_env.tokenizer.cache import load_cache
+from cosmos_env.tokenizer.data import store_paths
+from cosmos_env.tokenizer.model import Tokenizer
+
+
+@dataclass
+class LatentEpisodes:
+    """Concatenated episodes: latents (N, C, h, w) float16, actions (N, A) float32,
+    states (N, S) float32, and ``starts``/``ends`` (E,) row bounds of each episode."""
+
+    latents: np.ndarray
+    actions: np.ndarray
+    states: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.latents)
+
+
+def select_stores(data: str | Path, pattern: str) -> list[Path]:
+    """Stores under ``data`` whose directory name matches the glob ``pattern``."""
+    paths = [p for p in store_paths(data) if fnmatch.fnmatch(p.name, pattern)]
+    if not paths:
+        raise StoreError(f"no store under {data} matches {pattern!r}")
+    return paths
+
+
+def load_latent_episodes(
+    paths: list[Path], tokenizer: Tokenizer, split: str, val_fraction: float, seed: int = 0
+) -> LatentEpisodes:
+    """The ``split`` ("train" / "val") episodes of every store, read from their caches."""
+    parts: dict[str, list[np.ndarray]] = {"latents": [], "actions": [], "states": []}
+    lengths: list[int] = []
+    for path in paths:
+        store = EpisodeStore.open(path)
+        cache = load_cache(store, tokenizer)
+        train, val = store.split(val_fraction, seed)
+        episodes = train if split == "train" else val
+        all_latents = cache[:]
+        for ep in episodes:
+            lo, hi = store.episode_bounds(int(ep))
+            rows = store.get_rows(lo, hi, keys=["action", "state"])
+            parts["latents"].append(all_latents[lo:hi].astype(np.float16))
+            parts["actions"].append(rows["action"].astype(np.float32))
+            parts["states"].append(rows["state"].astype(np.float32))
+            lengths.append(hi - lo)
+    if not lengths:
+        raise StoreError(f"no {split} episodes in {[str(p) for p in paths]}")
+    ends = np.cumsum(lengths)
+    return LatentEpisodes(
+        **{k: np.concatenate(v) for k, v in parts.items()},
+        starts=ends - np.asarray(lengths),
+        ends=ends,
+    )
+
+
+def window_rows(t: np.ndarray, starts: np.ndarray, context: int) -> tuple[np.ndarray, np.ndarray]:
+    """Context rows (B, K) ending at rows ``t`` (B,), clamped to each episode's start, and a
+    (B, K) mask that is False on the padding rows."""
+    offsets = np.arange(-context + 1, 1)
+    rows = t[:, None] + offsets
+    valid = rows >= starts[:, None]
+    return np.where(valid, rows, starts[:, None]), valid
+
+
+class WindowBatcher:
+    """Random batches of (context, actions, target, target_state) tensors."""
+
+    def __init__(self, episodes: LatentEpisodes, context: int) -> None:
+        self.episodes, self.context = episodes, context
+        lengths = episodes.ends - episodes.starts
+        # Every row that has a successor in its episode can end a context.
+        self.anchor_rows = np.concatenate(
+            [np.arange(s, e - 1) for s, e in zip(episodes.starts, episodes.ends, strict=True)]
+        )
+        self.anchor_starts = np.repeat(episodes.starts, lengths - 1)
+
+    def __len__(self) -> int:
+        return len(self.anchor_rows)
+
+    def batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
+        ep = self.episodes
+        t, starts = self.anchor_rows[indices], self.anchor_starts[indices]
+        rows, valid = window_rows(t, starts, self.context)
+        actions = ep.actions[rows] * valid[..., None]  # padding rows carry zero actions
+        return {
+            "context": torch.from_numpy(ep.latents[rows].astype(np.float32)),  # (B, K, C, h, w)
+            "actions": torch.from_numpy(actions),  # (B, K, A)
+            "target": torch.from_numpy(ep.latents[t + 1].astype(np.float32)),  # (B, C, h, w)
+            "target_state": torch.from_numpy(ep.states[t + 1]),  # (B, S)
+        }
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        return self.batch(rng.integers(0, len(self), batch_size))

@@ -1,0 +1,1 @@
+"""EDM diffusion dynamics: network (DiT), denoiser (EDM scalings and loss), samplers."""

@@ -1,0 +1,135 @@
+"""A DiT over one latent frame, conditioned on past latent frames, the noise level and the
+actions. Context frames are concatenated to the noisy frame along channels (as DIAMOND
+does), so the transformer attends over the h*w tokens of one frame, not K+1 frames."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cosmos_env.dynamics.action_embedding import ActionEmbedding
+from cosmos_env.dynamics.config import DynamicsConfig
+
+
+class NoiseEmbedding(nn.Module):
+    """c_noise (B,) -> (B, D): sinusoidal features, then an MLP."""
+
+    def __init__(self, width: int, n_freqs: int = 64) -> None:
+        super().__init__()
+        freqs = torch.exp(torch.linspace(0.0, math.log(1000.0), n_freqs))
+        self.register_buffer("freqs", freqs, persistent=False)
+        self.mlp = nn.Sequential(nn.Linear(2 * n_freqs, width), nn.SiLU(), nn.Linear(width, width))
+
+    def forward(self, c_noise: torch.Tensor) -> torch.Tensor:
+        angles = c_noise[:, None] * self.freqs  # (B, F)
+        return self.mlp(torch.cat([angles.cos(), angles.sin()], dim=1))
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with RMS-normalised queries and keys."""
+
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(width, 3 * width)
+        self.q_norm = nn.RMSNorm(width // heads)
+        self.k_norm = nn.RMSNorm(width // heads)
+        self.proj = nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).unbind(2)
+        q, k = self.q_norm(q), self.k_norm(k)  # (B, N, H, Dh)
+        out = F.scaled_dot_product_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        )
+        return self.proj(out.transpose(1, 2).reshape(b, n, d))
+
+
+def _modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return x * (1 + scale[:, None]) + shift[:, None]
+
+
+class DiTBlock(nn.Module):
+    """AdaLN-zero transformer block; its modulation is a low-rank map of the conditioning
+    embedding plus a global term shared by all blocks (AdaLN-LoRA, as in Cosmos)."""
+
+    def __init__(self, width: int, heads: int, mlp_ratio: float, rank: int) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.attn = Attention(width, heads)
+        self.norm2 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        hidden = int(width * mlp_ratio)
+        self.mlp = nn.Sequential(
+            nn.Linear(width, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, width)
+        )
+        self.adaln = nn.Sequential(
+            nn.SiLU(), nn.Linear(width, rank, bias=False), nn.Linear(rank, 6 * width)
+        )
+        nn.init.zeros_(self.adaln[-1].weight)
+        nn.init.zeros_(self.adaln[-1].bias)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor, shared: torch.Tensor) -> torch.Tensor:
+        mod = (self.adaln(emb) + shared).chunk(6, dim=1)  # 6 x (B, D)
+        shift1, scale1, gate1, shift2, scale2, gate2 = mod
+        x = x + gate1[:, None] * self.attn(_modulate(self.norm1(x), shift1, scale1))
+        return x + gate2[:, None] * self.mlp(_modulate(self.norm2(x), shift2, scale2))
+
+
+class DiT(nn.Module):
+    """F(c_in * x, c_noise, context, actions) -> (B, C, h, w), the EDM network output.
+
+    Inputs: ``x`` (B, C, h, w) noisy latent already scaled by c_in; ``c_noise`` (B,);
+    ``context`` (B, K, C, h, w) standardised past latents; ``actions`` (B, K, A) in [-1, 1]
+    (the action after each context frame, the last one leads to ``x``); ``action_mask``
+    (B,) bool or None (False drops the action).
+    """
+
+    def __init__(self, cfg: DynamicsConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d, p, c = cfg.width, cfg.patch, cfg.latent_channels
+        self.embed = nn.Linear((cfg.context + 1) * c * p * p, d)
+        side = cfg.latent_size // p
+        # Factorised position embedding: a row term plus a column term.
+        self.pos_row = nn.Parameter(torch.randn(side, 1, d) * 0.02)
+        self.pos_col = nn.Parameter(torch.randn(1, side, d) * 0.02)
+        self.noise_embedding = NoiseEmbedding(d)
+        self.shared_adaln = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d))
+        self.action_embedding = ActionEmbedding(cfg.action_dim, cfg.context, d, 6 * d)
+        self.blocks = nn.ModuleList(
+            DiTBlock(d, cfg.heads, cfg.mlp_ratio, cfg.adaln_rank) for _ in range(cfg.depth)
+        )
+        self.final_norm = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        self.final_adaln = nn.Sequential(nn.SiLU(), nn.Linear(d, 2 * d))
+        self.out = nn.Linear(d, c * p * p)
+        for layer in (self.shared_adaln[-1], self.final_adaln[-1], self.out):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        c_noise: torch.Tensor,
+        context: torch.Tensor,
+        actions: torch.Tensor,
+        action_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        b, c, h, w = x.shape
+        p = self.cfg.patch
+        frames = torch.cat([context.flatten(1, 2), x], dim=1)  # (B, (K+1)C, h, w)
+        tokens = F.pixel_unshuffle(frames, p).flatten(2).transpose(1, 2)  # (B, N, (K+1)Cp^2)
+        pos = (self.pos_row + self.pos_col).flatten(0, 1)  # (N, D)
+        x_tok = self.embed(tokens) + pos
+        act_time, act_adaln = self.action_embedding(actions, action_mask)
+        emb = self.noise_embedding(c_noise) + act_time  # (B, D)
+        shared = self.shared_adaln(emb) + act_adaln  # (B, 6D)
+        for block in self.blocks:
+            x_tok = block(x_tok, emb, shared)
+        shift, scale = self.final_adaln(emb).chunk(2, dim=1)
+        out = self.out(_modulate(self.final_norm(x_tok), shift, scale))  # (B, N, Cp^2)
+        out = out.transpose(1, 2).reshape(b, c * p * p, h // p, w // p)
+        return F.pixel_shuffle(out, p)  # (B, C, h, w)

@@ -1,0 +1,71 @@
+"""Held-out scores of latent dynamics during training: next-frame PSNR after decoding,
+open-loop rollout PSNR, and the state probe's position errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from cosmos_env.dynamics.data import LatentEpisodes, WindowBatcher
+from cosmos_env.dynamics.model import LatentDynamics
+from cosmos_env.dynamics.rollout import rollout
+from cosmos_env.eval.metrics import psnr
+from cosmos_env.sim import state_layout as sl
+from cosmos_env.tokenizer.model import Tokenizer
+
+
+def _decode(tokenizer: Tokenizer, latents: torch.Tensor) -> torch.Tensor:
+    """Latents (N, C, h, w) -> frames (N, 3, H, W) in [-1, 1]."""
+    return tokenizer.decode(latents.unsqueeze(2))[:, :, 0].clamp(-1, 1)
+
+
+def position_error_cm(pred: torch.Tensor, true: torch.Tensor, name: str) -> float:
+    """Mean Euclidean error (cm) of the state slot ``name`` (a 3-d position)."""
+    diff = sl.get(pred.numpy(), name) - sl.get(true.numpy(), name)
+    return float(np.linalg.norm(diff, axis=-1).mean() * 100)
+
+
+@torch.no_grad()
+def evaluate_dynamics(
+    model: LatentDynamics,
+    tokenizer: Tokenizer,
+    val: LatentEpisodes,
+    n_windows: int,
+    sampler: str,
+    steps: int,
+    horizon: int = 16,
+    n_rollouts: int = 32,
+) -> dict[str, float]:
+    """Scores on held-out episodes with a fixed generator (comparable across evals)."""
+    model.eval()
+    gen = torch.Generator().manual_seed(0)
+    batcher = WindowBatcher(val, model.cfg.context)
+    idx = np.linspace(0, len(batcher) - 1, min(n_windows, len(batcher))).astype(int)
+    batch = batcher.batch(idx)
+    pred = model.predict_next(batch["context"], batch["actions"], gen, steps, sampler)
+    scores = {
+        "psnr_next": psnr(_decode(tokenizer, pred), _decode(tokenizer, batch["target"]))
+        .mean()
+        .item(),
+        "latent_mse_next": (pred - batch["target"]).pow(2).mean().item(),
+    }
+    true_state = batch["target_state"]
+    probe_on_true = model.predict_state(batch["target"])
+    scores["probe_cube_cm"] = position_error_cm(probe_on_true, true_state, "cube_pos")
+    scores["probe_gripper_cm"] = position_error_cm(probe_on_true, true_state, "gripper_pos")
+    # Open-loop rollouts from episode starts, the way the env runs.
+    long = [i for i, (s, e) in enumerate(zip(val.starts, val.ends, strict=True)) if e - s > horizon]
+    eps = np.asarray(long[:n_rollouts])
+    if len(eps):
+        starts = val.starts[eps]
+        rows = starts[:, None] + np.arange(horizon + 1)
+        latents = torch.from_numpy(val.latents[rows].astype(np.float32))
+        actions = torch.from_numpy(val.actions[rows[:, :-1]])
+        pred_roll = rollout(model, latents[:, :1], actions, gen, steps, sampler)
+        last_pred = _decode(tokenizer, pred_roll[:, -1])
+        last_true = _decode(tokenizer, latents[:, -1])
+        scores[f"psnr_h{horizon}"] = psnr(last_pred, last_true).mean().item()
+        states = torch.from_numpy(val.states[rows[:, -1]])
+        probe = model.predict_state(pred_roll[:, -1])
+        scores[f"cube_cm_h{horizon}"] = position_error_cm(probe, states, "cube_pos")
+    return scores

@@ -1,0 +1,99 @@
+"""LatentDynamics: the diffusion denoiser, the state probe and the data standardisation,
+in one module so one ``model.safetensors`` holds everything the world model needs besides
+its tokenizer."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from cosmos_env.dynamics.config import DynamicsConfig
+from cosmos_env.dynamics.diffusion.denoiser import Denoiser
+from cosmos_env.dynamics.diffusion.samplers import get_sampler, guided, karras_sigmas
+from cosmos_env.dynamics.state_probe import StateProbe
+
+
+class LatentDynamics(nn.Module):
+    """Predicts the next tokenizer latent from past latents and actions, and reads the task
+    state from a latent. Public tensors are raw tokenizer latents (B, [K,] C, h, w) and
+    actions in [-1, 1]; standardisation happens inside with the training data's stats."""
+
+    def __init__(self, cfg: DynamicsConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        c, s = cfg.latent_channels, cfg.state_dim
+        self.denoiser = Denoiser(cfg)
+        self.probe = StateProbe(c, cfg.latent_size, s, cfg.probe_width)
+        self.register_buffer("latent_mean", torch.zeros(c))
+        self.register_buffer("latent_std", torch.ones(c))
+        self.register_buffer("state_mean", torch.zeros(s))
+        self.register_buffer("state_std", torch.ones(s))
+
+    def set_normalisation(
+        self, latents: torch.Tensor, states: torch.Tensor, min_state_std: float = 1e-3
+    ) -> None:
+        """Per-channel latent stats from latents (N, C, h, w); per-dim state stats from
+        states (N, S) (constant dims keep a floor so they standardise to 0, not inf)."""
+        self.latent_mean.copy_(latents.mean(dim=(0, 2, 3)))
+        self.latent_std.copy_(latents.std(dim=(0, 2, 3)))
+        self.state_mean.copy_(states.mean(0))
+        self.state_std.copy_(states.std(0).clamp_min(min_state_std))
+
+    def standardise(self, latent: torch.Tensor) -> torch.Tensor:
+        """Raw latent (..., C, h, w) -> unit-std latent."""
+        return (latent - self.latent_mean[:, None, None]) / self.latent_std[:, None, None]
+
+    def unstandardise(self, latent: torch.Tensor) -> torch.Tensor:
+        return latent * self.latent_std[:, None, None] + self.latent_mean[:, None, None]
+
+    def losses(
+        self,
+        context: torch.Tensor,
+        actions: torch.Tensor,
+        target: torch.Tensor,
+        target_state: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Training losses on raw latents: context (B, K, C, h, w), actions (B, K, A),
+        target (B, C, h, w) and its state (B, S)."""
+        target_std = self.standardise(target)
+        diffusion = self.denoiser.loss(target_std, self.standardise(context), actions, generator)
+        state_std = (target_state - self.state_mean) / self.state_std
+        probe = (self.probe(target_std).float() - state_std).pow(2).mean()
+        return {"diffusion": diffusion, "probe": probe}
+
+    @torch.no_grad()
+    def predict_next(
+        self,
+        context: torch.Tensor,
+        actions: torch.Tensor,
+        generator: torch.Generator | None = None,
+        steps: int = 1,
+        sampler: str = "euler",
+        guidance: float = 1.0,
+    ) -> torch.Tensor:
+        """Sample the next raw latent (B, C, h, w) given raw context latents
+        (B, K, C, h, w), oldest first, and the actions (B, K, A) in [-1, 1] taken after
+        each of them. Randomness comes only from ``generator``."""
+        cfg = self.cfg
+        ctx = self.standardise(context)
+        b = ctx.shape[0]
+        shape = (b, cfg.latent_channels, cfg.latent_size, cfg.latent_size)
+        sigmas = karras_sigmas(steps, cfg.sigma_min, cfg.sigma_max, cfg.rho)
+        x = torch.randn(shape, generator=generator) * sigmas[0]
+        no_action = torch.zeros(b, dtype=torch.bool)
+
+        def cond(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+            return self.denoiser(x, sigma, ctx, actions)
+
+        def uncond(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+            return self.denoiser(x, sigma, ctx, actions, no_action)
+
+        x0 = get_sampler(sampler)(guided(cond, uncond, guidance), x, sigmas, generator)
+        return self.unstandardise(x0)
+
+    @torch.no_grad()
+    def predict_state(self, latent: torch.Tensor) -> torch.Tensor:
+        """Task state (B, S) in world units (layout: ``sim/state_layout.py``) from raw
+        latents (B, C, h, w)."""
+        return self.probe(self.standardise(latent)).float() * self.state_std + self.state_mean

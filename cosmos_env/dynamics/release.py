@@ -1,0 +1,129 @@
+"""The world-model release: dynamics weights + config (naming the tokenizer and the
+checksum of its weights) + held-out reset frames, and loading it with its tokenizer.
+
+A dynamics model only understands the latents of the exact tokenizer weights it was
+trained on, so loading checks the pair and refuses a mismatch.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cosmos_env import checkpoint
+from cosmos_env.dynamics.config import DynamicsConfig
+from cosmos_env.dynamics.model import LatentDynamics
+from cosmos_env.tokenizer.model import Tokenizer
+from cosmos_env.tokenizer.release import load_tokenizer
+
+DEFAULT_WORLD_MODEL = "diffusion-push"
+RESET_FILE = "reset_frames.npz"
+
+
+@dataclass
+class WorldModel:
+    """A tokenizer and the latent dynamics trained on its latents, with the task the
+    model was trained for, its default sampler and held-out reset frames:
+    ``reset_frames`` uint8 (N, H, W, 3) and their ``reset_states`` (N, S)."""
+
+    tokenizer: Tokenizer
+    dynamics: LatentDynamics
+    task: str
+    sampler: str
+    sampler_steps: int
+    reset_frames: np.ndarray
+    reset_states: np.ndarray
+    source: Path
+
+    @property
+    def image_size(self) -> int:
+        return self.dynamics.cfg.latent_size * self.tokenizer.cfg.spatial_factor
+
+
+def _check_pair(directory: Path, meta: dict, tokenizer: Tokenizer) -> None:
+    if meta.get("checksum") != tokenizer.checksum or meta.get("name") != tokenizer.cfg.name:
+        raise checkpoint.CheckpointError(
+            f"dynamics checkpoint {directory} was trained on latents of tokenizer "
+            f"{meta.get('name')} with weights {meta.get('checksum')}, but it was paired with "
+            f"{tokenizer.cfg.name} with weights {tokenizer.checksum} ({tokenizer.source}). "
+            "Pass the tokenizer it was trained with, or retrain the dynamics on latents of "
+            "this one"
+        )
+
+
+def _default_tokenizer(meta: dict) -> Tokenizer:
+    """The recorded tokenizer directory if it still exists, else the shipped one by name."""
+    source = meta.get("source")
+    if source and (Path(source) / "config.json").exists():
+        return load_tokenizer(source)
+    return load_tokenizer(meta.get("name", "?"))
+
+
+def load_world_model(
+    name_or_path: str | Path = DEFAULT_WORLD_MODEL, tokenizer: str | Path | Tokenizer | None = None
+) -> WorldModel:
+    """A shipped world model by name (``diffusion-push``) or a release directory, with
+    its tokenizer (by default the one it records; any other must have the same weights)."""
+    directory = checkpoint.resolve(name_or_path)
+    raw = checkpoint.read_config(directory)
+    if "dynamics" not in raw or "tokenizer" not in raw:
+        raise checkpoint.CheckpointError(
+            f"{directory}/config.json has no 'dynamics' section: not a world-model checkpoint"
+        )
+    try:
+        cfg = DynamicsConfig.from_dict(raw["dynamics"])
+    except (TypeError, ValueError) as e:
+        raise checkpoint.CheckpointError(f"{directory}/config.json is invalid: {e}") from e
+    if tokenizer is None:
+        tokenizer = _default_tokenizer(raw["tokenizer"])
+    elif not isinstance(tokenizer, Tokenizer):
+        tokenizer = load_tokenizer(tokenizer)
+    _check_pair(directory, raw["tokenizer"], tokenizer)
+    dynamics = LatentDynamics(cfg)
+    checkpoint.load_weights(directory, dynamics)
+    dynamics.eval().requires_grad_(False)
+    resets = np.load(directory / RESET_FILE)
+    return WorldModel(
+        tokenizer=tokenizer,
+        dynamics=dynamics,
+        task=raw.get("task", "push"),
+        sampler=raw.get("sampler", {}).get("name", "euler"),
+        sampler_steps=int(raw.get("sampler", {}).get("steps", 1)),
+        reset_frames=resets["frames"],
+        reset_states=resets["states"],
+        source=directory,
+    )
+
+
+def save_world_model(
+    directory: str | Path,
+    dynamics: LatentDynamics,
+    tokenizer: Tokenizer,
+    task: str,
+    sampler: str,
+    sampler_steps: int,
+    reset_frames: np.ndarray,
+    reset_states: np.ndarray,
+    card: str = "",
+    **extra,
+) -> Path:
+    """Release ``dynamics`` (float16 parameters) paired with ``tokenizer``, atomically."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, frames=reset_frames, states=reset_states)
+    config = {
+        "dynamics": dynamics.cfg.to_dict(),
+        "tokenizer": {
+            "name": tokenizer.cfg.name,
+            "checksum": tokenizer.checksum,
+            "source": str(tokenizer.source),
+        },
+        "task": task,
+        "sampler": {"name": sampler, "steps": sampler_steps},
+        **extra,
+    }
+    return checkpoint.save_release(
+        Path(directory), dynamics, config, card, files={RESET_FILE: buffer.getvalue()}, half=True
+    )

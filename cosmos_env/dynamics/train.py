@@ -1,0 +1,206 @@
+"""``python -m cosmos_env train-dynamics dynamics=diffusion tokenizer=CI8x8 data=PATH``:
+train the diffusion world model and its state probe on cached latents, with EMA weights,
+resume, a progress bar and a log file; release the EMA weights with their tokenizer's name
+and checksum and held-out reset frames."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from cosmos_env import checkpoint
+from cosmos_env.config import TrainDynamicsConfig
+from cosmos_env.data.store import EpisodeStore
+from cosmos_env.dynamics.data import (
+    LatentEpisodes,
+    WindowBatcher,
+    load_latent_episodes,
+    select_stores,
+)
+from cosmos_env.dynamics.evaluate import evaluate_dynamics
+from cosmos_env.dynamics.model import LatentDynamics
+from cosmos_env.dynamics.release import save_world_model
+from cosmos_env.sim.tasks import get_task
+from cosmos_env.tokenizer.release import load_tokenizer
+
+
+def _lr(cfg: TrainDynamicsConfig, step: int, elapsed: float) -> float:
+    """Warmup, then cosine to 2% over whichever budget (steps or minutes) runs out first."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    by_steps = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    progress = max(by_steps, elapsed / (cfg.max_minutes * 60))
+    return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def _logger(out: Path) -> logging.Logger:
+    log = logging.getLogger(f"cosmos_env.train_dynamics.{out}")
+    log.setLevel(logging.INFO)
+    if not log.handlers:
+        handler = logging.FileHandler(out / "train.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        log.addHandler(handler)
+    return log
+
+
+def _reset_frames(paths: list[Path], cfg: TrainDynamicsConfig) -> tuple[np.ndarray, np.ndarray]:
+    """First frames and states of held-out episodes, spread over the stores."""
+    frames, states = [], []
+    per_store = -(-cfg.reset_frames // len(paths))
+    for path in paths:
+        store = EpisodeStore.open(path)
+        _, val = store.split(cfg.val_fraction, cfg.seed)
+        for ep in val[:per_store]:
+            lo, _ = store.episode_bounds(int(ep))
+            row = store.get_rows(lo, lo + 1, keys=["rgb", "state"])
+            frames.append(row["rgb"][0])
+            states.append(row["state"][0])
+    return np.stack(frames[: cfg.reset_frames]), np.stack(states[: cfg.reset_frames])
+
+
+def _card(cfg: TrainDynamicsConfig, paths, train: LatentEpisodes, steps, wall, metrics) -> str:
+    d = cfg.dynamics
+    lines = [
+        f"# Diffusion world model: tabletop {cfg.task}",
+        "",
+        f"EDM denoiser over {d.latent_channels}x{d.latent_size}x{d.latent_size} latents of "
+        f"tokenizer `{cfg.tokenizer}`: a DiT (width {d.width}, depth {d.depth}, {d.heads} "
+        f"heads, patch {d.patch}, AdaLN-LoRA rank {d.adaln_rank}) with {d.context} context "
+        "frames concatenated along channels, conditioned on the noise level and the actions; "
+        "a convolutional state probe reads the task state from a latent.",
+        "",
+        f"- Data: {', '.join(p.name for p in paths)}; {train.n_frames} training frames in "
+        f"{len(train.starts)} episodes (held-out split: val_fraction {cfg.val_fraction})",
+        f"- Training: {steps} steps at batch {cfg.batch_size}, AdamW lr {cfg.lr} cosine, EMA "
+        f"{cfg.ema_decay}, bf16 autocast {cfg.amp}; wall time {wall / 60:.1f} min on "
+        f"{torch.get_num_threads()} CPU threads",
+        f"- Sampler: {cfg.sampler}, {cfg.sampler_steps} step(s) on the Karras schedule "
+        f"(sigma_max {d.sigma_max})",
+        "- Held-out metrics (EMA weights; PSNR against the tokenizer's reconstruction): "
+        + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()),
+        f"- Reproduce: `python -m cosmos_env train-dynamics dynamics=diffusion "
+        f"tokenizer={cfg.tokenizer} data={cfg.data}`",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def train_dynamics(cfg: TrainDynamicsConfig) -> dict:
+    """Train, release to ``cfg.out/release`` and return the held-out metrics."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    get_task(cfg.task)  # fail fast on an unknown task
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = _logger(out)
+    tokenizer = load_tokenizer(cfg.tokenizer)
+    if tokenizer.cfg.code_channels != cfg.dynamics.latent_channels:
+        raise ValueError(
+            f"dynamics.latent_channels={cfg.dynamics.latent_channels} but {tokenizer.cfg.name} "
+            f"latents have {tokenizer.cfg.code_channels} channels"
+        )
+    paths = select_stores(cfg.data, cfg.stores)
+    train = load_latent_episodes(paths, tokenizer, "train", cfg.val_fraction, cfg.seed)
+    val = load_latent_episodes(paths, tokenizer, "val", cfg.val_fraction, cfg.seed)
+    batcher = WindowBatcher(train, cfg.dynamics.context)
+    torch.manual_seed(cfg.seed)
+    model = LatentDynamics(cfg.dynamics)
+    sub = np.random.default_rng(cfg.seed).choice(train.n_frames, min(20000, train.n_frames))
+    model.set_normalisation(
+        torch.from_numpy(train.latents[sub].astype(np.float32)), torch.from_numpy(train.states)
+    )
+    ema = copy.deepcopy(model).requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    rng, gen = np.random.default_rng(cfg.seed), torch.Generator().manual_seed(cfg.seed)
+    step, elapsed = 0, 0.0
+    state_path = out / "train_state.pt"
+    if cfg.resume and state_path.exists():
+        state = checkpoint.load_training_state(state_path)
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["optimizer"])
+        step, elapsed = int(state["step"]), float(state["elapsed"])
+        rng, gen = np.random.default_rng([cfg.seed, step]), gen.manual_seed(cfg.seed + step)
+        log.info("resumed from step %d (%.1f min already spent)", step, elapsed / 60)
+    log.info("config %s", asdict(cfg))
+    log.info(
+        "data: %d train windows, %d val frames; model %.2fM parameters",
+        len(batcher),
+        val.n_frames,
+        sum(p.numel() for p in model.parameters()) / 1e6,
+    )
+
+    def save_state() -> None:
+        state = {"model": model.state_dict(), "ema": ema.state_dict(), "step": step}
+        state.update(optimizer=opt.state_dict(), elapsed=elapsed)
+        checkpoint.save_training_state(state_path, state)
+
+    def run_eval(n_windows: int) -> dict[str, float]:
+        scores = evaluate_dynamics(ema, tokenizer, val, n_windows, cfg.sampler, cfg.sampler_steps)
+        log.info("step %d eval (EMA) %s", step, {k: round(v, 4) for k, v in scores.items()})
+        return scores
+
+    start = time.perf_counter() - elapsed
+    bar = tqdm(total=cfg.steps, initial=step, desc="train dynamics", unit="step")
+    while step < cfg.steps and (time.perf_counter() - start) < cfg.max_minutes * 60:
+        model.train()
+        batch = batcher.sample(cfg.batch_size, rng)
+        for group in opt.param_groups:
+            group["lr"] = _lr(cfg, step, elapsed)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp):
+            losses = model.losses(**batch, generator=gen)
+        total = losses["diffusion"] + cfg.probe_weight * losses["probe"]
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        decay = min(cfg.ema_decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for e, p in zip(ema.parameters(), model.parameters(), strict=True):
+                e.lerp_(p, 1 - decay)
+        step += 1
+        elapsed = time.perf_counter() - start
+        bar.update()
+        bar.set_postfix(diffusion=f"{losses['diffusion'].item():.4f}")
+        if step % 50 == 0:
+            log.info(
+                "step %d diffusion %.5f probe %.5f lr %.2e elapsed %.1f min",
+                step,
+                losses["diffusion"].item(),
+                losses["probe"].item(),
+                _lr(cfg, step, elapsed),
+                elapsed / 60,
+            )
+        if step % cfg.eval_every == 0:
+            run_eval(cfg.eval_windows // 4)
+        if step % cfg.save_every == 0:
+            save_state()
+    bar.close()
+    save_state()
+    wall = time.perf_counter() - start
+    metrics = run_eval(cfg.eval_windows)
+    log.info("finished: %d steps in %.1f min", step, wall / 60)
+    frames, states = _reset_frames(paths, cfg)
+    save_world_model(
+        out / "release",
+        ema,
+        tokenizer,
+        cfg.task,
+        cfg.sampler,
+        cfg.sampler_steps,
+        frames,
+        states,
+        _card(cfg, paths, train, step, wall, metrics),
+        metrics=metrics,
+        steps=step,
+        wall_minutes=wall / 60,
+    )
+    log.info("released %s", out / "release")
+    return {"steps": step, "wall_minutes": wall / 60, **metrics}

@@ -1,0 +1,73 @@
+"""Where a world-model episode starts: held-out store frames (default: the frames shipped
+with the checkpoint, or the first frames of a store's held-out episodes), a live MuJoCo
+reset (so the simulator and the world model start identical), or frames the caller passes.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from cosmos_env.data.store import EpisodeStore
+
+RESET_SOURCES = ("store", "mujoco", "frames")
+
+
+def check_frames(frames: np.ndarray, num: int, size: int, context: int) -> np.ndarray:
+    """Caller reset frames -> uint8 (num, k, size, size, 3), or a ValueError naming the problem.
+
+    Accepts (num, size, size, 3) (one frame each) or (num, k, size, size, 3) with
+    1 <= k <= context, oldest first.
+    """
+    arr = np.asarray(frames)
+    if arr.ndim == 4:
+        arr = arr[:, None]
+    expected = f"({num}, {size}, {size}, 3) or ({num}, k, {size}, {size}, 3) with k <= {context}"
+    if arr.ndim != 5 or arr.shape[0] != num or arr.shape[2:] != (size, size, 3):
+        raise ValueError(f"reset frames have shape {np.shape(frames)}, expected {expected}")
+    if not 1 <= arr.shape[1] <= context:
+        raise ValueError(f"reset frames have {arr.shape[1]} frames per env, expected {expected}")
+    if arr.dtype != np.uint8:
+        raise ValueError(f"reset frames have dtype {arr.dtype}, expected uint8 RGB")
+    return arr
+
+
+@lru_cache(maxsize=4)
+def held_out_first_frames(
+    store_path: str, val_fraction: float = 0.1, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """First frames (N, H, W, 3) and states (N, S) of a store's held-out episodes."""
+    store = EpisodeStore.open(Path(store_path))
+    _, val = store.split(val_fraction, seed)
+    frames, states = [], []
+    for ep in val:
+        lo, _ = store.episode_bounds(int(ep))
+        row = store.get_rows(lo, lo + 1, keys=["rgb", "state"])
+        frames.append(row["rgb"][0])
+        states.append(row["state"][0])
+    return np.stack(frames), np.stack(states)
+
+
+class MujocoResets:
+    """Initial frames from live resets of the matching MuJoCo env, seeded from the
+    world-model env's RNG; ``last_states`` holds their true states."""
+
+    def __init__(self, task: str, image_size: int) -> None:
+        from cosmos_env.sim.tabletop_env import TabletopEnv
+
+        self.env = TabletopEnv(task=task, image_size=image_size)
+        self.last_states: np.ndarray | None = None
+
+    def sample(self, rng: np.random.Generator, num: int) -> np.ndarray:
+        frames, states = [], []
+        for _ in range(num):
+            frame, info = self.env.reset(seed=int(rng.integers(2**31)))
+            frames.append(frame)
+            states.append(info["state"])
+        self.last_states = np.stack(states)
+        return np.stack(frames)
+
+    def close(self) -> None:
+        self.env.close()
