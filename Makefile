@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 QUICK ?=
 OUT ?= outputs
 
-.PHONY: demo test test-all bench lint format clean
+.PHONY: demo test test-all bench retrain lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ bench: $(STAMP)
 	$(PY) benchmarks/gt_env_speed.py $(if $(QUICK),--quick) --out $(OUT)/bench
 	$(PY) benchmarks/expert_success.py $(if $(QUICK),--quick) --out $(OUT)/bench
 	$(PY) benchmarks/tokenizer_rd.py $(if $(QUICK),--quick) --out $(OUT)/bench
+
+# Reproduce the shipped tokenizer + push world model from nothing (about 55 min on 2 cores).
+retrain: $(STAMP)
+	$(PY) -m cosmos_env retrain out=$(OUT)/retrain
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

@@ -2,3 +2,40 @@ import os
 
 # Headless rendering for every test, whatever the caller's shell says.
 os.environ.setdefault("MUJOCO_GL", "egl")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+
+def make_tiny_world_model(directory, seed: int = 0):
+    """A tiny random tokenizer (CI8x8 layout) and a tiny diffusion dynamics model paired
+    with it, released under ``directory``; returns the dynamics release directory."""
+    from cosmos_env.dynamics.config import DynamicsConfig
+    from cosmos_env.dynamics.model import LatentDynamics
+    from cosmos_env.dynamics.release import save_world_model
+    from cosmos_env.tokenizer import Tokenizer, TokenizerConfig
+    from cosmos_env.tokenizer.release import load_tokenizer, save_tokenizer
+
+    torch.manual_seed(seed)
+    tok_cfg = TokenizerConfig(
+        channels=[8, 16], blocks=[1, 1], decoder_blocks=[1, 1], groups=4, heads=2
+    )
+    save_tokenizer(directory / "tokenizer", Tokenizer(tok_cfg))
+    tokenizer = load_tokenizer(directory / "tokenizer")
+    dyn = LatentDynamics(DynamicsConfig(width=32, depth=1, heads=2, adaln_rank=8, probe_width=8))
+    with torch.no_grad():  # zero-initialised output layers would make every frame the same
+        for p in dyn.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 256, (6, 64, 64, 3), dtype=np.uint8)
+    states = rng.normal(size=(6, 36)).astype(np.float32)
+    return save_world_model(
+        directory / "dynamics", dyn, tokenizer, "push", "euler", 1, frames, states
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_world_model_dir(tmp_path_factory):
+    """Release directory of a tiny random world model (dynamics + its tokenizer)."""
+    return make_tiny_world_model(tmp_path_factory.mktemp("tiny_world_model"))

@@ -30,7 +30,7 @@ class DynamicsConfig:
     adaln_rank: int = 64  # AdaLN-LoRA rank (Cosmos): a low-rank modulation per block
     # EDM (Karras et al. 2022), as DIAMOND uses it for world models
     sigma_data: float = 1.0
-    p_mean: float = -0.4  # log-normal training sigmas
+    p_mean: float = 0.3  # log-normal training sigmas, centred high: few-step sampling
     p_std: float = 1.2
     sigma_min: float = 0.002
     sigma_max: float = 5.0

@@ -16,7 +16,12 @@ from cosmos_env.dynamics.state_probe import StateProbe
 class LatentDynamics(nn.Module):
     """Predicts the next tokenizer latent from past latents and actions, and reads the task
     state from a latent. Public tensors are raw tokenizer latents (B, [K,] C, h, w) and
-    actions in [-1, 1]; standardisation happens inside with the training data's stats."""
+    actions in [-1, 1]; standardisation happens inside with the training data's stats.
+
+    The diffusion runs on the change from the last context latent to the next one (scaled
+    to unit std): most of a tabletop frame does not move, so copying the last frame is
+    built in and the network spends its capacity on the arm and the objects.
+    """
 
     def __init__(self, cfg: DynamicsConfig) -> None:
         super().__init__()
@@ -26,16 +31,24 @@ class LatentDynamics(nn.Module):
         self.probe = StateProbe(c, cfg.latent_size, s, cfg.probe_width)
         self.register_buffer("latent_mean", torch.zeros(c))
         self.register_buffer("latent_std", torch.ones(c))
+        self.register_buffer("delta_std", torch.ones(c))
         self.register_buffer("state_mean", torch.zeros(s))
         self.register_buffer("state_std", torch.ones(s))
 
     def set_normalisation(
-        self, latents: torch.Tensor, states: torch.Tensor, min_state_std: float = 1e-3
+        self,
+        latents: torch.Tensor,
+        next_latents: torch.Tensor,
+        states: torch.Tensor,
+        min_state_std: float = 1e-3,
     ) -> None:
-        """Per-channel latent stats from latents (N, C, h, w); per-dim state stats from
-        states (N, S) (constant dims keep a floor so they standardise to 0, not inf)."""
+        """Per-channel stats of latents (N, C, h, w) and of their changes to the following
+        latents (N, C, h, w); per-dim state stats from states (N, S) (constant dims keep a
+        floor so they standardise to 0, not inf)."""
         self.latent_mean.copy_(latents.mean(dim=(0, 2, 3)))
-        self.latent_std.copy_(latents.std(dim=(0, 2, 3)))
+        self.latent_std.copy_(latents.std(dim=(0, 2, 3)).clamp_min(1e-6))
+        delta = self.standardise(next_latents) - self.standardise(latents)
+        self.delta_std.copy_(delta.std(dim=(0, 2, 3)).clamp_min(1e-6))
         self.state_mean.copy_(states.mean(0))
         self.state_std.copy_(states.std(0).clamp_min(min_state_std))
 
@@ -56,8 +69,9 @@ class LatentDynamics(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """Training losses on raw latents: context (B, K, C, h, w), actions (B, K, A),
         target (B, C, h, w) and its state (B, S)."""
-        target_std = self.standardise(target)
-        diffusion = self.denoiser.loss(target_std, self.standardise(context), actions, generator)
+        target_std, context_std = self.standardise(target), self.standardise(context)
+        delta = (target_std - context_std[:, -1]) / self.delta_std[:, None, None]
+        diffusion = self.denoiser.loss(delta, context_std, actions, generator)
         state_std = (target_state - self.state_mean) / self.state_std
         probe = (self.probe(target_std).float() - state_std).pow(2).mean()
         return {"diffusion": diffusion, "probe": probe}
@@ -89,8 +103,8 @@ class LatentDynamics(nn.Module):
         def uncond(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
             return self.denoiser(x, sigma, ctx, actions, no_action)
 
-        x0 = get_sampler(sampler)(guided(cond, uncond, guidance), x, sigmas, generator)
-        return self.unstandardise(x0)
+        delta = get_sampler(sampler)(guided(cond, uncond, guidance), x, sigmas, generator)
+        return self.unstandardise(ctx[:, -1] + delta * self.delta_std[:, None, None])
 
     @torch.no_grad()
     def predict_state(self, latent: torch.Tensor) -> torch.Tensor:

@@ -34,9 +34,10 @@ class LatentContext:
         self.actions = actions[:, 1:]
 
     def set_rows(self, rows: torch.Tensor, other: LatentContext) -> None:
-        """Rows ``rows`` (M,) take the M rows of ``other`` (partial resets)."""
-        self.latents[rows] = other.latents
-        self.actions[rows] = other.actions
+        """Rows ``rows`` (M,) take the M rows of ``other`` (partial resets). Out of place, so
+        it works on tensors made under ``torch.inference_mode`` (the envs step in it)."""
+        self.latents = self.latents.index_copy(0, rows, other.latents)
+        self.actions = self.actions.index_copy(0, rows, other.actions)
 
 
 @torch.no_grad()

@@ -109,13 +109,17 @@ def train_dynamics(cfg: TrainDynamicsConfig) -> dict:
     paths = select_stores(cfg.data, cfg.stores)
     train = load_latent_episodes(paths, tokenizer, "train", cfg.val_fraction, cfg.seed)
     val = load_latent_episodes(paths, tokenizer, "val", cfg.val_fraction, cfg.seed)
+    if train.latents.shape[-2:] != (cfg.dynamics.latent_size,) * 2:
+        raise ValueError(
+            f"dynamics.latent_size={cfg.dynamics.latent_size} but the cached latents are "
+            f"{'x'.join(map(str, train.latents.shape[-2:]))}; set dynamics.latent_size to match"
+        )
     batcher = WindowBatcher(train, cfg.dynamics.context)
     torch.manual_seed(cfg.seed)
     model = LatentDynamics(cfg.dynamics)
-    sub = np.random.default_rng(cfg.seed).choice(train.n_frames, min(20000, train.n_frames))
-    model.set_normalisation(
-        torch.from_numpy(train.latents[sub].astype(np.float32)), torch.from_numpy(train.states)
-    )
+    sample = batcher.sample(min(16384, len(batcher)), np.random.default_rng(cfg.seed))
+    last = sample["context"][:, -1]
+    model.set_normalisation(last, sample["target"], torch.from_numpy(train.states))
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     rng, gen = np.random.default_rng(cfg.seed), torch.Generator().manual_seed(cfg.seed)

@@ -1,0 +1,171 @@
+"""World-model env speed beside MuJoCo: frames/s of the world-model vector env at 1, 16
+and 64 sub-envs against one MuJoCo tabletop process, measured in the same run, with the
+achieved GFLOP/s of a 64-env world-model step beside the machine's matmul rates.
+
+    python benchmarks/env_speed.py [--quick] [--out DIR] [--checkpoint NAME_OR_DIR]
+                                   [--sampler-steps N] [--threads N]
+
+- ``mujoco_fps``: steps/s of one ``TabletopEnv('push')`` process stepping random actions
+  and rendering every step (64x64), measured by ``gt_env_speed.env_frames_per_s`` (the
+  same code as gt_env_speed's one-process number).
+- ``diffusion.fps_bN``: sub-env frames/s of ``WorldModelVectorEnv(num_envs=N)`` stepping
+  random actions (N * steps / seconds, after a warm-up; autoresets included, as in MuJoCo);
+  ``diffusion.ratio_bN`` = ``fps_bN / mujoco_fps``.
+- ``diffusion.gflops_b64``: FLOPs of one 64-env step (dynamics sampling passes, decode and
+  state probe, counted by torch's FlopCounterMode on a step without autoresets) / the mean
+  step time of the timed run, beside
+  ``matmul_gflops_fp32`` and ``matmul_gflops_bf16`` (2048^2 matmuls, same run).
+
+Writes DIR/env_speed.json and DIR/env_speed.md. Timings mean something only on an
+otherwise idle machine; ``loadavg_1min`` records how busy it was at the start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from gt_env_speed import env_frames_per_s
+from torch.utils.flop_counter import FlopCounterMode
+
+from cosmos_env.dynamics.release import DEFAULT_WORLD_MODEL, WorldModel, load_world_model
+from cosmos_env.envs.vector_env import WorldModelVectorEnv
+from cosmos_env.eval.media import markdown_table
+
+BATCHES = (1, 16, 64)
+
+
+def matmul_gflops(dtype: torch.dtype, size: int = 2048, seconds: float = 1.0) -> float:
+    """GFLOP/s of repeated ``size``^2 matmuls in ``dtype`` for about ``seconds``."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a @ b
+    repeats, start = 0, time.perf_counter()
+    while repeats < 2 or time.perf_counter() - start < seconds:
+        a @ b
+        repeats += 1
+    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def _random_actions(env: WorldModelVectorEnv, rng: np.random.Generator) -> np.ndarray:
+    return rng.uniform(-1, 1, (env.num_envs, 7)).astype(np.float32)
+
+
+def step_flops(env: WorldModelVectorEnv) -> tuple[int, dict[str, int]]:
+    """FLOPs of one step right after a reset (no autoreset inside), total and by the
+    top-level modules FlopCounterMode saw (dynamics passes, probe, tokenizer decode)."""
+    rng = np.random.default_rng(1)
+    env.reset(seed=1)
+    with FlopCounterMode(display=False) as counter:
+        env.step(_random_actions(env, rng))
+    by_module = {
+        name: sum(counts.values())
+        for name, counts in counter.get_flop_counts().items()
+        if name != "Global" and "." not in name
+    }
+    return counter.get_total_flops(), by_module
+
+
+def vector_env_fps(env: WorldModelVectorEnv, seconds: float, warmup: int = 2) -> dict:
+    """Sub-env frames/s of ``env`` stepping random actions for about ``seconds``."""
+    rng = np.random.default_rng(0)
+    env.reset(seed=0)
+    for _ in range(warmup):
+        env.step(_random_actions(env, rng))
+    steps, start = 0, time.perf_counter()
+    while steps < 3 or time.perf_counter() - start < seconds:
+        env.step(_random_actions(env, rng))
+        steps += 1
+    elapsed = time.perf_counter() - start
+    return {"fps": env.num_envs * steps / elapsed, "steps": steps, "step_s": elapsed / steps}
+
+
+def world_model_speed(
+    wm: WorldModel, sampler_steps: int | None, seconds: float, mujoco_fps: float
+) -> dict:
+    """frames/s of the vector env at each batch size, and FLOPs of the largest one's step."""
+    result: dict = {"checkpoint": str(wm.source), "amp": True}
+    for n in BATCHES:
+        env = WorldModelVectorEnv(num_envs=n, world_model=wm, sampler_steps=sampler_steps)
+        result["sampler"], result["sampler_steps"] = env.core.sampler, env.core.sampler_steps
+        timing = vector_env_fps(env, seconds)
+        result[f"fps_b{n}"] = timing["fps"]
+        result[f"ratio_b{n}"] = timing["fps"] / mujoco_fps
+        result[f"timed_steps_b{n}"] = timing["steps"]
+        if n == BATCHES[-1]:
+            flops, by_module = step_flops(env)
+            result[f"gflop_per_step_b{n}"] = flops / 1e9
+            result[f"mflop_per_frame_b{n}"] = flops / n / 1e6
+            result[f"gflops_b{n}"] = flops / timing["step_s"] / 1e9
+            result[f"gflop_per_step_by_module_b{n}"] = {k: v / 1e9 for k, v in by_module.items()}
+        env.close()
+    return result
+
+
+def _table(results: dict) -> str:
+    d, mj = results["diffusion"], results["mujoco_fps"]
+    name = f"world model ({Path(d['checkpoint']).name}, {d['sampler']} x{d['sampler_steps']})"
+    rows = [["MuJoCo TabletopEnv push, step + render 64x64", 1, mj, 1.0]]
+    rows += [[name, n, d[f"fps_b{n}"], d[f"ratio_b{n}"]] for n in BATCHES]
+    table = markdown_table(["env", "sub-envs", "frames/s", "vs MuJoCo (1 process)"], rows)
+    b = BATCHES[-1]
+    table += (
+        f"\n\nWorld-model step at {b} sub-envs: {d[f'gflop_per_step_b{b}']:.2f} GFLOP "
+        f"({d[f'mflop_per_frame_b{b}']:.1f} MFLOP/frame), {d[f'gflops_b{b}']:.1f} GFLOP/s "
+        f"achieved (bf16 autocast) vs matmul 2048^2 {results['matmul_gflops_fp32']:.1f} "
+        f"GFLOP/s fp32, {results['matmul_gflops_bf16']:.1f} GFLOP/s bf16 (same run). "
+        f"Torch threads: {results['torch_threads']}; 1-min load average at start: "
+        f"{results['loadavg_1min']:.2f} (timings assume an idle machine).\n"
+    )
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="shorter timing runs")
+    parser.add_argument("--out", type=Path, default=Path("outputs/bench"))
+    parser.add_argument(
+        "--checkpoint",
+        default=DEFAULT_WORLD_MODEL,
+        help="world-model release: a shipped name or a directory (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--sampler-steps", type=int, default=None, help="override the checkpoint's default"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads (default: torch's choice, one per core); 1 keeps timings sane "
+        "when another job holds the cores",
+    )
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    wm = load_world_model(args.checkpoint)  # fail on a bad checkpoint before timing anything
+    results: dict = {
+        "quick": args.quick,
+        "machine": platform.processor() or platform.machine(),
+        "torch_threads": torch.get_num_threads(),
+        "loadavg_1min": os.getloadavg()[0],
+    }
+    results["mujoco_fps"] = env_frames_per_s(1, 500 if args.quick else 3000, 64)
+    results["matmul_gflops_fp32"] = matmul_gflops(torch.float32)
+    results["matmul_gflops_bf16"] = matmul_gflops(torch.bfloat16)
+    seconds = 3.0 if args.quick else 15.0
+    results["diffusion"] = world_model_speed(wm, args.sampler_steps, seconds, results["mujoco_fps"])
+    table = _table(results)
+    (args.out / "env_speed.json").write_text(json.dumps(results, indent=2))
+    (args.out / "env_speed.md").write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,244 @@
+"""The world-model release (dynamics weights paired with their tokenizer's checksum) and
+``python -m cosmos_env train-dynamics`` end to end on a tiny store."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from cosmos_env import checkpoint
+from cosmos_env.config import GenerateConfig, load_config
+from cosmos_env.dynamics.config import DynamicsConfig
+from cosmos_env.dynamics.data import load_latent_episodes, select_stores
+from cosmos_env.dynamics.model import LatentDynamics
+from cosmos_env.dynamics.release import load_world_model, save_world_model
+from cosmos_env.generate import generate
+from cosmos_env.tokenizer import Tokenizer, TokenizerConfig
+from cosmos_env.tokenizer.cache import load_cache
+from cosmos_env.tokenizer.release import load_tokenizer, save_tokenizer
+
+TINY_DYNAMICS = dict(width=32, depth=1, heads=2, adaln_rank=8, probe_width=8)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_tokenizer(directory, seed: int) -> Tokenizer:
+    torch.manual_seed(seed)
+    cfg = TokenizerConfig(channels=[8, 16], blocks=[1, 1], decoder_blocks=[1, 1], groups=4, heads=2)
+    save_tokenizer(directory, Tokenizer(cfg))
+    return load_tokenizer(directory)
+
+
+def tiny_dynamics(seed: int = 0, **overrides) -> LatentDynamics:
+    """A randomised tiny model whose parameters are exactly representable in float16."""
+    torch.manual_seed(seed)
+    model = LatentDynamics(DynamicsConfig(**{**TINY_DYNAMICS, **overrides}))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+            p.copy_(p.half().float())
+        model.latent_mean.normal_()
+        model.latent_std.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory):
+    """(release directory, the saved dynamics, its tokenizer)."""
+    root = tmp_path_factory.mktemp("release")
+    tokenizer = tiny_tokenizer(root / "tok", seed=0)
+    model = tiny_dynamics()
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)
+    states = rng.normal(size=(5, 36)).astype(np.float32)
+    directory = save_world_model(
+        root / "dyn", model, tokenizer, "push", "heun", 3, frames, states, card="# tiny\n"
+    )
+    return directory, model, tokenizer, frames, states
+
+
+def test_release_round_trip(released):
+    directory, model, tokenizer, frames, states = released
+    wm = load_world_model(directory)
+    assert wm.tokenizer.checksum == tokenizer.checksum  # found through the recorded path
+    assert (wm.task, wm.sampler, wm.sampler_steps) == ("push", "heun", 3)
+    assert wm.image_size == 64 and wm.source == directory
+    np.testing.assert_array_equal(wm.reset_frames, frames)
+    np.testing.assert_array_equal(wm.reset_states, states)
+    assert not wm.dynamics.training
+    assert not any(p.requires_grad for p in wm.dynamics.parameters())
+    assert wm.dynamics.cfg == model.cfg
+    g = torch.Generator().manual_seed(0)
+    context = torch.randn(2, 4, 16, 8, 8, generator=g)
+    actions = torch.rand(2, 4, 7, generator=g) * 2 - 1
+
+    def predict(m):
+        return m.predict_next(context, actions, torch.Generator().manual_seed(1), 2, "heun")
+
+    assert torch.equal(predict(wm.dynamics), predict(model))
+    assert torch.equal(
+        wm.dynamics.predict_state(context[:, -1]), model.predict_state(context[:, -1])
+    )
+    assert (directory / "card.md").read_text() == "# tiny\n"
+
+
+def test_release_stores_float16_parameters_and_loads_float32(released):
+    directory, model, _, _, _ = released
+    tensors = load_file(directory / "model.safetensors")
+    params = dict(model.named_parameters())
+    assert params and all(tensors[name].dtype == torch.float16 for name in params)
+    assert tensors["latent_mean"].dtype == torch.float32  # buffers keep full precision
+    torch.testing.assert_close(tensors["latent_std"], model.latent_std, rtol=0, atol=0)
+    wm = load_world_model(directory)
+    assert all(t.dtype == torch.float32 for t in wm.dynamics.state_dict().values())
+
+
+def test_loading_with_another_tokenizer_is_refused(released, tmp_path):
+    directory, _, tokenizer, _, _ = released
+    other = tiny_tokenizer(tmp_path / "other", seed=1)
+    assert other.checksum != tokenizer.checksum
+    with pytest.raises(checkpoint.CheckpointError) as err:
+        load_world_model(directory, tokenizer=tmp_path / "other")
+    message = str(err.value)
+    assert tokenizer.checksum in message and other.checksum in message
+    assert "retrain" in message or "Pass the tokenizer" in message
+    with pytest.raises(checkpoint.CheckpointError, match=other.checksum):
+        load_world_model(directory, tokenizer=other)
+    # The right tokenizer, given explicitly (as a path or a model), is accepted.
+    assert load_world_model(directory, tokenizer=str(tokenizer.source)).tokenizer is not None
+    assert load_world_model(directory, tokenizer=tokenizer).tokenizer is tokenizer
+
+
+def test_config_without_dynamics_section_is_refused(released, tmp_path):
+    directory, *_ = released
+    tok_dir = tmp_path / "tok"
+    tiny_tokenizer(tok_dir, seed=2)
+    with pytest.raises(checkpoint.CheckpointError, match="no 'dynamics' section"):
+        load_world_model(tok_dir)  # a tokenizer release is not a world model
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for f in directory.iterdir():
+        (broken / f.name).write_bytes(f.read_bytes())
+    config = json.loads((directory / "config.json").read_text())
+    del config["dynamics"]
+    (broken / "config.json").write_text(json.dumps(config))
+    with pytest.raises(checkpoint.CheckpointError, match="no 'dynamics' section"):
+        load_world_model(broken)
+    config = json.loads((directory / "config.json").read_text())
+    config["dynamics"]["width"] = 48  # the weights were saved for width 32
+    config["dynamics"]["heads"] = 3
+    (broken / "config.json").write_text(json.dumps(config))
+    with pytest.raises(checkpoint.CheckpointError, match="does not match its config"):
+        load_world_model(broken)
+    config["dynamics"]["depht"] = 2
+    (broken / "config.json").write_text(json.dumps(config))
+    with pytest.raises(checkpoint.CheckpointError, match="invalid"):
+        load_world_model(broken)
+    with pytest.raises(checkpoint.CheckpointError, match="no checkpoint"):
+        load_world_model(tmp_path / "missing")
+
+
+# ----------------------------------------------------------------------------- training
+
+
+@pytest.fixture(scope="module")
+def latent_data(tmp_path_factory):
+    """A tiny push store with its latents cached by a tiny tokenizer: (data dir, tokenizer)."""
+    from cosmos_env.__main__ import main
+
+    root = tmp_path_factory.mktemp("dyn_data")
+    overrides = [f"out={root / 'data' / 'push.zarr'}", "task=push", "episodes=4", "workers=1"]
+    generate(load_config("generate", GenerateConfig, overrides + ["max_steps=6"]))
+    tiny_tokenizer(root / "tok", seed=0)
+    assert main(["encode", f"tokenizer={root / 'tok'}", f"data={root / 'data'}"]) == 0
+    return root / "data", root / "tok"
+
+
+def test_latent_episodes_come_from_the_cache(latent_data):
+    data, tok_dir = latent_data
+    tokenizer = load_tokenizer(tok_dir)
+    paths = select_stores(data, "*")
+    train = load_latent_episodes(paths, tokenizer, "train", 0.25)
+    val = load_latent_episodes(paths, tokenizer, "val", 0.25)
+    assert len(train.starts) == 3 and len(val.starts) == 1
+    assert train.latents.dtype == np.float16 and train.latents.shape[1:] == (16, 8, 8)
+    assert train.actions.shape == (train.n_frames, 7) and train.states.shape[1] == 36
+    np.testing.assert_array_equal(train.starts[1:], train.ends[:-1])
+    from cosmos_env.data import EpisodeStore
+
+    store = EpisodeStore.open(paths[0])
+    cache = load_cache(store, tokenizer)
+    assert train.n_frames + val.n_frames == store.n_frames
+    _, (val_ep,) = store.split(0.25, 0)
+    lo, hi = store.episode_bounds(int(val_ep))
+    np.testing.assert_array_equal(val.latents, cache[lo:hi].astype(np.float16))
+    with pytest.raises(Exception, match="no store"):
+        select_stores(data, "pick*")
+
+
+def test_train_dynamics_command_releases_and_resumes(latent_data, tmp_path, capsys):
+    from cosmos_env.__main__ import main
+
+    data, tok_dir = latent_data
+    out = tmp_path / "run"
+    args = [
+        "train-dynamics",
+        *[f"dynamics.{k}={v}" for k, v in TINY_DYNAMICS.items()],
+        "steps=4",
+        "batch_size=8",
+        "warmup_steps=2",
+        "eval_every=2",
+        "save_every=2",
+        "eval_windows=8",
+        "reset_frames=2",
+        "val_fraction=0.25",
+        "threads=1",
+        f"tokenizer={tok_dir}",
+        f"data={data}",
+        "stores=*",
+        f"out={out}",
+    ]
+    assert main(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["steps"] == 4 and np.isfinite(result["psnr_next"])
+    assert {"latent_mse_next", "probe_cube_cm", "probe_gripper_cm"} <= set(result)
+    log = (out / "train.log").read_text()
+    assert "finished: 4 steps" in log and "step 2 eval (EMA)" in log
+    wm = load_world_model(out / "release")
+    assert wm.dynamics.cfg.width == 32 and wm.tokenizer.checksum == load_tokenizer(tok_dir).checksum
+    assert wm.reset_frames.shape == (1, 64, 64, 3)  # one held-out episode, at most 2 frames
+    assert wm.task == "push" and wm.sampler == "euler" and wm.sampler_steps == 1
+    config = json.loads((out / "release" / "config.json").read_text())
+    assert config["steps"] == 4 and "psnr_next" in config["metrics"]
+    assert "Diffusion world model" in (out / "release" / "card.md").read_text()
+    # Training stats travel with the weights: the latents are standardised with them.
+    assert not torch.equal(wm.dynamics.latent_std, torch.ones(16))
+
+    assert main([a if a != "steps=4" else "steps=6" for a in args]) == 0
+    log = (out / "train.log").read_text()
+    assert "resumed from step 4" in log and "finished: 6 steps" in log
+    assert json.loads((out / "release" / "config.json").read_text())["steps"] == 6
+
+
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ("dynamics.latent_channels=8", "latent_channels=8 but .* latents have 16 channels"),
+        ("dynamics.latent_size=4", "latent_size=4 but the cached latents are 8x8"),
+    ],
+)
+def test_train_dynamics_checks_the_latent_shape(latent_data, tmp_path, override, match):
+    from cosmos_env.__main__ import main
+
+    data, tok_dir = latent_data
+    args = ["train-dynamics", override, f"tokenizer={tok_dir}", f"data={data}", "stores=*"]
+    with pytest.raises(ValueError, match=match):
+        main(args + ["val_fraction=0.25", f"out={tmp_path}"])
