@@ -33,6 +33,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/gt_env_speed.py $(if $(QUICK),--quick) --out $(OUT)/bench
 	$(PY) benchmarks/expert_success.py $(if $(QUICK),--quick) --out $(OUT)/bench
 	$(PY) benchmarks/tokenizer_rd.py $(if $(QUICK),--quick) --out $(OUT)/bench
+	$(PY) benchmarks/fidelity.py $(if $(QUICK),--quick) --out $(OUT)/bench
+	$(PY) benchmarks/env_speed.py $(if $(QUICK),--quick) --out $(OUT)/bench
 
 # Reproduce the shipped tokenizer + push world model from nothing (about 55 min on 2 cores).
 retrain: $(STAMP)

@@ -8,9 +8,11 @@ import sys
 COMMANDS = {
     "generate": "roll a policy out in a MuJoCo world into an episode store",
     "demo": "the scripted expert in the tabletop world: video, contact sheet, metrics",
+    "compare": "world model vs MuJoCo, same first frame and actions (checkpoint=NAME episodes=N)",
     "train-tokenizer": "train a causal video tokenizer (tokenizer=CI8x8 data=PATH)",
     "encode": "cache a tokenizer's latents or tokens in a store (tokenizer=NAME data=PATH)",
     "train-dynamics": "train a world model on cached latents (dynamics=diffusion data=PATH)",
+    "retrain": "reproduce the shipped push world model from nothing: data, tokenizer, dynamics",
 }
 
 
@@ -39,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
 
         run_demo(load_config("demo", DemoConfig, overrides))
         return 0
+    if command == "compare":
+        from cosmos_env.config import CompareConfig, load_config
+        from cosmos_env.eval.compare import run_compare
+
+        run_compare(load_config("compare", CompareConfig, overrides))
+        return 0
     if command == "train-tokenizer":
         from cosmos_env.config import TrainTokenizerConfig, load_config
         from cosmos_env.tokenizer.train import train_tokenizer
@@ -59,6 +67,12 @@ def main(argv: list[str] | None = None) -> int:
 
         cfg = load_config("train_dynamics", TrainDynamicsConfig, overrides, ("tokenizer",))
         print(json.dumps(train_dynamics(cfg), indent=2))
+        return 0
+    if command == "retrain":
+        from cosmos_env.config import RetrainConfig, load_config
+        from cosmos_env.retrain import retrain
+
+        print(json.dumps(retrain(load_config("retrain", RetrainConfig, overrides)), indent=2))
         return 0
     print(f"unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
     return 2

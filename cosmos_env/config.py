@@ -47,6 +47,10 @@ class DemoConfig:
     upscale: int = 4
     seed: int = 0
     out: str = "outputs/demo"
+    checkpoint: str = "diffusion-push"  # the world model compared with MuJoCo
+    compare_episodes: int = 4
+    compare_horizon: int = 16
+    compare_noise: float = 0.3
 
 
 @dataclass
@@ -99,6 +103,8 @@ class TrainDynamicsConfig:
     weight_decay: float = 0.01
     ema_decay: float = 0.999
     probe_weight: float = 1.0
+    early_fraction: float = 0.25  # share of each batch from the first early_steps of episodes
+    early_steps: int = 16
     amp: bool = True  # bfloat16 autocast on the CPU
     sampler: str = "euler"  # the release's default sampler and steps
     sampler_steps: int = 1
@@ -110,6 +116,20 @@ class TrainDynamicsConfig:
     seed: int = 0
     threads: int = 0
     resume: bool = True
+
+
+@dataclass
+class RetrainConfig:
+    out: str = "outputs/retrain"
+    tokenizer: str = "CI8x8"  # tokenizer config group
+    push_episodes: int = 400
+    push_noise: list[float] = field(default_factory=lambda: [0.0, 0.3, 0.6, 1.0])
+    pick_place_episodes: int = 100  # tokenizer data only
+    pick_place_noise: list[float] = field(default_factory=lambda: [0.0, 0.3, 0.6])
+    tokenizer_minutes: float = 25.0
+    dynamics_minutes: float = 25.0
+    workers: int = 2
+    seed: int = 0
 
 
 def load_config(
@@ -128,3 +148,21 @@ def load_config(
         OmegaConf.update(raw, key, value, force_add=False)
     merged = OmegaConf.merge(OmegaConf.structured(schema), raw)  # unknown keys raise here
     return OmegaConf.to_object(merged)
+
+
+@dataclass
+class CompareConfig:
+    world: WorldConfig = field(default_factory=WorldConfig)
+    task: str = "push"
+    policy: str = "scripted"  # scripted | random
+    noise: float = 0.3
+    episodes: int = 8
+    checkpoint: str = "diffusion-push"  # shipped world model name or release directory
+    horizon: int = 16
+    sampler: str | None = None  # None: the checkpoint's default
+    sampler_steps: int | None = None
+    amp: bool = True  # bfloat16 autocast, as the world-model envs run
+    seed: int = 9999  # held out: the training stores use small seeds (0-6)
+    video_episodes: int = 4
+    upscale: int = 4
+    out: str = "outputs/compare"

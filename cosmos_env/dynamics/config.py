@@ -28,6 +28,7 @@ class DynamicsConfig:
     patch: int = 1
     mlp_ratio: float = 4.0
     adaln_rank: int = 64  # AdaLN-LoRA rank (Cosmos): a low-rank modulation per block
+    conv_mlp: bool = True  # depthwise 3x3 conv over the token grid inside each MLP
     # EDM (Karras et al. 2022), as DIAMOND uses it for world models
     sigma_data: float = 1.0
     p_mean: float = 0.3  # log-normal training sigmas, centred high: few-step sampling

@@ -110,5 +110,19 @@ class WindowBatcher:
             "target_state": torch.from_numpy(ep.states[t + 1]),  # (B, S)
         }
 
-    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        return self.batch(rng.integers(0, len(self), batch_size))
+    def sample(
+        self,
+        batch_size: int,
+        rng: np.random.Generator,
+        early_fraction: float = 0.0,
+        early_steps: int = 16,
+    ) -> dict[str, torch.Tensor]:
+        """Uniform windows, except that ``early_fraction`` of the batch ends within the
+        first ``early_steps`` rows of an episode: every world-model episode starts from a
+        reset frame with a padded context, so those windows are what every rollout meets."""
+        indices = rng.integers(0, len(self), batch_size)
+        n_early = int(round(batch_size * early_fraction))
+        if n_early:
+            early = np.flatnonzero(self.anchor_rows - self.anchor_starts < early_steps)
+            indices[:n_early] = early[rng.integers(0, len(early), n_early)]
+        return self.batch(indices)

@@ -98,6 +98,14 @@ def load_world_model(
     )
 
 
+def _portable_source(tokenizer: Tokenizer) -> str:
+    """A shipped tokenizer is recorded by name (its path differs between installs)."""
+    source = Path(tokenizer.source).resolve()
+    if source.parent == checkpoint.PRETRAINED_DIR.resolve():
+        return source.name
+    return str(source)
+
+
 def save_world_model(
     directory: str | Path,
     dynamics: LatentDynamics,
@@ -118,7 +126,7 @@ def save_world_model(
         "tokenizer": {
             "name": tokenizer.cfg.name,
             "checksum": tokenizer.checksum,
-            "source": str(tokenizer.source),
+            "source": _portable_source(tokenizer),
         },
         "task": task,
         "sampler": {"name": sampler, "steps": sampler_steps},

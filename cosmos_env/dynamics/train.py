@@ -68,23 +68,33 @@ def _reset_frames(paths: list[Path], cfg: TrainDynamicsConfig) -> tuple[np.ndarr
 
 def _card(cfg: TrainDynamicsConfig, paths, train: LatentEpisodes, steps, wall, metrics) -> str:
     d = cfg.dynamics
+    mlp = "Mix-FFN (depthwise 3x3 conv) MLPs" if d.conv_mlp else "plain MLPs"
     lines = [
         f"# Diffusion world model: tabletop {cfg.task}",
         "",
-        f"EDM denoiser over {d.latent_channels}x{d.latent_size}x{d.latent_size} latents of "
-        f"tokenizer `{cfg.tokenizer}`: a DiT (width {d.width}, depth {d.depth}, {d.heads} "
-        f"heads, patch {d.patch}, AdaLN-LoRA rank {d.adaln_rank}) with {d.context} context "
-        "frames concatenated along channels, conditioned on the noise level and the actions; "
-        "a convolutional state probe reads the task state from a latent.",
+        f"An EDM denoiser over {d.latent_channels}x{d.latent_size}x{d.latent_size} latents of "
+        f"the tokenizer `{Path(cfg.tokenizer).name if '/' in cfg.tokenizer else cfg.tokenizer}` "
+        f"(its weights checksum is in config.json; another tokenizer is refused). Network: a "
+        f"DiT (width {d.width}, depth {d.depth}, {d.heads} heads, patch {d.patch}, {mlp}, "
+        f"RMS-normalised Q/K, factorised position embeddings, AdaLN-LoRA rank {d.adaln_rank}) "
+        f"over the 64 tokens of the next frame, with {d.context} context latents concatenated "
+        "along channels; the noise level and the actions condition it through AdaLN (one "
+        "action MLP adds to the noise embedding, one to the shared AdaLN term). It diffuses "
+        "the standardised change from the last context latent. A convolutional state probe "
+        "reads the 36-d task state from a latent for reward and success.",
         "",
-        f"- Data: {', '.join(p.name for p in paths)}; {train.n_frames} training frames in "
-        f"{len(train.starts)} episodes (held-out split: val_fraction {cfg.val_fraction})",
-        f"- Training: {steps} steps at batch {cfg.batch_size}, AdamW lr {cfg.lr} cosine, EMA "
-        f"{cfg.ema_decay}, bf16 autocast {cfg.amp}; wall time {wall / 60:.1f} min on "
-        f"{torch.get_num_threads()} CPU threads",
+        f"- Data: {', '.join(p.name for p in paths)} (MuJoCo tabletop, scripted expert at "
+        f"several noise levels); {train.n_frames} training frames in {len(train.starts)} "
+        f"episodes, held-out split val_fraction {cfg.val_fraction}",
+        f"- Training: {steps} steps at batch {cfg.batch_size} ({cfg.early_fraction:.0%} of each "
+        f"batch from the first {cfg.early_steps} steps of episodes), AdamW lr {cfg.lr} cosine, "
+        f"EMA {cfg.ema_decay}, log-normal sigmas (P_mean {d.p_mean}, P_std {d.p_std}), context "
+        f"noise up to {d.context_noise}, action dropout {d.action_dropout}, bf16 autocast "
+        f"{cfg.amp}; wall time {wall / 60:.1f} min on {torch.get_num_threads()} CPU threads",
         f"- Sampler: {cfg.sampler}, {cfg.sampler_steps} step(s) on the Karras schedule "
         f"(sigma_max {d.sigma_max})",
-        "- Held-out metrics (EMA weights; PSNR against the tokenizer's reconstruction): "
+        "- Held-out windows at the end of training (EMA weights; PSNR against the tokenizer's "
+        "reconstruction, h16 = open loop from episode starts): "
         + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()),
         f"- Reproduce: `python -m cosmos_env train-dynamics dynamics=diffusion "
         f"tokenizer={cfg.tokenizer} data={cfg.data}`",
@@ -155,7 +165,7 @@ def train_dynamics(cfg: TrainDynamicsConfig) -> dict:
     bar = tqdm(total=cfg.steps, initial=step, desc="train dynamics", unit="step")
     while step < cfg.steps and (time.perf_counter() - start) < cfg.max_minutes * 60:
         model.train()
-        batch = batcher.sample(cfg.batch_size, rng)
+        batch = batcher.sample(cfg.batch_size, rng, cfg.early_fraction, cfg.early_steps)
         for group in opt.param_groups:
             group["lr"] = _lr(cfg, step, elapsed)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp):

@@ -160,19 +160,16 @@ def test_window_read_touches_only_its_chunks(filled) -> None:
         store.get_rows(0, store.n_frames, keys=["rgb"])
 
 
-def test_append_is_fast(tmp_path: Path) -> None:
+def test_repeated_appends_of_full_size_frames_round_trip(tmp_path: Path) -> None:
+    # Append speed is a benchmark figure (generate's frames/s), not a timed assertion here.
     features = {**make_features(), "rgb": FeatureSpec("rgb", "uint8", (64, 64, 3))}
     store = EpisodeStore.create(
         tmp_path / "s.zarr", features=features, action_spec=make_action_spec(), fps=10, world="w"
     )
     ep = make_episode(0, 50)
     ep["rgb"] = np.repeat(np.repeat(np.repeat(ep["rgb"], 8, 1), 8, 2), 1, 3)
-    times = []
     for _ in range(10):
-        t = time.perf_counter()
         store.append_episode(ep)
-        times.append(time.perf_counter() - t)
-    assert np.median(times) < 0.1, f"append of 50 64x64 frames took {np.median(times):.3f}s"
     store.finalize()
     np.testing.assert_array_equal(
         EpisodeStore.open(tmp_path / "s.zarr").load_episode(9)["rgb"], ep["rgb"]

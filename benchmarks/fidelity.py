@@ -1,0 +1,113 @@
+"""World-model fidelity against MuJoCo on held-out episodes, open loop.
+
+    python benchmarks/fidelity.py [--quick] [--out DIR] [--checkpoint NAME_OR_PATH]
+        [--episodes N] [--seed S] [--sweep-steps]
+
+Fresh MuJoCo push episodes (scripted expert at noise 0.3, seed 9999: no training store
+uses it) give the first frame and 16 actions; the world model rolls the same actions out
+from the encoded first frame (``cosmos_env.eval.compare``). Writes fidelity.json (the
+summary under the model kind, e.g. ``diffusion.psnr_h16``, with per-horizon curves),
+fidelity.md and fidelity.png. ``--sweep-steps`` also scores sampler steps 1, 2 and 3 on the
+same episodes (``sweep.<steps>``), to pick the default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from cosmos_env.dynamics.release import DEFAULT_WORLD_MODEL, load_world_model
+from cosmos_env.eval import report
+from cosmos_env.eval.compare import HELD_OUT_SEED, compare, simulate
+
+TASK, POLICY, NOISE, HORIZON = "push", "scripted", 0.3, 16
+SWEEP_STEPS = (1, 2, 3)
+
+
+def _entry(result: dict) -> dict:
+    """A compare result flattened: summary keys at the top, then the rest."""
+    rest = {k: result[k] for k in ("sampler", "sampler_steps", "timing", "per_horizon")}
+    return result["summary"] | rest
+
+
+def _steps(entry: dict) -> int:
+    return entry["sampler_steps"]
+
+
+def _label(entry: dict) -> str:
+    return f"{entry['sampler']}, {entry['sampler_steps']} step(s)"
+
+
+def run(checkpoint: str, episodes: int, seed: int, sweep: bool) -> dict:
+    """Every score of the benchmark, as fidelity.json holds them."""
+    wm = load_world_model(checkpoint)
+    kind = getattr(wm.dynamics.cfg, "kind", "diffusion")
+    truth = simulate(TASK, POLICY, NOISE, episodes, HORIZON, seed, wm.image_size)
+    main, _ = compare(wm, truth, seed, wm.sampler, wm.sampler_steps)
+    results = {
+        "checkpoint": str(wm.source),
+        "task": TASK,
+        "policy": POLICY,
+        "noise": NOISE,
+        "horizon": HORIZON,
+        "held_out_episodes": episodes,
+        "seed": seed,
+        "kind": kind,
+        kind: _entry(main),
+    }
+    if sweep:
+        results["sweep"] = {}
+        for steps in SWEEP_STEPS:
+            same = steps == wm.sampler_steps
+            result = main if same else compare(wm, truth, seed, wm.sampler, steps)[0]
+            results["sweep"][str(steps)] = _entry(result)
+    return results
+
+
+def write(results: dict, out: Path) -> str:
+    """fidelity.json, fidelity.md, fidelity.png; returns the markdown."""
+    kind = results["kind"]
+    main = results[kind]
+    entries = [main] + [e for e in results.get("sweep", {}).values() if e is not main]
+    entries = sorted({e["sampler_steps"]: e for e in entries}.values(), key=_steps)
+    default = main["sampler_steps"]
+    rows = {
+        f"{kind} ({_label(e)}{', default' if _steps(e) == default else ''})": e for e in entries
+    }
+    timing = main["timing"]
+    speed = timing["world_model_frames_per_s_batched"] / timing["mujoco_frames_per_s"]
+    text = (
+        f"World model `{results['checkpoint']}` vs MuJoCo, {results['task']}: "
+        f"{results['held_out_episodes']} held-out episodes (seed {results['seed']}), "
+        f"scripted expert at noise {results['noise']}, open loop for {results['horizon']} "
+        "steps from one frame. `h16` columns are at h = 16.\n\n"
+        f"{report.summary_table(rows, 'model (sampler, steps)')}\n\n"
+        f"Default sampler per horizon:\n\n{report.horizon_table(main['per_horizon'])}\n\n"
+        f"World model (batched over {results['held_out_episodes']} episodes, incl. decode) "
+        f"produced frames {speed:.3g}x as fast as MuJoCo (step + render + expert) in this run.\n"
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "fidelity.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "fidelity.md").write_text(text)
+    curves = {_label(e): e["per_horizon"] for e in rows.values()}
+    report.plot_fidelity(curves, out / "fidelity.png")
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="8 episodes instead of 64")
+    parser.add_argument("--out", type=Path, default=Path("outputs/bench"))
+    parser.add_argument("--checkpoint", default=DEFAULT_WORLD_MODEL)
+    parser.add_argument("--episodes", type=int, default=None, help="default 64 (8 with --quick)")
+    parser.add_argument("--seed", type=int, default=HELD_OUT_SEED)
+    parser.add_argument("--sweep-steps", action="store_true", help="also sampler steps 1, 2, 3")
+    args = parser.parse_args()
+    episodes = args.episodes or (8 if args.quick else 64)
+    results = run(args.checkpoint, episodes, args.seed, args.sweep_steps)
+    print(write(results, args.out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, the world-model-vs-MuJoCo comparison, media and reports."""
