@@ -159,6 +159,7 @@ class CompareConfig:
     episodes: int = 8
     checkpoint: str = "diffusion-push"  # shipped world model name or release directory
     horizon: int = 16
+    start: int = 0  # first compared frame; > 0 gives the world model real context frames
     sampler: str | None = None  # None: the checkpoint's default
     sampler_steps: int | None = None
     amp: bool = True  # bfloat16 autocast, as the world-model envs run

@@ -16,13 +16,28 @@ class LatentContext:
     caller-given frames are unknown and also zero.
     """
 
-    def __init__(self, latents: torch.Tensor, context: int, action_dim: int) -> None:
+    def __init__(
+        self,
+        latents: torch.Tensor,
+        context: int,
+        action_dim: int,
+        past_actions: torch.Tensor | None = None,
+    ) -> None:
+        """``past_actions`` (B, k-1, A): the actions between the k given latents, when known
+        (a window of a recorded episode); None leaves them zero (unknown)."""
         b, k = latents.shape[:2]
         if k > context:
             latents = latents[:, -context:]
+            if past_actions is not None:
+                past_actions = past_actions[:, past_actions.shape[1] - (context - 1) :]
         pad = context - latents.shape[1]
         self.latents = torch.cat([latents[:, :1].expand(-1, pad, -1, -1, -1), latents], dim=1)
         self.actions = torch.zeros(b, context - 1, action_dim)
+        if past_actions is not None and past_actions.shape[1]:
+            n = past_actions.shape[1]
+            if n != latents.shape[1] - 1:
+                raise ValueError(f"{n} past actions for {latents.shape[1]} context latents")
+            self.actions[:, context - 1 - n :] = past_actions
 
     def with_action(self, action: torch.Tensor) -> torch.Tensor:
         """The actions (B, K, A) for predicting the next latent after ``action`` (B, A)."""
@@ -48,10 +63,12 @@ def rollout(
     generator: torch.Generator | None = None,
     steps: int = 1,
     sampler: str = "euler",
+    past_actions: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Predict latents (B, T, C, h, w) for actions (B, T, A) in [-1, 1] from initial raw
-    latents (B, k, C, h, w), open loop (the model's own predictions become its context)."""
-    ctx = LatentContext(initial, model.cfg.context, model.cfg.action_dim)
+    latents (B, k, C, h, w) (and the k-1 actions between them, if known), open loop: the
+    model's own predictions become its context."""
+    ctx = LatentContext(initial, model.cfg.context, model.cfg.action_dim, past_actions)
     out = []
     for t in range(actions.shape[1]):
         step_actions = ctx.with_action(actions[:, t])

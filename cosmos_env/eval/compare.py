@@ -63,6 +63,15 @@ class Predictions:
     seconds: float
 
 
+@dataclass
+class History:
+    """Frames before a rollout's first frame, uint8 (N, k-1, H, W, 3), oldest first, and
+    the actions between them and up to the first frame, float32 (N, k-1, A)."""
+
+    frames: np.ndarray
+    actions: np.ndarray
+
+
 def check_choices(world: str, task: str, policy: str) -> None:
     """ValueError naming the bad choice and the valid ones."""
     if world not in WORLDS:
@@ -121,6 +130,23 @@ def simulate(
     return Rollouts(np.stack(frames), np.stack(states), np.stack(actions), seconds)
 
 
+def window(truth: Rollouts, start: int, horizon: int, context: int) -> tuple[Rollouts, History]:
+    """The ``horizon`` steps of ``truth`` from frame ``start``, and what came before: up to
+    ``context`` - 1 earlier frames with the actions between them (empty at ``start`` 0)."""
+    if start < 0 or start + horizon > truth.actions.shape[1]:
+        raise ValueError(
+            f"start {start} + horizon {horizon} > {truth.actions.shape[1]} simulated steps"
+        )
+    lo = max(0, start - context + 1)
+    part = Rollouts(
+        truth.frames[:, start : start + horizon + 1],
+        truth.states[:, start : start + horizon + 1],
+        truth.actions[:, start : start + horizon],
+        truth.seconds,
+    )
+    return part, History(truth.frames[:, lo:start], truth.actions[:, lo:start])
+
+
 def _chunked(fn: Callable[..., torch.Tensor], *arrays, batch: int = 256) -> torch.Tensor:
     """``fn`` over the first axis of ``arrays`` in chunks of ``batch`` (bounded memory)."""
     n = len(arrays[0])
@@ -139,21 +165,35 @@ def _encode(wm: WorldModel, frames: np.ndarray) -> torch.Tensor:
 
 @torch.inference_mode()
 def predict(
-    wm: WorldModel, truth: Rollouts, seed: int, sampler: str, steps: int, amp: bool = True
+    wm: WorldModel,
+    truth: Rollouts,
+    seed: int,
+    sampler: str,
+    steps: int,
+    amp: bool = True,
+    history: History | None = None,
 ) -> Predictions:
-    """Open-loop world-model rollout of ``truth.actions`` from ``truth``'s first frames,
-    batched over episodes; randomness from a generator seeded with ``seed``."""
+    """Open-loop world-model rollout of ``truth.actions`` from ``truth``'s first frames
+    (with ``history`` as extra context), batched over episodes; randomness from a
+    generator seeded with ``seed``."""
     n, t1 = truth.frames.shape[:2]
     true_latents = _encode(wm, truth.frames.reshape(n * t1, *truth.frames.shape[2:]))
     recon = _decode(wm, true_latents).reshape(truth.frames.shape)
     recon_states = wm.dynamics.predict_state(true_latents).double().numpy().reshape(n, t1, -1)
     initial = true_latents.view(n, t1, *true_latents.shape[1:])[:, :1]  # (N, 1, C, h, w)
+    past = None
+    if history is not None and history.frames.shape[1]:
+        k = history.frames.shape[1]
+        before = _encode(wm, history.frames.reshape(n * k, *history.frames.shape[2:]))
+        initial = torch.cat([before.view(n, k, *before.shape[1:]), initial], dim=1)
+        past = torch.from_numpy(history.actions)
     actions = torch.from_numpy(truth.actions)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
-        rollout(wm.dynamics, initial, actions[:, :1], torch.Generator(), steps, sampler)  # warm-up
+        warm = (wm.dynamics, initial, actions[:, :1], torch.Generator(), steps, sampler, past)
+        rollout(*warm)
         generator = torch.Generator().manual_seed(seed)
         start = time.perf_counter()
-        latents = rollout(wm.dynamics, initial, actions, generator, steps, sampler).float()
+        latents = rollout(wm.dynamics, initial, actions, generator, steps, sampler, past).float()
     flat = latents.flatten(0, 1)  # (N * T, C, h, w)
     frames = _decode(wm, flat).reshape(n, t1 - 1, *truth.frames.shape[2:])
     states = wm.dynamics.predict_state(flat).double().numpy().reshape(n, t1 - 1, -1)
@@ -222,10 +262,16 @@ def summarise(per_horizon: dict[str, list[float]]) -> dict[str, float]:
 
 
 def compare(
-    wm: WorldModel, truth: Rollouts, seed: int, sampler: str, steps: int, amp: bool = True
+    wm: WorldModel,
+    truth: Rollouts,
+    seed: int,
+    sampler: str,
+    steps: int,
+    amp: bool = True,
+    history: History | None = None,
 ) -> tuple[dict, Predictions]:
     """Scores of one world-model setting on ``truth``: per-horizon curves, summary, timing."""
-    pred = predict(wm, truth, seed, sampler, steps, amp)
+    pred = predict(wm, truth, seed, sampler, steps, amp, history)
     per_horizon = score(truth, pred)
     n_frames = truth.actions.shape[0] * truth.actions.shape[1]
     timing = {
@@ -245,17 +291,18 @@ def run_compare(cfg: CompareConfig, world_model: WorldModel | None = None) -> di
     wm = world_model or load_world_model(cfg.checkpoint)
     sampler = cfg.sampler or wm.sampler
     steps = int(cfg.sampler_steps or wm.sampler_steps)
-    truth = simulate(
+    full = simulate(
         cfg.task,
         cfg.policy,
         cfg.noise,
         cfg.episodes,
-        cfg.horizon,
+        cfg.start + cfg.horizon,
         cfg.seed,
         wm.image_size,
         cfg.world.n_objects,
     )
-    result, pred = compare(wm, truth, cfg.seed, sampler, steps, cfg.amp)
+    truth, history = window(full, cfg.start, cfg.horizon, wm.dynamics.cfg.context)
+    result, pred = compare(wm, truth, cfg.seed, sampler, steps, cfg.amp, history)
     model = {"source": str(wm.source), "task": wm.task}
     result = {"config": asdict(cfg), "model": model} | result
     text = write_outputs(Path(cfg.out), result, truth, pred, cfg)

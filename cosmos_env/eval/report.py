@@ -25,7 +25,8 @@ def caption(result: dict) -> str:
     return (
         f"World model `{cfg['checkpoint']}` vs MuJoCo, {cfg['task']}: {cfg['episodes']} "
         f"episodes (seed {cfg['seed']}) of policy {cfg['policy']} (noise {cfg['noise']}), "
-        f"open loop for {h} steps from one frame; sampler {result['sampler']}, "
+        f"open loop for {h} steps from frame {cfg.get('start', 0)} (with the frames before "
+        f"it as context); sampler {result['sampler']}, "
         f"{result['sampler_steps']} step(s)."
     )
 

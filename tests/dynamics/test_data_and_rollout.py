@@ -196,3 +196,18 @@ def test_rollout_feeds_predictions_back_as_context():
         acts = acts[1:] + [actions[:, t]]
     again = rollout(model, initial, actions, torch.Generator().manual_seed(3))
     assert torch.equal(out, again)
+
+
+def test_context_places_known_past_actions_next_to_their_frames():
+    from cosmos_env.dynamics.rollout import LatentContext
+
+    latents = torch.randn(2, 3, 4, 2, 2)
+    past = torch.arange(2 * 2 * 7, dtype=torch.float32).view(2, 2, 7)
+    ctx = LatentContext(latents, context=4, action_dim=7, past_actions=past)
+    assert torch.equal(ctx.latents[:, 1:], latents) and torch.equal(
+        ctx.latents[:, 0], latents[:, 0]
+    )
+    assert torch.equal(ctx.actions[:, 0], torch.zeros(2, 7))  # before the padding row: unknown
+    assert torch.equal(ctx.actions[:, 1:], past)
+    with pytest.raises(ValueError, match="past actions"):
+        LatentContext(latents, context=4, action_dim=7, past_actions=past[:, :1])
