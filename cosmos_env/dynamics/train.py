@@ -102,6 +102,20 @@ def _card(cfg: TrainDynamicsConfig, paths, train: LatentEpisodes, steps, wall, m
     return "\n".join(lines) + "\n"
 
 
+def _unrolled_batch(model, batcher: WindowBatcher, cfg: TrainDynamicsConfig, rng, gen) -> dict:
+    """A batch whose last context latent is the model's own one-step prediction (no
+    gradient through it), so training sees the errors an open-loop rollout feeds back."""
+    b = batcher.sample_unrolled(cfg.batch_size, rng)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp):
+        first = model.predict_next(b["context"], b["actions"], gen, 1, "euler").float()
+    return {
+        "context": torch.cat([b["context"][:, 1:], first[:, None]], dim=1),
+        "actions": torch.cat([b["actions"][:, 1:], b["next_action"][:, None]], dim=1),
+        "target": b["target"],
+        "target_state": b["target_state"],
+    }
+
+
 def train_dynamics(cfg: TrainDynamicsConfig) -> dict:
     """Train, release to ``cfg.out/release`` and return the held-out metrics."""
     if cfg.threads:
@@ -165,7 +179,10 @@ def train_dynamics(cfg: TrainDynamicsConfig) -> dict:
     bar = tqdm(total=cfg.steps, initial=step, desc="train dynamics", unit="step")
     while step < cfg.steps and (time.perf_counter() - start) < cfg.max_minutes * 60:
         model.train()
-        batch = batcher.sample(cfg.batch_size, rng, cfg.early_fraction, cfg.early_steps)
+        if rng.random() < cfg.unroll_fraction:
+            batch = _unrolled_batch(model, batcher, cfg, rng, gen)
+        else:
+            batch = batcher.sample(cfg.batch_size, rng, cfg.early_fraction, cfg.early_steps)
         for group in opt.param_groups:
             group["lr"] = _lr(cfg, step, elapsed)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp):

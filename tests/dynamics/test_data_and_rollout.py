@@ -211,3 +211,19 @@ def test_context_places_known_past_actions_next_to_their_frames():
     assert torch.equal(ctx.actions[:, 1:], past)
     with pytest.raises(ValueError, match="past actions"):
         LatentContext(latents, context=4, action_dim=7, past_actions=past[:, :1])
+
+
+def test_unrolled_windows_reach_two_rows_past_the_context():
+    n = 30  # three episodes of 10 rows; every row's value is its index
+    latents = np.arange(n, dtype=np.float16)[:, None, None, None] * np.ones((1, 2, 2, 2))
+    actions = np.arange(n, dtype=np.float32)[:, None] * np.ones((1, 7), np.float32)
+    states = np.arange(n, dtype=np.float32)[:, None] * np.ones((1, 36), np.float32)
+    episodes = LatentEpisodes(
+        latents.astype(np.float16), actions, states, np.array([0, 10, 20]), np.array([10, 20, 30])
+    )
+    batch = WindowBatcher(episodes, 4).sample_unrolled(256, np.random.default_rng(0))
+    last = batch["context"][:, -1, 0, 0, 0]
+    assert torch.equal(batch["next_action"][:, 0], last + 1)
+    assert torch.equal(batch["target"][:, 0, 0, 0], last + 2)
+    assert torch.equal(batch["target_state"][:, 0], last + 2)
+    assert int((last % 10).max()) == 7  # t + 2 stays inside the episode
