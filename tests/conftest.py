@@ -39,3 +39,12 @@ def make_tiny_world_model(directory, seed: int = 0):
 def tiny_world_model_dir(tmp_path_factory):
     """Release directory of a tiny random world model (dynamics + its tokenizer)."""
     return make_tiny_world_model(tmp_path_factory.mktemp("tiny_world_model"))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread for a module of tiny-model tests, restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

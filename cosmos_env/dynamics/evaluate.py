@@ -9,8 +9,7 @@ import torch
 from cosmos_env.dynamics.data import LatentEpisodes, WindowBatcher
 from cosmos_env.dynamics.model import LatentDynamics
 from cosmos_env.dynamics.rollout import rollout
-from cosmos_env.eval.metrics import psnr
-from cosmos_env.sim import state_layout as sl
+from cosmos_env.eval.metrics import position_errors_cm, psnr
 from cosmos_env.tokenizer.model import Tokenizer
 
 
@@ -21,8 +20,7 @@ def _decode(tokenizer: Tokenizer, latents: torch.Tensor) -> torch.Tensor:
 
 def position_error_cm(pred: torch.Tensor, true: torch.Tensor, name: str) -> float:
     """Mean Euclidean error (cm) of the state slot ``name`` (a 3-d position)."""
-    diff = sl.get(pred.numpy(), name) - sl.get(true.numpy(), name)
-    return float(np.linalg.norm(diff, axis=-1).mean() * 100)
+    return float(position_errors_cm(pred.numpy(), true.numpy(), name).mean())
 
 
 @torch.no_grad()

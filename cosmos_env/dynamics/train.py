@@ -6,8 +6,6 @@ and checksum and held-out reset frames."""
 from __future__ import annotations
 
 import copy
-import logging
-import math
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -30,25 +28,11 @@ from cosmos_env.dynamics.model import LatentDynamics
 from cosmos_env.dynamics.release import save_world_model
 from cosmos_env.sim.tasks import get_task
 from cosmos_env.tokenizer.release import load_tokenizer
+from cosmos_env.training import budget_lr, file_logger, optimise, update_ema
 
 
 def _lr(cfg: TrainDynamicsConfig, step: int, elapsed: float) -> float:
-    """Warmup, then cosine to 2% over whichever budget (steps or minutes) runs out first."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    by_steps = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    progress = max(by_steps, elapsed / (cfg.max_minutes * 60))
-    return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
-
-
-def _logger(out: Path) -> logging.Logger:
-    log = logging.getLogger(f"cosmos_env.train_dynamics.{out}")
-    log.setLevel(logging.INFO)
-    if not log.handlers:
-        handler = logging.FileHandler(out / "train.log")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-        log.addHandler(handler)
-    return log
+    return budget_lr(cfg.lr, cfg.warmup_steps, cfg.steps, cfg.max_minutes, step, elapsed)
 
 
 def _reset_frames(paths: list[Path], cfg: TrainDynamicsConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -123,7 +107,7 @@ def train_dynamics(cfg: TrainDynamicsConfig) -> dict:
     get_task(cfg.task)  # fail fast on an unknown task
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    log = _logger(out)
+    log = file_logger("train_dynamics", out)
     tokenizer = load_tokenizer(cfg.tokenizer)
     if tokenizer.cfg.code_channels != cfg.dynamics.latent_channels:
         raise ValueError(
@@ -188,14 +172,8 @@ def train_dynamics(cfg: TrainDynamicsConfig) -> dict:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp):
             losses = model.losses(**batch, generator=gen)
         total = losses["diffusion"] + cfg.probe_weight * losses["probe"]
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        decay = min(cfg.ema_decay, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for e, p in zip(ema.parameters(), model.parameters(), strict=True):
-                e.lerp_(p, 1 - decay)
+        optimise(opt, total, model)
+        update_ema(ema, model, step, cfg.ema_decay)
         step += 1
         elapsed = time.perf_counter() - start
         bar.update()

@@ -133,7 +133,7 @@ class WorldModelVectorEnv(VectorEnv):
             infos["final_info"] = {**self._infos(done), "_state": done, "_is_success": done}
             infos["_final_info"] = done.copy()
             self._reset_rows(done)
-            infos.update({k: v for k, v in self._infos(np.ones(self.num_envs, bool)).items()})
+            infos.update(self._infos(np.ones(self.num_envs, bool)))
         return self.core.frames.copy(), rewards, terminated, truncated, infos
 
     def _infos(self, mask: np.ndarray) -> dict[str, Any]:

@@ -24,9 +24,8 @@ from cosmos_env.config import CompareConfig
 from cosmos_env.dynamics.release import WorldModel, load_world_model
 from cosmos_env.dynamics.rollout import rollout
 from cosmos_env.eval import report
-from cosmos_env.eval.metrics import psnr, ssim, to_unit
+from cosmos_env.eval.metrics import position_errors_cm, psnr, ssim, to_unit
 from cosmos_env.generate import episode_seed
-from cosmos_env.sim import state_layout as sl
 from cosmos_env.sim.experts import ScriptedExpert
 from cosmos_env.sim.tabletop_env import TabletopEnv
 from cosmos_env.sim.tasks import TASKS
@@ -211,11 +210,6 @@ def frame_scores(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.nda
 
     both = _chunked(scores, a, b).view(n, t, 2).numpy()
     return both[..., 0], both[..., 1]
-
-
-def position_errors_cm(pred: np.ndarray, true: np.ndarray, name: str) -> np.ndarray:
-    """Euclidean error (cm) of the 3-d state slot ``name``; states (..., S) -> (...)."""
-    return np.linalg.norm(sl.get(pred, name) - sl.get(true, name), axis=-1) * 100
 
 
 def score(truth: Rollouts, pred: Predictions) -> dict[str, list[float]]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+from cosmos_env.sim import state_layout as sl
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
@@ -47,3 +50,8 @@ def to_unit(frames_uint8: torch.Tensor) -> torch.Tensor:
 def to_uint8(frames: torch.Tensor) -> torch.Tensor:
     """float (..., 3, H, W) in [-1, 1] -> uint8 (..., H, W, 3)."""
     return ((frames.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).movedim(-3, -1)
+
+
+def position_errors_cm(pred: np.ndarray, true: np.ndarray, name: str) -> np.ndarray:
+    """Euclidean error (cm) of the 3-d state slot ``name``; states (..., S) -> (...)."""
+    return np.linalg.norm(sl.get(pred, name) - sl.get(true, name), axis=-1) * 100

@@ -5,7 +5,6 @@ a progress bar and a log file; release the EMA weights as model.safetensors + co
 from __future__ import annotations
 
 import copy
-import logging
 import math
 import time
 from dataclasses import asdict
@@ -20,6 +19,7 @@ from cosmos_env.config import TrainTokenizerConfig
 from cosmos_env.eval.metrics import psnr, ssim, to_unit
 from cosmos_env.tokenizer.data import load_clips, store_paths
 from cosmos_env.tokenizer.model import Tokenizer
+from cosmos_env.training import budget_lr, file_logger, optimise, update_ema
 
 
 def _gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,22 +60,7 @@ def evaluate(model: Tokenizer, clips: np.ndarray, batch: int = 64) -> dict[str, 
 
 
 def _lr(cfg: TrainTokenizerConfig, step: int, elapsed: float) -> float:
-    """Warmup, then cosine to 2% over whichever budget (steps or minutes) runs out first."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    by_steps = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    progress = max(by_steps, elapsed / (cfg.max_minutes * 60))
-    return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
-
-
-def _logger(out: Path) -> logging.Logger:
-    log = logging.getLogger(f"cosmos_env.train_tokenizer.{out}")
-    log.setLevel(logging.INFO)
-    if not log.handlers:
-        handler = logging.FileHandler(out / "train.log")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-        log.addHandler(handler)
-    return log
+    return budget_lr(cfg.lr, cfg.warmup_steps, cfg.steps, cfg.max_minutes, step, elapsed)
 
 
 def _card(
@@ -115,7 +100,7 @@ def train_tokenizer(cfg: TrainTokenizerConfig) -> dict:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    log = _logger(out)
+    log = file_logger("train_tokenizer", out)
     tok_cfg = cfg.tokenizer
     if tok_cfg.is_video and (cfg.clip_frames - 1) % tok_cfg.temporal_factor:
         raise ValueError(f"clip_frames must be 1 + k*{tok_cfg.temporal_factor} for {tok_cfg.name}")
@@ -171,14 +156,8 @@ def train_tokenizer(cfg: TrainTokenizerConfig) -> dict:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp):
             recon, _ = model(video)
         losses = reconstruction_loss(recon.float(), video, cfg)
-        opt.zero_grad(set_to_none=True)
-        losses["total"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        decay = min(cfg.ema_decay, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for e, p in zip(ema.parameters(), model.parameters(), strict=True):
-                e.lerp_(p, 1 - decay)
+        optimise(opt, losses["total"], model)
+        update_ema(ema, model, step, cfg.ema_decay)
         step += 1
         elapsed = time.perf_counter() - start
         bar.update()

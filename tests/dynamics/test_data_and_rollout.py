@@ -13,12 +13,8 @@ from cosmos_env.dynamics.rollout import LatentContext, rollout
 C, S, A = 2, 4, 7
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny models: one thread avoids oversubscription when other jobs share the cores.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def episodes(lengths=(3, 1, 6, 2)) -> LatentEpisodes:

@@ -21,13 +21,8 @@ from cosmos_env.dynamics.model import LatentDynamics
 B, C, S, K, A = 3, 4, 4, 2, 7  # batch, latent channels, latent side, context, action dim
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors run far faster on one thread, above all on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny models: one thread avoids oversubscription when other jobs share the cores.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_cfg(**overrides) -> DynamicsConfig:

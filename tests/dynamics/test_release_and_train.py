@@ -22,12 +22,8 @@ from cosmos_env.tokenizer.release import load_tokenizer, save_tokenizer
 TINY_DYNAMICS = dict(width=32, depth=1, heads=2, adaln_rank=8, probe_width=8)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny models: one thread avoids oversubscription when other jobs share the cores.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_tokenizer(directory, seed: int) -> Tokenizer:

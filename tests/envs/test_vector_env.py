@@ -4,7 +4,6 @@ NEXT_STEP and SAME_STEP autoreset modes and partial resets."""
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 from gymnasium.vector import AutoresetMode
 
 import cosmos_env  # noqa: F401  (registers the envs)
@@ -15,12 +14,8 @@ ENV_ID = "cosmos_env/WorldModel-Tabletop-Push-v0"
 N = 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny models: one thread avoids oversubscription when other jobs share the cores.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ rewards from the task functions, reset sources and input errors."""
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
@@ -15,12 +14,8 @@ from cosmos_env.sim.tasks import get_task
 ENV_ID = "cosmos_env/WorldModel-Tabletop-Push-v0"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny models: one thread avoids oversubscription when other jobs share the cores.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
