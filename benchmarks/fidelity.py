@@ -8,6 +8,9 @@ uses it) are cut into 16-step windows starting at frames 0, 8, 16, 24 and 32; th
 model rolls each window's actions out open loop from its first frame, with the (up to 3)
 frames and actions before it as context, as video world models are usually scored
 (``cosmos_env.eval.compare``). Start 0 is the env's case: one frame, padded context.
+A model with a state track starts it from MuJoCo's states of those frames (both worlds
+start identical); ``<kind>.frames_only_start0`` scores start 0 again with the state read
+from the first frame by the probe, the case of a user who has frames only.
 Writes fidelity.json (over all starts under the model kind, e.g. ``diffusion.psnr_h16``,
 with per-horizon curves; each start alone under ``diffusion.by_start.<start>``),
 fidelity.md and fidelity.png. ``--sweep-steps`` also scores sampler steps 1, 2 and 3 on the
@@ -66,6 +69,12 @@ def _over_starts(wm, full, seed: int, steps: int) -> dict:
     merged = first | {"summary": summarise(per_horizon), "per_horizon": per_horizon}
     entry = _entry(merged | {"timing": timing})
     entry["by_start"] = {str(s): r["summary"] for s, r in results.items()}
+    if getattr(wm.dynamics.cfg, "state_track", False):
+        truth, history = window(full, 0, HORIZON, wm.dynamics.cfg.context)
+        probe_start = compare(
+            wm, truth, seed, wm.sampler, steps, history=history, true_initial_states=False
+        )[0]
+        entry["frames_only_start0"] = probe_start["summary"]
     return entry
 
 
@@ -108,6 +117,8 @@ def write(results: dict, out: Path) -> str:
     by_start = {
         s: e | {"sampler_steps": main["sampler_steps"]} for s, e in main["by_start"].items()
     }
+    if "frames_only_start0" in main:
+        by_start["0, state from the probe (frames only)"] = main["frames_only_start0"]
     timing = main["timing"]
     speed = timing["world_model_frames_per_s_batched"] / timing["mujoco_frames_per_s"]
     text = (
@@ -117,7 +128,8 @@ def write(results: dict, out: Path) -> str:
         f"steps from frames {results['starts']} (the frames before each start as context). "
         "`h16` columns are at h = 16.\n\n"
         f"{report.summary_table(rows, 'model (sampler, steps)')}\n\n"
-        f"By start frame (default sampler; start 0 = the env's case, one frame of context):"
+        f"By start frame (default sampler; start 0 = the env's case, one frame of context; "
+        "a state track starts from MuJoCo's state unless marked):"
         f"\n\n{report.summary_table(by_start, 'start frame')}\n\n"
         f"Default sampler per horizon:\n\n{report.horizon_table(main['per_horizon'])}\n\n"
         f"World model (batched over {results['held_out_episodes']} episodes, incl. decode) "

@@ -8,9 +8,10 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 
-def make_tiny_world_model(directory, seed: int = 0):
+def make_tiny_world_model(directory, seed: int = 0, state_track: bool = True):
     """A tiny random tokenizer (CI8x8 layout) and a tiny diffusion dynamics model paired
-    with it, released under ``directory``; returns the dynamics release directory."""
+    with it (with a state track, as the shipped model, unless ``state_track`` is False),
+    released under ``directory``; returns the dynamics release directory."""
     from cosmos_env.dynamics.config import DynamicsConfig
     from cosmos_env.dynamics.model import LatentDynamics
     from cosmos_env.dynamics.release import save_world_model
@@ -23,7 +24,16 @@ def make_tiny_world_model(directory, seed: int = 0):
     )
     save_tokenizer(directory / "tokenizer", Tokenizer(tok_cfg))
     tokenizer = load_tokenizer(directory / "tokenizer")
-    dyn = LatentDynamics(DynamicsConfig(width=32, depth=1, heads=2, adaln_rank=8, probe_width=8))
+    cfg = DynamicsConfig(
+        width=32,
+        depth=1,
+        heads=2,
+        adaln_rank=8,
+        probe_width=8,
+        state_track=state_track,
+        state_width=16,
+    )
+    dyn = LatentDynamics(cfg)
     with torch.no_grad():  # zero-initialised output layers would make every frame the same
         for p in dyn.parameters():
             p.add_(torch.randn_like(p) * 0.05)
@@ -39,6 +49,12 @@ def make_tiny_world_model(directory, seed: int = 0):
 def tiny_world_model_dir(tmp_path_factory):
     """Release directory of a tiny random world model (dynamics + its tokenizer)."""
     return make_tiny_world_model(tmp_path_factory.mktemp("tiny_world_model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_probe_world_model_dir(tmp_path_factory):
+    """A tiny random world model without a state track: the probe reads its states."""
+    return make_tiny_world_model(tmp_path_factory.mktemp("tiny_probe_model"), state_track=False)
 
 
 @pytest.fixture(scope="module")

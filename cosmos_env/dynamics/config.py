@@ -40,6 +40,13 @@ class DynamicsConfig:
     action_dropout: float = 0.1  # drop the action for classifier-free guidance
     # state probe
     probe_width: int = 128
+    # State track: a learned state dynamics carries the task state (object and gripper
+    # poses) from step to step, and the denoiser is conditioned on the context's and the
+    # next frame's states, so the arm and the cube are drawn where the state says they are
+    # instead of where a blurred context suggests. Off for checkpoints made before it.
+    state_track: bool = False
+    state_width: int = 512  # hidden width of the state-dynamics MLP
+    state_noise: float = 0.1  # max std of augmentation noise on conditioning states (std units)
 
     def __post_init__(self) -> None:
         if self.kind != "diffusion":

@@ -84,7 +84,7 @@ def window_rows(t: np.ndarray, starts: np.ndarray, context: int) -> tuple[np.nda
 
 
 class WindowBatcher:
-    """Random batches of (context, actions, target, target_state) tensors."""
+    """Random batches of (context, actions, target, target_state, context_states) tensors."""
 
     def __init__(self, episodes: LatentEpisodes, context: int) -> None:
         self.episodes, self.context = episodes, context
@@ -108,17 +108,19 @@ class WindowBatcher:
             "actions": torch.from_numpy(actions),  # (B, K, A)
             "target": torch.from_numpy(ep.latents[t + 1].astype(np.float32)),  # (B, C, h, w)
             "target_state": torch.from_numpy(ep.states[t + 1]),  # (B, S)
+            "context_states": torch.from_numpy(ep.states[rows]),  # (B, K, S), padding repeats
         }
 
     def sample_unrolled(self, batch_size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         """Windows one step longer: the context (B, K, ...) and its actions end at row t,
-        ``next_action`` (B, A) is row t+1's and the target is row t+2, so training can
-        predict t+1 first and learn t+2 from its own prediction."""
+        ``next_action`` (B, A) and ``next_state`` (B, S) are row t+1's and the target is
+        row t+2, so training can predict t+1 first and learn t+2 from its own prediction."""
         ep = self.episodes
         ok = np.flatnonzero(self.anchor_rows + 2 < np.repeat(ep.ends, ep.ends - ep.starts - 1))
         indices = ok[rng.integers(0, len(ok), batch_size)]
         batch, t = self.batch(indices), self.anchor_rows[indices]
         batch["next_action"] = torch.from_numpy(ep.actions[t + 1])
+        batch["next_state"] = torch.from_numpy(ep.states[t + 1])
         batch["target"] = torch.from_numpy(ep.latents[t + 2].astype(np.float32))
         batch["target_state"] = torch.from_numpy(ep.states[t + 2])
         return batch

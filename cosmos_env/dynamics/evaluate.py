@@ -40,7 +40,12 @@ def evaluate_dynamics(
     batcher = WindowBatcher(val, model.cfg.context)
     idx = np.linspace(0, len(batcher) - 1, min(n_windows, len(batcher))).astype(int)
     batch = batcher.batch(idx)
-    pred = model.predict_next(batch["context"], batch["actions"], gen, steps, sampler)
+    states = None
+    if model.cfg.state_track:  # teacher forced: the true states of context and target
+        states = torch.cat([batch["context_states"], batch["target_state"][:, None]], dim=1)
+    pred = model.predict_next(
+        batch["context"], batch["actions"], gen, steps, sampler, states=states
+    )
     scores = {
         "psnr_next": psnr(_decode(tokenizer, pred), _decode(tokenizer, batch["target"]))
         .mean()
@@ -59,11 +64,14 @@ def evaluate_dynamics(
         rows = starts[:, None] + np.arange(horizon + 1)
         latents = torch.from_numpy(val.latents[rows].astype(np.float32))
         actions = torch.from_numpy(val.actions[rows[:, :-1]])
-        pred_roll = rollout(model, latents[:, :1], actions, gen, steps, sampler)
+        # Episodes start from a store frame with its true state, as the env's default reset.
+        first_states = torch.from_numpy(val.states[rows[:, :1]])
+        pred_roll, pred_states = rollout(
+            model, latents[:, :1], actions, gen, steps, sampler, initial_states=first_states
+        )
         last_pred = _decode(tokenizer, pred_roll[:, -1])
         last_true = _decode(tokenizer, latents[:, -1])
         scores[f"psnr_h{horizon}"] = psnr(last_pred, last_true).mean().item()
         states = torch.from_numpy(val.states[rows[:, -1]])
-        probe = model.predict_state(pred_roll[:, -1])
-        scores[f"cube_cm_h{horizon}"] = position_error_cm(probe, states, "cube_pos")
+        scores[f"cube_cm_h{horizon}"] = position_error_cm(pred_states[:, -1], states, "cube_pos")
     return scores

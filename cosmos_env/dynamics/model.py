@@ -10,7 +10,12 @@ from torch import nn
 from cosmos_env.dynamics.config import DynamicsConfig
 from cosmos_env.dynamics.diffusion.denoiser import Denoiser
 from cosmos_env.dynamics.diffusion.samplers import get_sampler, guided, karras_sigmas
+from cosmos_env.dynamics.state_dynamics import StateDynamics
 from cosmos_env.dynamics.state_probe import StateProbe
+
+# Standardised states are clipped here before they condition anything: a probe reading far
+# outside the training range must not blow up the embeddings.
+STATE_CLIP = 8.0
 
 
 class LatentDynamics(nn.Module):
@@ -21,6 +26,10 @@ class LatentDynamics(nn.Module):
     The diffusion runs on the change from the last context latent to the next one (scaled
     to unit std): most of a tabletop frame does not move, so copying the last frame is
     built in and the network spends its capacity on the arm and the objects.
+
+    With ``cfg.state_track`` it also carries the task state: ``predict_next_state`` steps
+    it with a learned state dynamics, and ``predict_next`` draws the frame that goes with
+    it (states (B, K+1, S): the context's and the next frame's).
     """
 
     def __init__(self, cfg: DynamicsConfig) -> None:
@@ -34,6 +43,10 @@ class LatentDynamics(nn.Module):
         self.register_buffer("delta_std", torch.ones(c))
         self.register_buffer("state_mean", torch.zeros(s))
         self.register_buffer("state_std", torch.ones(s))
+        self.state_dynamics = None
+        if cfg.state_track:
+            self.state_dynamics = StateDynamics(s, cfg.action_dim, cfg.context, cfg.state_width)
+            self.register_buffer("state_delta_std", torch.ones(s))
 
     def set_normalisation(
         self,
@@ -41,16 +54,22 @@ class LatentDynamics(nn.Module):
         next_latents: torch.Tensor,
         states: torch.Tensor,
         min_state_std: float = 1e-3,
+        state_changes: torch.Tensor | None = None,
     ) -> None:
         """Per-channel stats of latents (N, C, h, w) and of their changes to the following
         latents (N, C, h, w); per-dim state stats from states (N, S) (constant dims keep a
-        floor so they standardise to 0, not inf)."""
+        floor so they standardise to 0, not inf) and, for the state track, of one-step state
+        changes (M, S) in world units."""
         self.latent_mean.copy_(latents.mean(dim=(0, 2, 3)))
         self.latent_std.copy_(latents.std(dim=(0, 2, 3)).clamp_min(1e-6))
         delta = self.standardise(next_latents) - self.standardise(latents)
         self.delta_std.copy_(delta.std(dim=(0, 2, 3)).clamp_min(1e-6))
         self.state_mean.copy_(states.mean(0))
         self.state_std.copy_(states.std(0).clamp_min(min_state_std))
+        if self.state_dynamics is not None:
+            if state_changes is None:
+                raise ValueError("a state-track model needs state_changes for its normalisation")
+            self.state_delta_std.copy_((state_changes / self.state_std).std(0).clamp_min(1e-3))
 
     def standardise(self, latent: torch.Tensor) -> torch.Tensor:
         """Raw latent (..., C, h, w) -> unit-std latent."""
@@ -59,6 +78,10 @@ class LatentDynamics(nn.Module):
     def unstandardise(self, latent: torch.Tensor) -> torch.Tensor:
         return latent * self.latent_std[:, None, None] + self.latent_mean[:, None, None]
 
+    def standardise_state(self, state: torch.Tensor) -> torch.Tensor:
+        """World-unit states (..., S) -> standardised, clipped to +-STATE_CLIP."""
+        return ((state - self.state_mean) / self.state_std).clamp(-STATE_CLIP, STATE_CLIP)
+
     def losses(
         self,
         context: torch.Tensor,
@@ -66,15 +89,43 @@ class LatentDynamics(nn.Module):
         target: torch.Tensor,
         target_state: torch.Tensor,
         generator: torch.Generator | None = None,
+        context_states: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Training losses on raw latents: context (B, K, C, h, w), actions (B, K, A),
-        target (B, C, h, w) and its state (B, S)."""
+        target (B, C, h, w) and its state (B, S); a state-track model also takes the
+        context's states (B, K, S) and adds a "state" loss."""
         target_std, context_std = self.standardise(target), self.standardise(context)
         delta = (target_std - context_std[:, -1]) / self.delta_std[:, None, None]
-        diffusion = self.denoiser.loss(delta, context_std, actions, generator)
         state_std = (target_state - self.state_mean) / self.state_std
-        probe = (self.probe(target_std).float() - state_std).pow(2).mean()
-        return {"diffusion": diffusion, "probe": probe}
+        losses = {"probe": (self.probe(target_std).float() - state_std).pow(2).mean()}
+        cond = None
+        if self.state_dynamics is not None:
+            if context_states is None:
+                raise ValueError("a state-track model trains on context_states (B, K, S)")
+            ctx_states = self.standardise_state(context_states)
+            change = (
+                self.standardise_state(target_state) - ctx_states[:, -1]
+            ) / self.state_delta_std
+            pred = self.state_dynamics(ctx_states, actions).float()
+            losses["state"] = (pred - change).pow(2).mean()
+            # Conditioning states get noise: at inference they come from the state track.
+            cond = torch.cat([ctx_states, self.standardise_state(target_state)[:, None]], dim=1)
+            amount = self.cfg.state_noise * torch.rand(len(cond), 1, 1, generator=generator)
+            cond = cond + amount * torch.randn(cond.shape, generator=generator)
+        losses["diffusion"] = self.denoiser.loss(delta, context_std, actions, generator, cond)
+        return losses
+
+    @torch.no_grad()
+    def predict_next_state(
+        self, context_states: torch.Tensor, actions: torch.Tensor
+    ) -> torch.Tensor:
+        """The next task state (B, S) in world units from the context's states (B, K, S),
+        oldest first, and the actions (B, K, A) in [-1, 1] taken after each (state track)."""
+        if self.state_dynamics is None:
+            raise ValueError("this model has no state track (dynamics.state_track=false)")
+        ctx = self.standardise_state(context_states)
+        change = self.state_dynamics(ctx, actions).float() * self.state_delta_std
+        return (ctx[:, -1] + change) * self.state_std + self.state_mean
 
     @torch.no_grad()
     def predict_next(
@@ -85,12 +136,20 @@ class LatentDynamics(nn.Module):
         steps: int = 1,
         sampler: str = "euler",
         guidance: float = 1.0,
+        states: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Sample the next raw latent (B, C, h, w) given raw context latents
         (B, K, C, h, w), oldest first, and the actions (B, K, A) in [-1, 1] taken after
-        each of them. Randomness comes only from ``generator``."""
+        each of them; a state-track model also takes the task states (B, K+1, S) of the
+        context frames and of the next frame, in world units. Randomness comes only from
+        ``generator``."""
         cfg = self.cfg
         ctx = self.standardise(context)
+        state_cond = None
+        if self.state_dynamics is not None:
+            if states is None:
+                raise ValueError("this model conditions on task states; pass states (B, K+1, S)")
+            state_cond = self.standardise_state(states)
         b = ctx.shape[0]
         shape = (b, cfg.latent_channels, cfg.latent_size, cfg.latent_size)
         sigmas = karras_sigmas(steps, cfg.sigma_min, cfg.sigma_max, cfg.rho)
@@ -98,10 +157,10 @@ class LatentDynamics(nn.Module):
         no_action = torch.zeros(b, dtype=torch.bool)
 
         def cond(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-            return self.denoiser(x, sigma, ctx, actions)
+            return self.denoiser(x, sigma, ctx, actions, None, state_cond)
 
         def uncond(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-            return self.denoiser(x, sigma, ctx, actions, no_action)
+            return self.denoiser(x, sigma, ctx, actions, no_action, state_cond)
 
         delta = get_sampler(sampler)(guided(cond, uncond, guidance), x, sigmas, generator)
         return self.unstandardise(ctx[:, -1] + delta * self.delta_std[:, None, None])

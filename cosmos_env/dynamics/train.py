@@ -65,7 +65,17 @@ def _card(cfg: TrainDynamicsConfig, paths, train: LatentEpisodes, steps, wall, m
         "along channels; the noise level and the actions condition it through AdaLN (one "
         "action MLP adds to the noise embedding, one to the shared AdaLN term). It diffuses "
         "the standardised change from the last context latent. A convolutional state probe "
-        "reads the 36-d task state from a latent for reward and success.",
+        "reads the 36-d task state from a latent."
+        + (
+            f" A state track carries the task state: an MLP (width {d.state_width}) predicts "
+            "the next state from the context's states and actions, and the denoiser is "
+            "conditioned on the context's and the next frame's states (two MLPs, as for the "
+            f"actions; training adds noise up to {d.state_noise} std to them). Reward and "
+            "success are the task's functions of that state; the probe starts the track when "
+            "a reset gives frames only."
+            if d.state_track
+            else " Reward and success are the task's functions of the probe's state."
+        ),
         "",
         f"- Data: {', '.join(p.name for p in paths)} (MuJoCo tabletop, scripted expert at "
         f"several noise levels); {train.n_frames} training frames in {len(train.starts)} "
@@ -78,8 +88,8 @@ def _card(cfg: TrainDynamicsConfig, paths, train: LatentEpisodes, steps, wall, m
         f"- Sampler: {cfg.sampler}, {cfg.sampler_steps} step(s) on the Karras schedule "
         f"(sigma_max {d.sigma_max})",
         "- Held-out windows at the end of training (EMA weights; PSNR against the tokenizer's "
-        "reconstruction, h16 = open loop from episode starts): "
-        + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()),
+        "reconstruction, h16 = open loop from episode starts, cube_cm_h16 = the model's "
+        "own state at h16): " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()),
         f"- Reproduce: `python -m cosmos_env train-dynamics dynamics=diffusion "
         f"tokenizer={cfg.tokenizer} data={cfg.data}`",
     ]
@@ -90,13 +100,15 @@ def _unrolled_batch(model, batcher: WindowBatcher, cfg: TrainDynamicsConfig, rng
     """A batch whose last context latent is the model's own one-step prediction (no
     gradient through it), so training sees the errors an open-loop rollout feeds back."""
     b = batcher.sample_unrolled(cfg.batch_size, rng)
+    states = torch.cat([b["context_states"], b["next_state"][:, None]], dim=1)  # (B, K+1, S)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp):
-        first = model.predict_next(b["context"], b["actions"], gen, 1, "euler").float()
+        first = model.predict_next(b["context"], b["actions"], gen, 1, "euler", states=states)
     return {
-        "context": torch.cat([b["context"][:, 1:], first[:, None]], dim=1),
+        "context": torch.cat([b["context"][:, 1:], first.float()[:, None]], dim=1),
         "actions": torch.cat([b["actions"][:, 1:], b["next_action"][:, None]], dim=1),
         "target": b["target"],
         "target_state": b["target_state"],
+        "context_states": states[:, 1:],
     }
 
 
@@ -127,7 +139,8 @@ def train_dynamics(cfg: TrainDynamicsConfig) -> dict:
     model = LatentDynamics(cfg.dynamics)
     sample = batcher.sample(min(16384, len(batcher)), np.random.default_rng(cfg.seed))
     last = sample["context"][:, -1]
-    model.set_normalisation(last, sample["target"], torch.from_numpy(train.states))
+    changes = sample["target_state"] - sample["context_states"][:, -1]  # (N, S), one step
+    model.set_normalisation(last, sample["target"], torch.from_numpy(train.states), 1e-3, changes)
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     rng, gen = np.random.default_rng(cfg.seed), torch.Generator().manual_seed(cfg.seed)
@@ -172,6 +185,7 @@ def train_dynamics(cfg: TrainDynamicsConfig) -> dict:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp):
             losses = model.losses(**batch, generator=gen)
         total = losses["diffusion"] + cfg.probe_weight * losses["probe"]
+        total = total + losses.get("state", 0.0)
         optimise(opt, total, model)
         update_ema(ema, model, step, cfg.ema_decay)
         step += 1
@@ -180,10 +194,11 @@ def train_dynamics(cfg: TrainDynamicsConfig) -> dict:
         bar.set_postfix(diffusion=f"{losses['diffusion'].item():.4f}")
         if step % 50 == 0:
             log.info(
-                "step %d diffusion %.5f probe %.5f lr %.2e elapsed %.1f min",
+                "step %d diffusion %.5f probe %.5f state %.5f lr %.2e elapsed %.1f min",
                 step,
                 losses["diffusion"].item(),
                 losses["probe"].item(),
+                float(losses.get("state", torch.zeros(())).item()),
                 _lr(cfg, step, elapsed),
                 elapsed / 60,
             )

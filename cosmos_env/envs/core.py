@@ -10,8 +10,14 @@ import numpy as np
 import torch
 
 from cosmos_env.dynamics.release import WorldModel, load_world_model
-from cosmos_env.dynamics.rollout import LatentContext
-from cosmos_env.envs.resets import RESET_SOURCES, MujocoResets, check_frames, held_out_first_frames
+from cosmos_env.dynamics.rollout import initial_context, step_context
+from cosmos_env.envs.resets import (
+    RESET_SOURCES,
+    MujocoResets,
+    check_frames,
+    check_states,
+    held_out_first_frames,
+)
 from cosmos_env.sim.tasks import get_task
 from cosmos_env.tokenizer.release import decode_frames, encode_frames
 
@@ -26,7 +32,8 @@ class WorldModelCore:
     """State of ``num_envs`` world-model rollouts.
 
     ``frames`` uint8 (N, H, W, 3) are the current observations, ``states`` float64 (N, S)
-    the probe's task states; ``step`` advances every row with one batched prediction.
+    the task states (the world model's state track, or the probe's reading of the frame
+    for models without one); ``step`` advances every row with one batched prediction.
     """
 
     def __init__(
@@ -55,34 +62,47 @@ class WorldModelCore:
         self.image_size, self.state_dim = size, cfg.state_dim
         self.frames = np.zeros((num_envs, size, size, 3), np.uint8)
         self.states = np.zeros((num_envs, cfg.state_dim))
-        self.context: LatentContext | None = None
-        self._pool = world_model.reset_frames
+        self.context = None
+        self._pool, self._pool_states = world_model.reset_frames, world_model.reset_states
         if store is not None:
-            self._pool = held_out_first_frames(str(store))[0]
+            self._pool, self._pool_states = held_out_first_frames(str(store))
         self._mujoco = MujocoResets(task, size) if reset_source == "mujoco" else None
 
-    def initial_frames(self, rng: np.random.Generator, num: int, frames=None) -> np.ndarray:
-        """uint8 (num, k, H, W, 3) initial frames for ``num`` rows from the reset source."""
+    def initial_frames(
+        self, rng: np.random.Generator, num: int, frames=None, states=None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Initial frames uint8 (num, k, H, W, 3) for ``num`` rows from the reset source,
+        with their true task states (num, k, S) where the source knows them (a store, a
+        MuJoCo reset, or states the caller passes with its frames), else None."""
         ctx = self.wm.dynamics.cfg.context
         if frames is not None:
-            return check_frames(frames, num, self.image_size, ctx)
+            frames = check_frames(frames, num, self.image_size, ctx)
+            if states is not None:
+                states = check_states(states, frames.shape[:2], self.state_dim)
+            return frames, states
+        if states is not None:
+            raise ValueError("reset options give 'states' without 'frames'; pass both")
         if self.reset_source == "frames":
             raise ValueError(
                 "reset_source='frames' needs reset(options={'frames': uint8 array of shape "
                 f"({num}, {self.image_size}, {self.image_size}, 3)}})"
             )
         if self._mujoco is not None:
-            return self._mujoco.sample(rng, num)[:, None]
-        return self._pool[rng.integers(0, len(self._pool), num)][:, None]
+            frames = self._mujoco.sample(rng, num)[:, None]
+            return frames, self._mujoco.last_states[:, None]
+        rows = rng.integers(0, len(self._pool), num)
+        return self._pool[rows][:, None], self._pool_states[rows][:, None]
 
-    def reset_rows(self, mask: np.ndarray, frames: np.ndarray) -> None:
-        """Start the rows where ``mask`` (N,) is True from ``frames`` (M, k, H, W, 3)."""
+    def reset_rows(self, mask: np.ndarray, frames: np.ndarray, states=None) -> None:
+        """Start the rows where ``mask`` (N,) is True from ``frames`` (M, k, H, W, 3) and,
+        when known, their states (M, k, S); unknown states are read by the probe."""
         m, k = frames.shape[:2]
         flat = torch.from_numpy(np.ascontiguousarray(frames.reshape(m * k, *frames.shape[2:])))
         latents = encode_frames(self.wm.tokenizer, flat)
         latents = latents.view(m, k, *latents.shape[1:])
-        cfg = self.wm.dynamics.cfg
-        new = LatentContext(latents, cfg.context, cfg.action_dim)
+        if states is not None:
+            states = torch.as_tensor(np.asarray(states), dtype=torch.float32)
+        new = initial_context(self.wm.dynamics, latents, None, states)
         if mask.all():
             self.context = new
         elif self.context is None:
@@ -90,20 +110,22 @@ class WorldModelCore:
         else:
             self.context.set_rows(torch.from_numpy(np.flatnonzero(mask)), new)
         self.frames[mask] = frames[:, -1]
-        self.states[mask] = self.wm.dynamics.predict_state(latents[:, -1]).double().numpy()
+        if new.states is not None:
+            self.states[mask] = new.states[:, -1].double().numpy()
+        else:
+            self.states[mask] = self.wm.dynamics.predict_state(latents[:, -1]).double().numpy()
 
     @torch.inference_mode()
     def step(self, actions: np.ndarray, generator: torch.Generator) -> None:
         """Advance every row by its action (N, A) float32 in [-1, 1]."""
-        ctx = self.context
-        step_actions = ctx.with_action(torch.from_numpy(actions))
+        action = torch.from_numpy(actions)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.amp):
-            latent = self.wm.dynamics.predict_next(
-                ctx.latents, step_actions, generator, self.sampler_steps, self.sampler
-            ).float()
-        ctx.push(latent, step_actions)
+            latent, state = step_context(
+                self.wm.dynamics, self.context, action, generator, self.sampler_steps, self.sampler
+            )
+        latent = latent.float()
         self.frames[:] = decode_frames(self.wm.tokenizer, latent).numpy()
-        self.states[:] = self.wm.dynamics.predict_state(latent).double().numpy()
+        self.states[:] = state.double().numpy()
 
     def reward(self) -> np.ndarray:
         return np.asarray(self.task.reward(self.states, sparse=self.sparse_reward), np.float64)

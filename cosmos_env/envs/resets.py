@@ -34,6 +34,22 @@ def check_frames(frames: np.ndarray, num: int, size: int, context: int) -> np.nd
     return arr
 
 
+def check_states(states, shape: tuple[int, int], state_dim: int) -> np.ndarray:
+    """Caller reset states for frames of leading shape (num, k) -> float32 (num, k, S), or a
+    ValueError naming the problem. (num, S) is accepted when k is 1."""
+    arr = np.asarray(states, dtype=np.float32)
+    if arr.ndim == 2 and shape[1] == 1:
+        arr = arr[:, None]
+    if arr.shape != (*shape, state_dim):
+        raise ValueError(
+            f"reset states have shape {np.shape(states)}, expected {(*shape, state_dim)}: "
+            "one task state per reset frame"
+        )
+    if not np.isfinite(arr).all():
+        raise ValueError("reset states contain NaN or inf")
+    return arr
+
+
 @lru_cache(maxsize=4)
 def held_out_first_frames(
     store_path: str, val_fraction: float = 0.1, seed: int = 0

@@ -37,7 +37,8 @@ class WorldModelVectorEnv(VectorEnv):
     autoresets in ``NEXT_STEP`` (default) or ``SAME_STEP`` mode; in ``SAME_STEP`` the
     ending sub-envs' last observation and info are in ``info["final_obs"]`` /
     ``info["final_info"]``. ``reset(options={"reset_mask": mask})`` resets some sub-envs;
-    ``options={"frames": uint8 (M, [k,] 64, 64, 3)}`` gives their initial frames.
+    ``options={"frames": uint8 (M, [k,] 64, 64, 3)}`` gives their initial frames (and
+    ``"states"`` (M, [k,] 36) their task states, if known).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 5, "autoreset_mode": None}
@@ -97,12 +98,13 @@ class WorldModelVectorEnv(VectorEnv):
             mask = _check_mask(options["reset_mask"], self.num_envs)
         if self._generator is None or seed is not None:
             self._generator = torch_generator(self.np_random)
-        self._reset_rows(mask, options.get("frames"))
+        self._reset_rows(mask, options.get("frames"), options.get("states"))
         return self.core.frames.copy(), self._infos(mask)
 
-    def _reset_rows(self, mask: np.ndarray, frames=None) -> None:
-        initial = self.core.initial_frames(self.np_random, int(mask.sum()), frames)
-        self.core.reset_rows(mask, initial)
+    def _reset_rows(self, mask: np.ndarray, frames=None, states=None) -> None:
+        num = int(mask.sum())
+        initial, initial_states = self.core.initial_frames(self.np_random, num, frames, states)
+        self.core.reset_rows(mask, initial, initial_states)
         self._elapsed[mask] = 0
         self._needs_reset[mask] = False
 

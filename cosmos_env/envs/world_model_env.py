@@ -34,14 +34,18 @@ class WorldModelEnv(gym.Env):
     decoding of the predicted latent).
 
     ## Rewards and success
-    The task's functions (``sim/tasks.py``) on the state the probe reads from the predicted
-    latent; ``info`` carries that ``state`` and ``is_success``.
+    The task's functions (``sim/tasks.py``) on the world model's task state: its state
+    track (a learned state dynamics stepped beside the frames, which are drawn to match
+    it), or for models without one the state the probe reads from the predicted latent;
+    ``info`` carries that ``state`` and ``is_success``.
 
     ## Starting state
     ``reset_source="store"`` (default): the first frame of a held-out episode (shipped with
     the checkpoint, or of ``store=PATH``); ``"mujoco"``: a live reset of the MuJoCo env;
     ``"frames"``: ``reset(options={"frames": uint8 (k, 64, 64, 3)})`` (any source accepts
-    that option). Same seed and actions give the same frames.
+    that option, optionally with ``"states"`` (k, 36), the frames' true task states). Store
+    and MuJoCo resets start the state track from the true state; caller frames without
+    states start it from the probe's reading. Same seed and actions give the same frames.
 
     ## Episode end
     Terminated on success when ``terminate_on_success``; truncated by the registered
@@ -82,12 +86,14 @@ class WorldModelEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        frames = (options or {}).get("frames")
+        frames, states = (options or {}).get("frames"), (options or {}).get("states")
         if frames is not None:
             frames = np.asarray(frames)[None]
-        initial = self.core.initial_frames(self.np_random, 1, frames)
+        if states is not None:
+            states = np.asarray(states)[None]
+        initial, initial_states = self.core.initial_frames(self.np_random, 1, frames, states)
         self._generator = torch_generator(self.np_random)
-        self.core.reset_rows(np.ones(1, bool), initial)
+        self.core.reset_rows(np.ones(1, bool), initial, initial_states)
         return self.core.frames[0].copy(), self._info()
 
     def step(self, action):

@@ -51,9 +51,10 @@ class Rollouts:
 
 @dataclass
 class Predictions:
-    """World model output for frames 1..T: ``frames`` uint8 (N, T, H, W, 3) and probed
-    ``states`` (N, T, S); ``recon`` uint8 (N, T+1, H, W, 3) and ``recon_states`` are the
-    tokenizer's reconstruction of the true frames and the probe on their latents."""
+    """World model output for frames 1..T: ``frames`` uint8 (N, T, H, W, 3) and its task
+    ``states`` (N, T, S) (the state track's, or the probe's reading of each frame);
+    ``recon`` uint8 (N, T+1, H, W, 3) and ``recon_states`` are the tokenizer's
+    reconstruction of the true frames and the probe on their latents."""
 
     frames: np.ndarray
     states: np.ndarray
@@ -64,11 +65,13 @@ class Predictions:
 
 @dataclass
 class History:
-    """Frames before a rollout's first frame, uint8 (N, k-1, H, W, 3), oldest first, and
-    the actions between them and up to the first frame, float32 (N, k-1, A)."""
+    """Frames before a rollout's first frame, uint8 (N, k-1, H, W, 3), oldest first, their
+    states (N, k-1, S), and the actions between them and up to the first frame, float32
+    (N, k-1, A)."""
 
     frames: np.ndarray
     actions: np.ndarray
+    states: np.ndarray
 
 
 def check_choices(world: str, task: str, policy: str) -> None:
@@ -143,7 +146,10 @@ def window(truth: Rollouts, start: int, horizon: int, context: int) -> tuple[Rol
         truth.actions[:, start : start + horizon],
         truth.seconds,
     )
-    return part, History(truth.frames[:, lo:start], truth.actions[:, lo:start])
+    before = History(
+        truth.frames[:, lo:start], truth.actions[:, lo:start], truth.states[:, lo:start]
+    )
+    return part, before
 
 
 def _chunked(fn: Callable[..., torch.Tensor], *arrays, batch: int = 256) -> torch.Tensor:
@@ -171,31 +177,38 @@ def predict(
     steps: int,
     amp: bool = True,
     history: History | None = None,
+    true_initial_states: bool = True,
 ) -> Predictions:
     """Open-loop world-model rollout of ``truth.actions`` from ``truth``'s first frames
     (with ``history`` as extra context), batched over episodes; randomness from a
-    generator seeded with ``seed``."""
+    generator seeded with ``seed``. A state-track model starts from the simulator's
+    states of those frames (both worlds start identical), or with
+    ``true_initial_states=False`` from the probe's reading of the frames alone."""
     n, t1 = truth.frames.shape[:2]
     true_latents = _encode(wm, truth.frames.reshape(n * t1, *truth.frames.shape[2:]))
     recon = _decode(wm, true_latents).reshape(truth.frames.shape)
     recon_states = wm.dynamics.predict_state(true_latents).double().numpy().reshape(n, t1, -1)
     initial = true_latents.view(n, t1, *true_latents.shape[1:])[:, :1]  # (N, 1, C, h, w)
+    initial_states = truth.states[:, :1]
     past = None
     if history is not None and history.frames.shape[1]:
         k = history.frames.shape[1]
         before = _encode(wm, history.frames.reshape(n * k, *history.frames.shape[2:]))
         initial = torch.cat([before.view(n, k, *before.shape[1:]), initial], dim=1)
         past = torch.from_numpy(history.actions)
+        initial_states = np.concatenate([history.states, initial_states], axis=1)
+    start_states = torch.from_numpy(initial_states).float() if true_initial_states else None
     actions = torch.from_numpy(truth.actions)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
         warm = (wm.dynamics, initial, actions[:, :1], torch.Generator(), steps, sampler, past)
-        rollout(*warm)
+        rollout(*warm, start_states)
         generator = torch.Generator().manual_seed(seed)
         start = time.perf_counter()
-        latents = rollout(wm.dynamics, initial, actions, generator, steps, sampler, past).float()
-    flat = latents.flatten(0, 1)  # (N * T, C, h, w)
+        run = (wm.dynamics, initial, actions, generator, steps, sampler, past, start_states)
+        latents, states = rollout(*run)
+    flat = latents.float().flatten(0, 1)  # (N * T, C, h, w)
     frames = _decode(wm, flat).reshape(n, t1 - 1, *truth.frames.shape[2:])
-    states = wm.dynamics.predict_state(flat).double().numpy().reshape(n, t1 - 1, -1)
+    states = states.double().numpy()
     seconds = time.perf_counter() - start
     return Predictions(frames, states, recon, recon_states, seconds)
 
@@ -263,9 +276,10 @@ def compare(
     steps: int,
     amp: bool = True,
     history: History | None = None,
+    true_initial_states: bool = True,
 ) -> tuple[dict, Predictions]:
     """Scores of one world-model setting on ``truth``: per-horizon curves, summary, timing."""
-    pred = predict(wm, truth, seed, sampler, steps, amp, history)
+    pred = predict(wm, truth, seed, sampler, steps, amp, history, true_initial_states)
     per_horizon = score(truth, pred)
     n_frames = truth.actions.shape[0] * truth.actions.shape[1]
     timing = {

@@ -178,8 +178,9 @@ def test_rollout_feeds_predictions_back_as_context():
             p.add_(torch.randn_like(p) * 0.05)
     initial = torch.randn(2, 1, C, S, S)
     actions = torch.rand(2, 4, A) * 2 - 1
-    out = rollout(model, initial, actions, torch.Generator().manual_seed(3))
+    out, states = rollout(model, initial, actions, torch.Generator().manual_seed(3))
     assert out.shape == (2, 4, C, S, S)
+    assert states.shape == (2, 4, cfg.state_dim)
     # The same thing by hand: padded window, zero actions before the first step.
     gen = torch.Generator().manual_seed(3)
     window = [initial[:, 0]] * 3
@@ -188,9 +189,10 @@ def test_rollout_feeds_predictions_back_as_context():
         step_actions = torch.stack(acts + [actions[:, t]], dim=1)
         nxt = model.predict_next(torch.stack(window, dim=1), step_actions, gen)
         torch.testing.assert_close(out[:, t], nxt)
+        torch.testing.assert_close(states[:, t], model.predict_state(nxt))  # no track: probe
         window = window[1:] + [nxt]
         acts = acts[1:] + [actions[:, t]]
-    again = rollout(model, initial, actions, torch.Generator().manual_seed(3))
+    again, _ = rollout(model, initial, actions, torch.Generator().manual_seed(3))
     assert torch.equal(out, again)
 
 

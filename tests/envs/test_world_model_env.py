@@ -4,12 +4,14 @@ rewards from the task functions, reset sources and input errors."""
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import cosmos_env  # noqa: F401  (registers the envs)
 from cosmos_env.envs.world_model_env import WorldModelEnv
 from cosmos_env.sim.tasks import get_task
+from cosmos_env.tokenizer.release import encode_frames
 
 ENV_ID = "cosmos_env/WorldModel-Tabletop-Push-v0"
 
@@ -89,7 +91,7 @@ def test_predictions_change_the_frame_and_depend_on_actions(make):
     assert not np.array_equal(obs1, obs1b)
 
 
-def test_reward_and_success_are_the_task_functions_of_the_probed_state(make):
+def test_reward_and_success_are_the_task_functions_of_the_state(make):
     task = get_task("push")
     for sparse in (False, True):
         env = make(sparse_reward=sparse, terminate_on_success=False)
@@ -212,3 +214,60 @@ def test_time_limit_truncates(make):
     env.reset(seed=0)
     flags = [env.step(np.zeros(7, np.float32))[2:4] for _ in range(3)]
     assert flags == [(False, False), (False, False), (False, True)]
+
+
+def test_store_and_mujoco_resets_start_the_state_track_from_the_true_state(make):
+    env = make()
+    obs, info = env.reset(seed=3)
+    wm = env.unwrapped.core.wm
+    row = next(i for i, f in enumerate(wm.reset_frames) if np.array_equal(obs, f))
+    np.testing.assert_allclose(info["state"], wm.reset_states[row], atol=1e-6)
+    mujoco = make(reset_source="mujoco")
+    _, info = mujoco.reset(seed=0)
+    true_state = mujoco.unwrapped.core._mujoco.last_states[0]
+    np.testing.assert_allclose(info["state"], true_state, atol=1e-6)
+
+
+def test_the_state_track_steps_with_the_learned_state_dynamics(make):
+    env = make()
+    _, info = env.reset(seed=0)
+    action = actions(1)[0]
+    _, _, _, _, after = env.step(action)
+    core = env.unwrapped.core
+    ctx = np.repeat(info["state"][None, None], core.wm.dynamics.cfg.context, axis=1)
+    acts = np.zeros((1, core.wm.dynamics.cfg.context, 7), np.float32)
+    acts[0, -1] = action
+    expected = core.wm.dynamics.predict_next_state(
+        torch.from_numpy(ctx).float(), torch.from_numpy(acts)
+    )
+    np.testing.assert_allclose(after["state"], expected[0].numpy(), atol=2e-2)
+
+
+def test_reset_with_frames_and_their_states(make):
+    env = make()
+    frame = np.full((64, 64, 3), 40, np.uint8)
+    state = np.linspace(-0.2, 0.2, 36).astype(np.float32)
+    _, info = env.reset(seed=0, options={"frames": frame, "states": state[None]})
+    np.testing.assert_allclose(info["state"], state, atol=1e-6)
+    _, probed = env.reset(seed=0, options={"frames": frame})  # no states: the probe reads them
+    expected = env.unwrapped.core.wm.dynamics.predict_state(
+        encode_frames(env.unwrapped.core.wm.tokenizer, torch.from_numpy(frame[None]))
+    )
+    np.testing.assert_allclose(probed["state"], expected[0].numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="reset states have shape"):
+        env.reset(seed=0, options={"frames": frame, "states": state[None, :5]})
+    with pytest.raises(ValueError, match="NaN"):
+        env.reset(seed=0, options={"frames": frame, "states": np.full((1, 36), np.nan)})
+    with pytest.raises(ValueError, match="without 'frames'"):
+        env.reset(seed=0, options={"states": state[None]})
+
+
+def test_models_without_a_state_track_report_the_probe_state(tiny_probe_world_model_dir):
+    env = gym.make(ENV_ID, checkpoint=str(tiny_probe_world_model_dir))
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(actions(1)[0])
+    core = env.unwrapped.core
+    assert core.context.states is None
+    expected = core.wm.dynamics.predict_state(core.context.latents[:, -1].float())
+    np.testing.assert_allclose(info["state"], expected[0].numpy(), atol=5e-2)
+    env.close()

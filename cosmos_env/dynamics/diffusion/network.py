@@ -117,7 +117,8 @@ class DiT(nn.Module):
     Inputs: ``x`` (B, C, h, w) noisy latent already scaled by c_in; ``c_noise`` (B,);
     ``context`` (B, K, C, h, w) standardised past latents; ``actions`` (B, K, A) in [-1, 1]
     (the action after each context frame, the last one leads to ``x``); ``action_mask``
-    (B,) bool or None (False drops the action).
+    (B,) bool or None (False drops the action); ``states`` (B, K+1, S) standardised task
+    states of the context frames and of the frame being denoised (state-track models only).
     """
 
     def __init__(self, cfg: DynamicsConfig) -> None:
@@ -132,6 +133,11 @@ class DiT(nn.Module):
         self.noise_embedding = NoiseEmbedding(d)
         self.shared_adaln = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d))
         self.action_embedding = ActionEmbedding(cfg.action_dim, cfg.context, d, 6 * d)
+        # The state track conditions the same two ways, on the K context states and the
+        # next frame's state.
+        self.state_embedding = (
+            ActionEmbedding(cfg.state_dim, cfg.context + 1, d, 6 * d) if cfg.state_track else None
+        )
         self.blocks = nn.ModuleList(
             DiTBlock(d, cfg.heads, cfg.mlp_ratio, cfg.adaln_rank, side if cfg.conv_mlp else 0)
             for _ in range(cfg.depth)
@@ -150,6 +156,7 @@ class DiT(nn.Module):
         context: torch.Tensor,
         actions: torch.Tensor,
         action_mask: torch.Tensor | None = None,
+        states: torch.Tensor | None = None,
     ) -> torch.Tensor:
         b, c, h, w = x.shape
         p = self.cfg.patch
@@ -159,6 +166,11 @@ class DiT(nn.Module):
         x_tok = self.embed(tokens) + pos
         act_time, act_adaln = self.action_embedding(actions, action_mask)
         emb = self.noise_embedding(c_noise) + act_time  # (B, D)
+        if self.state_embedding is not None:
+            if states is None:
+                raise ValueError("this model conditions on task states; pass states (B, K+1, S)")
+            state_time, state_adaln = self.state_embedding(states)
+            emb, act_adaln = emb + state_time, act_adaln + state_adaln
         shared = self.shared_adaln(emb) + act_adaln  # (B, 6D)
         for block in self.blocks:
             x_tok = block(x_tok, emb, shared)

@@ -1,0 +1,179 @@
+"""The state track: a learned state dynamics stepped beside the latents, its losses and
+normalisation, frame generation conditioned on it, and rollouts that carry it."""
+
+import pytest
+import torch
+
+from cosmos_env.dynamics.config import DynamicsConfig
+from cosmos_env.dynamics.model import STATE_CLIP, LatentDynamics
+from cosmos_env.dynamics.rollout import LatentContext, initial_context, rollout, step_context
+from cosmos_env.dynamics.state_dynamics import StateDynamics
+
+B, C, S, K, A, D = 3, 4, 4, 2, 7, 36  # batch, channels, side, context, action dim, state dim
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def track_model(seed: int = 0, state_track: bool = True) -> LatentDynamics:
+    cfg = DynamicsConfig(
+        latent_channels=C,
+        latent_size=S,
+        context=K,
+        width=32,
+        depth=1,
+        heads=2,
+        adaln_rank=8,
+        probe_width=8,
+        state_track=state_track,
+        state_width=16,
+    )
+    torch.manual_seed(seed)
+    model = LatentDynamics(cfg)
+    with torch.no_grad():  # zero-initialised output layers would ignore every input
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return model.eval()
+
+
+def batch(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "context": torch.randn(B, K, C, S, S, generator=g),
+        "actions": torch.rand(B, K, A, generator=g) * 2 - 1,
+        "target": torch.randn(B, C, S, S, generator=g),
+        "target_state": torch.randn(B, D, generator=g),
+        "context_states": torch.randn(B, K, D, generator=g),
+    }
+
+
+def test_state_dynamics_starts_at_no_change_and_reads_states_and_actions():
+    net = StateDynamics(D, A, K, 16)
+    states, actions = torch.randn(B, K, D), torch.rand(B, K, A)
+    assert torch.equal(net(states, actions), torch.zeros(B, D))  # fresh: "nothing moves"
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    out = net(states, actions)
+    assert out.shape == (B, D)
+    assert not torch.allclose(out, net(states, -actions))
+    assert not torch.allclose(out, net(states + 1, actions))
+
+
+def test_losses_train_the_state_dynamics_and_need_context_states():
+    model = track_model().train()
+    b = batch()
+    losses = model.losses(**b, generator=torch.Generator().manual_seed(0))
+    assert set(losses) == {"diffusion", "probe", "state"}
+    sum(losses.values()).backward()
+    assert model.state_dynamics.net[-1].weight.grad.abs().sum() > 0
+    assert model.denoiser.net.state_embedding.to_adaln[-1].weight.grad.abs().sum() > 0
+    del b["context_states"]
+    with pytest.raises(ValueError, match="context_states"):
+        model.losses(**b)
+
+
+def test_normalisation_of_state_changes():
+    model = track_model()
+    g = torch.Generator().manual_seed(1)
+    latents = torch.randn(64, C, S, S, generator=g)
+    states = torch.randn(64, D, generator=g) * 2
+    changes = torch.randn(64, D, generator=g) * 0.2
+    changes[:, 3] = 0.0  # a dimension that never moves keeps a floor, not a zero
+    model.set_normalisation(latents, latents, states, 1e-3, changes)
+    expected = (changes / model.state_std).std(0).clamp_min(1e-3)
+    torch.testing.assert_close(model.state_delta_std, expected)
+    assert model.state_delta_std[3].item() == pytest.approx(1e-3)
+    with pytest.raises(ValueError, match="state_changes"):
+        model.set_normalisation(latents, latents, states)
+
+
+def test_predict_next_state_adds_the_scaled_change_in_world_units():
+    model = track_model()
+    model.state_mean.fill_(0.5)
+    model.state_std.fill_(2.0)
+    model.state_delta_std.fill_(0.25)
+    states, actions = torch.randn(B, K, D), torch.rand(B, K, A)
+    change = model.state_dynamics(model.standardise_state(states), actions)
+    expected = (model.standardise_state(states)[:, -1] + change * 0.25) * 2.0 + 0.5
+    torch.testing.assert_close(model.predict_next_state(states, actions), expected)
+
+
+def test_standardised_states_are_clipped():
+    model = track_model()
+    far = torch.full((1, D), 1e6)
+    assert model.standardise_state(far).max().item() == STATE_CLIP
+
+
+def test_frames_are_conditioned_on_the_states():
+    model = track_model()
+    b = batch()
+    states = torch.cat([b["context_states"], b["target_state"][:, None]], dim=1)
+
+    def predict(s):
+        gen = torch.Generator().manual_seed(0)
+        return model.predict_next(b["context"], b["actions"], gen, states=s)
+
+    same = predict(states)
+    assert torch.equal(same, predict(states))
+    moved = states.clone()
+    moved[:, -1, :3] += 0.5  # only the next frame's gripper position differs
+    assert not torch.allclose(same, predict(moved))
+    with pytest.raises(ValueError, match="states"):
+        model.predict_next(b["context"], b["actions"], torch.Generator())
+
+
+def test_models_without_a_track_refuse_state_prediction():
+    model = track_model(state_track=False)
+    with pytest.raises(ValueError, match="no state track"):
+        model.predict_next_state(torch.zeros(1, K, D), torch.zeros(1, K, A))
+
+
+def test_context_pads_states_like_latents_and_checks_their_shape():
+    latents, states = torch.randn(2, 1, C, S, S), torch.randn(2, 1, D)
+    ctx = LatentContext(latents, K + 1, A, states=states)
+    assert ctx.states.shape == (2, K + 1, D)
+    assert torch.equal(ctx.states[:, 0], states[:, 0]) and torch.equal(
+        ctx.states[:, -1], states[:, 0]
+    )
+    with pytest.raises(ValueError, match="states of shape"):
+        LatentContext(latents, K, A, states=torch.randn(2, 2, D))
+
+
+def test_initial_context_reads_unknown_states_with_the_probe():
+    model = track_model()
+    latents = torch.randn(2, 1, C, S, S)
+    ctx = initial_context(model, latents)
+    torch.testing.assert_close(ctx.states[:, -1], model.predict_state(latents[:, 0]))
+    known = torch.randn(2, 1, D)
+    assert torch.equal(initial_context(model, latents, states=known).states[:, -1], known[:, 0])
+    assert initial_context(track_model(state_track=False), latents).states is None
+
+
+def test_rollout_carries_the_state_track_and_conditions_each_frame_on_it():
+    model = track_model()
+    initial, first_states = torch.randn(2, 1, C, S, S), torch.randn(2, 1, D)
+    actions = torch.rand(2, 3, A) * 2 - 1
+    latents, states = rollout(
+        model, initial, actions, torch.Generator().manual_seed(4), initial_states=first_states
+    )
+    assert latents.shape == (2, 3, C, S, S) and states.shape == (2, 3, D)
+    # By hand: the state steps first, then the frame is drawn for it.
+    ctx = LatentContext(initial, K, A, states=first_states)
+    gen = torch.Generator().manual_seed(4)
+    for t in range(3):
+        step_actions = ctx.with_action(actions[:, t])
+        state = model.predict_next_state(ctx.states, step_actions)
+        latent = model.predict_next(ctx.latents, step_actions, gen, states=ctx.with_state(state))
+        torch.testing.assert_close(states[:, t], state)
+        torch.testing.assert_close(latents[:, t], latent)
+        ctx.push(latent, step_actions, state)
+
+
+def test_partial_reset_replaces_the_states_of_the_chosen_rows():
+    model = track_model()
+    ctx = initial_context(model, torch.randn(3, 1, C, S, S), states=torch.zeros(3, 1, D))
+    step_context(model, ctx, torch.zeros(3, A), torch.Generator().manual_seed(0))
+    fresh = initial_context(model, torch.randn(1, 1, C, S, S), states=torch.ones(1, 1, D))
+    ctx.set_rows(torch.tensor([1]), fresh)
+    assert torch.equal(ctx.states[1], torch.ones(K, D))
+    assert not torch.equal(ctx.states[0], torch.ones(K, D))
