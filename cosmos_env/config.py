@@ -96,7 +96,7 @@ class TrainDynamicsConfig:
     task: str = "push"  # the task the world-model env scores (reward, success, time limit)
     out: str = "outputs/dynamics/diffusion-push"
     steps: int = 20000
-    max_minutes: float = 25.0  # stop early (and release) when the wall-clock budget is spent
+    max_minutes: float = 30.0  # stop early (and release) when the wall-clock budget is spent
     batch_size: int = 64
     lr: float = 1e-3
     warmup_steps: int = 200
@@ -127,8 +127,8 @@ class RetrainConfig:
     push_noise: list[float] = field(default_factory=lambda: [0.0, 0.3, 0.6, 1.0])
     pick_place_episodes: int = 100  # tokenizer data only
     pick_place_noise: list[float] = field(default_factory=lambda: [0.0, 0.3, 0.6])
-    tokenizer_minutes: float = 25.0
-    dynamics_minutes: float = 25.0
+    tokenizer_minutes: float = 20.0
+    dynamics_minutes: float = 30.0
     workers: int = 2
     seed: int = 0
 

@@ -3,7 +3,7 @@ noise schedule, context) and its state probe; stored with the weights as ``confi
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 
 @dataclass
@@ -47,6 +47,12 @@ class DynamicsConfig:
     state_track: bool = False
     state_width: int = 512  # hidden width of the state-dynamics MLP
     state_noise: float = 0.1  # max std of augmentation noise on conditioning states (std units)
+    # Keypoint maps (state track only): these 3-D position slots of the state, projected by
+    # ``camera`` (a (3, 4) matrix, row-major, from ``sim.camera``; training fills it in),
+    # are drawn as Gaussian blobs on the token grid for every context frame and the next.
+    keypoints: list[str] = field(default_factory=list)
+    camera: list[float] = field(default_factory=list)
+    keypoint_sigma: float = 0.75  # blob std in tokens
 
     def __post_init__(self) -> None:
         if self.kind != "diffusion":
@@ -57,6 +63,19 @@ class DynamicsConfig:
             raise ValueError(f"latent_size {self.latent_size} not divisible by patch {self.patch}")
         if self.context < 1:
             raise ValueError(f"context must be >= 1 frame, got {self.context}")
+        if self.keypoints and not self.state_track:
+            raise ValueError("keypoints are drawn from the state track: set state_track=true")
+        if self.camera and len(self.camera) != 12:
+            raise ValueError(
+                f"camera must be a (3, 4) projection (12 numbers), got {len(self.camera)}"
+            )
+
+    @property
+    def keypoint_channels(self) -> int:
+        """Map channels (K+1 frames x keypoints) the network reads; 0 until a camera is set."""
+        if not (self.keypoints and self.camera):
+            return 0
+        return (self.context + 1) * len(self.keypoints)
 
     @property
     def tokens(self) -> int:
@@ -70,4 +89,4 @@ class DynamicsConfig:
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown dynamics config keys {sorted(unknown)}")
-        return cls(**data)
+        return cls(**{k: list(v) if isinstance(v, tuple) else v for k, v in data.items()})

@@ -10,6 +10,7 @@ from torch import nn
 from cosmos_env.dynamics.config import DynamicsConfig
 from cosmos_env.dynamics.diffusion.denoiser import Denoiser
 from cosmos_env.dynamics.diffusion.samplers import get_sampler, guided, karras_sigmas
+from cosmos_env.dynamics.keypoints import keypoint_maps
 from cosmos_env.dynamics.state_dynamics import StateDynamics
 from cosmos_env.dynamics.state_probe import StateProbe
 
@@ -47,6 +48,10 @@ class LatentDynamics(nn.Module):
         if cfg.state_track:
             self.state_dynamics = StateDynamics(s, cfg.action_dim, cfg.context, cfg.state_width)
             self.register_buffer("state_delta_std", torch.ones(s))
+        if cfg.keypoint_channels:
+            # From the config, not the weights: the release stores parameters in float16.
+            projection = torch.tensor(cfg.camera, dtype=torch.float32).view(3, 4)
+            self.register_buffer("projection", projection, persistent=False)
 
     def set_normalisation(
         self,
@@ -78,6 +83,15 @@ class LatentDynamics(nn.Module):
     def unstandardise(self, latent: torch.Tensor) -> torch.Tensor:
         return latent * self.latent_std[:, None, None] + self.latent_mean[:, None, None]
 
+    def keypoint_maps(self, states: torch.Tensor) -> torch.Tensor | None:
+        """Keypoint maps (B, M, h, w) of world-unit states (B, K+1, S); None without them."""
+        if not self.cfg.keypoint_channels:
+            return None
+        cfg = self.cfg
+        return keypoint_maps(
+            states, self.projection, cfg.keypoints, cfg.latent_size, cfg.keypoint_sigma
+        )
+
     def standardise_state(self, state: torch.Tensor) -> torch.Tensor:
         """World-unit states (..., S) -> standardised, clipped to +-STATE_CLIP."""
         return ((state - self.state_mean) / self.state_std).clamp(-STATE_CLIP, STATE_CLIP)
@@ -98,7 +112,7 @@ class LatentDynamics(nn.Module):
         delta = (target_std - context_std[:, -1]) / self.delta_std[:, None, None]
         state_std = (target_state - self.state_mean) / self.state_std
         losses = {"probe": (self.probe(target_std).float() - state_std).pow(2).mean()}
-        cond = None
+        cond = maps = None
         if self.state_dynamics is not None:
             if context_states is None:
                 raise ValueError("a state-track model trains on context_states (B, K, S)")
@@ -112,7 +126,8 @@ class LatentDynamics(nn.Module):
             cond = torch.cat([ctx_states, self.standardise_state(target_state)[:, None]], dim=1)
             amount = self.cfg.state_noise * torch.rand(len(cond), 1, 1, generator=generator)
             cond = cond + amount * torch.randn(cond.shape, generator=generator)
-        losses["diffusion"] = self.denoiser.loss(delta, context_std, actions, generator, cond)
+            maps = self.keypoint_maps(cond * self.state_std + self.state_mean)
+        losses["diffusion"] = self.denoiser.loss(delta, context_std, actions, generator, cond, maps)
         return losses
 
     @torch.no_grad()
@@ -145,11 +160,12 @@ class LatentDynamics(nn.Module):
         ``generator``."""
         cfg = self.cfg
         ctx = self.standardise(context)
-        state_cond = None
+        state_cond = maps = None
         if self.state_dynamics is not None:
             if states is None:
                 raise ValueError("this model conditions on task states; pass states (B, K+1, S)")
             state_cond = self.standardise_state(states)
+            maps = self.keypoint_maps(states.float())
         b = ctx.shape[0]
         shape = (b, cfg.latent_channels, cfg.latent_size, cfg.latent_size)
         sigmas = karras_sigmas(steps, cfg.sigma_min, cfg.sigma_max, cfg.rho)
@@ -157,10 +173,10 @@ class LatentDynamics(nn.Module):
         no_action = torch.zeros(b, dtype=torch.bool)
 
         def cond(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-            return self.denoiser(x, sigma, ctx, actions, None, state_cond)
+            return self.denoiser(x, sigma, ctx, actions, None, state_cond, maps)
 
         def uncond(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-            return self.denoiser(x, sigma, ctx, actions, no_action, state_cond)
+            return self.denoiser(x, sigma, ctx, actions, no_action, state_cond, maps)
 
         delta = get_sampler(sampler)(guided(cond, uncond, guidance), x, sigmas, generator)
         return self.unstandardise(ctx[:, -1] + delta * self.delta_std[:, None, None])

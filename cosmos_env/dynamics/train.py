@@ -73,6 +73,13 @@ def _card(cfg: TrainDynamicsConfig, paths, train: LatentEpisodes, steps, wall, m
             f"actions; training adds noise up to {d.state_noise} std to them). Reward and "
             "success are the task's functions of that state; the probe starts the track when "
             "a reset gives frames only."
+            + (
+                f" The positions {', '.join(d.keypoints)} of every state are also drawn as "
+                "Gaussian blobs on the token grid through the front camera's projection and "
+                "read with the frames."
+                if d.keypoint_channels
+                else ""
+            )
             if d.state_track
             else " Reward and success are the task's functions of the probe's state."
         ),
@@ -135,6 +142,11 @@ def train_dynamics(cfg: TrainDynamicsConfig) -> dict:
             f"{'x'.join(map(str, train.latents.shape[-2:]))}; set dynamics.latent_size to match"
         )
     batcher = WindowBatcher(train, cfg.dynamics.context)
+    if cfg.dynamics.keypoints and not cfg.dynamics.camera:
+        # The stores are the MuJoCo tabletop's, filmed by its fixed front camera.
+        from cosmos_env.sim.tabletop_world import TabletopWorld
+
+        cfg.dynamics.camera = [float(x) for x in TabletopWorld().projection().ravel()]
     torch.manual_seed(cfg.seed)
     model = LatentDynamics(cfg.dynamics)
     sample = batcher.sample(min(16384, len(batcher)), np.random.default_rng(cfg.seed))

@@ -9,6 +9,7 @@ import numpy as np
 
 from cosmos_env.data.spec import ActionSpec
 from cosmos_env.sim import state_layout as sl
+from cosmos_env.sim.camera import camera_projection
 from cosmos_env.sim.tabletop_xml import FINGER_TRAVEL, GRIPPER_HOME, tabletop_xml
 from cosmos_env.sim.tasks import BOWL_RADIUS, CUBE_HALF, ZONE_RADIUS
 
@@ -157,6 +158,12 @@ class TabletopWorld:
         left = self.data.joint("finger_left").qpos[0]
         right = self.data.joint("finger_right").qpos[0]
         return float(left + right)
+
+    def projection(self, camera: str = "front") -> np.ndarray:
+        """The camera's (3, 4) pinhole projection to normalised image coordinates (see
+        ``sim.camera.camera_projection``); the cameras are fixed to the world."""
+        mujoco.mj_forward(self.model, self.data)
+        return camera_projection(self.model, self.data, camera)
 
     def render(self, camera: str = "front") -> np.ndarray:
         """RGB frame, uint8 (image_size, image_size, 3)."""

@@ -33,10 +33,17 @@ def load_tokenizer(name_or_path: str | Path) -> Tokenizer:
     return model
 
 
-def save_tokenizer(directory: str | Path, model: Tokenizer, card: str = "", **extra) -> Path:
-    """Release ``model`` (its config travels with the weights)."""
+def save_tokenizer(
+    directory: str | Path,
+    model: Tokenizer,
+    card: str = "",
+    files: dict[str, bytes] | None = None,
+    **extra,
+) -> Path:
+    """Release ``model`` (its config travels with the weights; parameters are stored as
+    float16, which changes reconstructions by far less than 0.01 dB and halves the file)."""
     config = {"tokenizer": model.cfg.to_dict(), **extra}
-    return checkpoint.save_release(Path(directory), model, config, card)
+    return checkpoint.save_release(Path(directory), model, config, card, files, half=True)
 
 
 @torch.inference_mode()

@@ -177,3 +177,48 @@ def test_partial_reset_replaces_the_states_of_the_chosen_rows():
     ctx.set_rows(torch.tensor([1]), fresh)
     assert torch.equal(ctx.states[1], torch.ones(K, D))
     assert not torch.equal(ctx.states[0], torch.ones(K, D))
+
+
+def test_keypoint_maps_peak_where_the_camera_projects_the_points():
+    from cosmos_env.dynamics.keypoints import keypoint_maps
+    from cosmos_env.sim import state_layout as sl
+
+    # A camera that maps (x, y, z) to (u, v) = (x, y), depth 1.
+    projection = torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 0, 1.0]])
+    states = torch.zeros(1, 2, D)
+    states[0, 0, sl.slot("gripper_pos")] = torch.tensor([0.25, -0.75, 0.3])
+    states[0, 1, sl.slot("cube_pos")] = torch.tensor([-0.75, 0.75, 0.0])
+    maps = keypoint_maps(states, projection, ["gripper_pos", "cube_pos"], side=4, sigma=0.5)
+    assert maps.shape == (1, 4, 4, 4)  # (frames x points) maps of 4x4 tokens
+    peak = [divmod(int(m.argmax()), 4) for m in maps[0]]
+    assert peak[0] == (0, 2)  # frame 0 gripper: row of v=-0.75, column of u=0.25
+    assert peak[3] == (3, 0)  # frame 1 cube
+    assert maps[0, 0, 0, 2] == pytest.approx(1.0) and maps.min() >= 0
+
+
+def test_keypoint_model_reads_maps_of_the_states():
+    camera = [1.0, 0, 0, 0, 0, 1.0, 0, 0, 0, 0, 0, 1.0]
+    cfg = DynamicsConfig(
+        latent_channels=C,
+        latent_size=S,
+        context=K,
+        width=32,
+        depth=1,
+        heads=2,
+        adaln_rank=8,
+        probe_width=8,
+        state_track=True,
+        state_width=16,
+        keypoints=["gripper_pos"],
+        camera=camera,
+    )
+    assert cfg.keypoint_channels == K + 1
+    model = LatentDynamics(cfg)
+    assert model.denoiser.net.embed.in_features == (K + 1) * C + K + 1
+    assert "projection" not in model.state_dict()  # rebuilt from the config, not the weights
+    with pytest.raises(ValueError, match="state_track"):
+        DynamicsConfig(keypoints=["gripper_pos"])
+    with pytest.raises(ValueError, match="12 numbers"):
+        DynamicsConfig(state_track=True, camera=[1.0, 2.0])
+    losses = model.train().losses(**batch(), generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(losses["diffusion"])

@@ -39,10 +39,11 @@ class Denoiser(nn.Module):
         actions: torch.Tensor,
         action_mask: torch.Tensor | None = None,
         states: torch.Tensor | None = None,
+        maps: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The denoised estimate of the next latent, (B, C, h, w)."""
         c_skip, c_out, c_in, c_noise = (s[:, None, None, None] for s in self.scalings(sigma))
-        f = self.net(x * c_in, c_noise.flatten(), context, actions, action_mask, states)
+        f = self.net(x * c_in, c_noise.flatten(), context, actions, action_mask, states, maps)
         return c_skip * x + c_out * f.float()
 
     def sample_sigma(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -57,6 +58,7 @@ class Denoiser(nn.Module):
         actions: torch.Tensor,
         generator: torch.Generator | None = None,
         states: torch.Tensor | None = None,
+        maps: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """EDM loss on one next-latent prediction per sample (scalar).
 
@@ -72,6 +74,6 @@ class Denoiser(nn.Module):
         ctx_std = self.cfg.context_noise * torch.rand(b, 1, 1, 1, 1, generator=generator)
         context = context + ctx_std * torch.randn(context.shape, generator=generator)
         mask = torch.rand(b, generator=generator) >= self.cfg.action_dropout
-        f = self.net(noisy * c_in, c_noise.flatten(), context, actions, mask, states)
+        f = self.net(noisy * c_in, c_noise.flatten(), context, actions, mask, states, maps)
         effective_target = (target - c_skip * noisy) / c_out
         return (f.float() - effective_target).pow(2).mean()

@@ -118,14 +118,15 @@ class DiT(nn.Module):
     ``context`` (B, K, C, h, w) standardised past latents; ``actions`` (B, K, A) in [-1, 1]
     (the action after each context frame, the last one leads to ``x``); ``action_mask``
     (B,) bool or None (False drops the action); ``states`` (B, K+1, S) standardised task
-    states of the context frames and of the frame being denoised (state-track models only).
+    states of the context frames and of the frame being denoised (state-track models only);
+    ``maps`` (B, M, h, w) their keypoint maps, read with the frames (keypoint models only).
     """
 
     def __init__(self, cfg: DynamicsConfig) -> None:
         super().__init__()
         self.cfg = cfg
         d, p, c = cfg.width, cfg.patch, cfg.latent_channels
-        self.embed = nn.Linear((cfg.context + 1) * c * p * p, d)
+        self.embed = nn.Linear(((cfg.context + 1) * c + cfg.keypoint_channels) * p * p, d)
         side = cfg.latent_size // p
         # Factorised position embedding: a row term plus a column term.
         self.pos_row = nn.Parameter(torch.randn(side, 1, d) * 0.02)
@@ -157,10 +158,16 @@ class DiT(nn.Module):
         actions: torch.Tensor,
         action_mask: torch.Tensor | None = None,
         states: torch.Tensor | None = None,
+        maps: torch.Tensor | None = None,
     ) -> torch.Tensor:
         b, c, h, w = x.shape
         p = self.cfg.patch
-        frames = torch.cat([context.flatten(1, 2), x], dim=1)  # (B, (K+1)C, h, w)
+        planes = [context.flatten(1, 2), x]
+        if self.cfg.keypoint_channels:
+            if maps is None:
+                raise ValueError("this model reads keypoint maps; pass maps (B, M, h, w)")
+            planes.insert(1, maps.to(x.dtype))
+        frames = torch.cat(planes, dim=1)  # (B, (K+1)C [+ M], h, w)
         tokens = F.pixel_unshuffle(frames, p).flatten(2).transpose(1, 2)  # (B, N, (K+1)Cp^2)
         pos = (self.pos_row + self.pos_col).flatten(0, 1)  # (N, D)
         x_tok = self.embed(tokens) + pos
