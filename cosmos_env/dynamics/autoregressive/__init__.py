@@ -1,0 +1,22 @@
+"""Autoregressive dynamics: a Llama-style transformer over discrete FSQ token frames and
+per-frame action tokens, factorised over the tokens' digits, with a KV cache for
+token-by-token decoding, a MaskGIT-style parallel mode, and token sampling."""
+
+from cosmos_env.dynamics.autoregressive.config import ARConfig
+from cosmos_env.dynamics.autoregressive.sampling import filter_logits, sample_logits
+from cosmos_env.dynamics.autoregressive.transformer import (
+    ARTransformer,
+    KVCache,
+    digits,
+    indices,
+)
+
+__all__ = [
+    "ARConfig",
+    "ARTransformer",
+    "KVCache",
+    "digits",
+    "filter_logits",
+    "indices",
+    "sample_logits",
+]
