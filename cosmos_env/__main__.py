@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cosmos_env.config import TrainARConfig, TrainDynamicsConfig
 
 COMMANDS = {
     "generate": "roll a policy out in a MuJoCo world into an episode store",
@@ -11,7 +15,7 @@ COMMANDS = {
     "compare": "world model vs MuJoCo, same first frame and actions (checkpoint=NAME episodes=N)",
     "train-tokenizer": "train a causal video tokenizer (tokenizer=CI8x8 data=PATH)",
     "encode": "cache a tokenizer's latents or tokens in a store (tokenizer=NAME data=PATH)",
-    "train-dynamics": "train a world model on cached latents (dynamics=diffusion data=PATH)",
+    "train-dynamics": "train a world model on cached latents (dynamics=diffusion|ar data=PATH)",
     "retrain": "reproduce the shipped push world model from nothing: data, tokenizer, dynamics",
 }
 
@@ -20,6 +24,17 @@ def _usage() -> str:
     lines = ["usage: python -m cosmos_env <command> [key=value ...]", "", "commands:"]
     lines += [f"  {name:10s} {text}" for name, text in COMMANDS.items()]
     return "\n".join(lines)
+
+
+def train_dynamics_config(overrides: list[str]) -> TrainDynamicsConfig | TrainARConfig:
+    """The ``train-dynamics`` config: ``TrainARConfig`` composed from ``conf/train_ar.yaml``
+    (DI8x8 tokens and the AR model's training defaults) when the overrides select
+    ``dynamics=ar``, else ``TrainDynamicsConfig`` from ``conf/train_dynamics.yaml``."""
+    from cosmos_env.config import TrainARConfig, TrainDynamicsConfig, load_config
+
+    if "dynamics=ar" in overrides:
+        return load_config("train_ar", TrainARConfig, overrides, ("tokenizer",))
+    return load_config("train_dynamics", TrainDynamicsConfig, overrides, ("tokenizer",))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,11 +77,14 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(encode_command(cfg), indent=2))
         return 0
     if command == "train-dynamics":
-        from cosmos_env.config import TrainDynamicsConfig, load_config
-        from cosmos_env.dynamics.train import train_dynamics
+        from cosmos_env.config import TrainARConfig
 
-        cfg = load_config("train_dynamics", TrainDynamicsConfig, overrides, ("tokenizer",))
-        print(json.dumps(train_dynamics(cfg), indent=2))
+        cfg = train_dynamics_config(overrides)
+        if isinstance(cfg, TrainARConfig):
+            from cosmos_env.dynamics.autoregressive.train import train_ar as train
+        else:
+            from cosmos_env.dynamics.train import train_dynamics as train
+        print(json.dumps(train(cfg), indent=2))
         return 0
     if command == "retrain":
         from cosmos_env.config import RetrainConfig, load_config

@@ -23,8 +23,10 @@ from cosmos_env.tokenizer.model import Tokenizer
 
 @dataclass
 class LatentEpisodes:
-    """Concatenated episodes: latents (N, C, h, w) float16, actions (N, A) float32,
-    states (N, S) float32, and ``starts``/``ends`` (E,) row bounds of each episode."""
+    """Concatenated episodes: latents (N, C, h, w) float16, or token indices (N, h, w)
+    int32 for a discrete tokenizer (float16 cannot hold indices up to 64000), actions
+    (N, A) float32, states (N, S) float32, and ``starts``/``ends`` (E,) row bounds of each
+    episode."""
 
     latents: np.ndarray
     actions: np.ndarray
@@ -57,10 +59,12 @@ def load_latent_episodes(
         train, val = store.split(val_fraction, seed)
         episodes = train if split == "train" else val
         all_latents = cache[:]
+        tokens = np.issubdtype(all_latents.dtype, np.integer)  # a discrete tokenizer's cache
+        dtype = np.int32 if tokens else np.float16
         for ep in episodes:
             lo, hi = store.episode_bounds(int(ep))
             rows = store.get_rows(lo, hi, keys=["action", "state"])
-            parts["latents"].append(all_latents[lo:hi].astype(np.float16))
+            parts["latents"].append(all_latents[lo:hi].astype(dtype))
             parts["actions"].append(rows["action"].astype(np.float32))
             parts["states"].append(rows["state"].astype(np.float32))
             lengths.append(hi - lo)

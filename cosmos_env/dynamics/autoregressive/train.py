@@ -1,0 +1,224 @@
+"""``python -m cosmos_env train-dynamics dynamics=ar tokenizer=DI8x8 data=PATH``: train the
+autoregressive world model (teacher-forced and MaskGIT objectives on the same batches) and
+its state probe on cached tokens, with EMA weights, resume, a progress bar and a log file;
+release the EMA weights with their tokenizer's name and checksum and held-out reset
+frames, in the layout of the diffusion world model's release."""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from cosmos_env import checkpoint
+from cosmos_env.config import TrainARConfig
+from cosmos_env.dynamics.autoregressive.data import TokenWindowBatcher
+from cosmos_env.dynamics.autoregressive.evaluate import evaluate_ar
+from cosmos_env.dynamics.autoregressive.model import TokenDynamics
+from cosmos_env.dynamics.data import LatentEpisodes, load_latent_episodes, select_stores
+from cosmos_env.dynamics.release import save_world_model
+from cosmos_env.dynamics.train import _reset_frames
+from cosmos_env.sim.tasks import get_task
+from cosmos_env.tokenizer.model import Tokenizer
+from cosmos_env.tokenizer.release import load_tokenizer
+from cosmos_env.training import budget_lr, file_logger, optimise, update_ema
+
+SAMPLERS = ("parallel", "autoregressive")
+
+
+def _lr(cfg: TrainARConfig, step: int, elapsed: float) -> float:
+    return budget_lr(cfg.lr, cfg.warmup_steps, cfg.steps, cfg.max_minutes, step, elapsed)
+
+
+def _check_pair(cfg: TrainARConfig, tokenizer: Tokenizer, train: LatentEpisodes) -> None:
+    """The model config must match the tokenizer's tokens and the stores' actions/states."""
+    d, name = cfg.dynamics, tokenizer.cfg.name
+    found = {
+        "latent_size": train.latents.shape[-1],
+        "action_dim": train.actions.shape[1],
+        "state_dim": train.states.shape[1],
+    }
+    for key, value in found.items():
+        if getattr(d, key) != value:
+            raise ValueError(f"dynamics.{key}={getattr(d, key)} but the data has {value}; set it")
+    if list(tokenizer.cfg.fsq_levels) != d.levels:
+        raise ValueError(
+            f"dynamics.levels={d.levels} but {name} has fsq_levels {tokenizer.cfg.fsq_levels}; "
+            "set dynamics.levels to match"
+        )
+
+
+def _load_data(cfg: TrainARConfig) -> tuple[Tokenizer, list[Path], LatentEpisodes, LatentEpisodes]:
+    """The tokenizer (must be discrete), the stores, and their train and val tokens."""
+    tokenizer = load_tokenizer(cfg.tokenizer)
+    if tokenizer.cfg.kind != "discrete":
+        raise ValueError(
+            f"{tokenizer.cfg.name} is a continuous tokenizer; the autoregressive world model "
+            "reads discrete tokens: pass tokenizer=DI8x8 (or another discrete tokenizer)"
+        )
+    paths = select_stores(cfg.data, cfg.stores)
+    train = load_latent_episodes(paths, tokenizer, "train", cfg.val_fraction, cfg.seed)
+    val = load_latent_episodes(paths, tokenizer, "val", cfg.val_fraction, cfg.seed)
+    _check_pair(cfg, tokenizer, train)
+    return tokenizer, paths, train, val
+
+
+def _optimizer(model: TokenDynamics, cfg: TrainARConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices, embeddings and convs, none on gains and biases."""
+    params = list(model.parameters())
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+def _total(losses: dict[str, torch.Tensor], cfg: TrainARConfig) -> torch.Tensor:
+    """The training objective: teacher-forced + weighted MaskGIT + weighted probe losses."""
+    parallel = losses["parallel_ce"] + losses["parallel_z_loss"]
+    total = losses["ce"] + losses["z_loss"] + cfg.parallel_weight * parallel
+    return total + cfg.probe_weight * losses["probe"]
+
+
+def _card(cfg: TrainARConfig, paths, train: LatentEpisodes, n_params, steps, wall, metrics) -> str:
+    d = cfg.dynamics
+    tok = Path(cfg.tokenizer).name if "/" in cfg.tokenizer else cfg.tokenizer
+    lines = [
+        f"# Autoregressive world model: tabletop {cfg.task}",
+        "",
+        f"A Llama-style causal transformer ({n_params / 1e6:.2f}M parameters with the probe; width "
+        f"{d.width}, depth {d.depth}, {d.heads} heads, SwiGLU, RMS-normalised Q/K, RoPE over "
+        f"time, row and column) over the {d.latent_size}x{d.latent_size} FSQ tokens of the "
+        f"tokenizer `{tok}` (levels {d.levels}; its weights checksum is in config.json; "
+        f"another tokenizer is refused). The sequence is {d.context} context frames of "
+        f"{d.tokens_per_frame} tokens with one action token after each, then the next frame. "
+        "Tokens are embedded and predicted as their FSQ digits (one table and one softmax "
+        f"head per digit), so the {d.vocab_size}-token vocabulary costs no parameters. One network "
+        "decodes token by token (KV cache) or in MaskGIT passes: it is trained on both "
+        "objectives on the same batches. A convolutional state probe reads the task state "
+        "from a frame's FSQ codes; reward and success are the task's functions of it.",
+        "",
+        f"- Data: {', '.join(p.name for p in paths)} (MuJoCo tabletop, scripted expert at "
+        f"several noise levels); {train.n_frames} training frames in {len(train.starts)} "
+        f"episodes, held-out split val_fraction {cfg.val_fraction}",
+        f"- Training: {steps} steps at batch {cfg.batch_size} ({cfg.early_fraction:.0%} of each "
+        f"batch from the first {cfg.early_steps} steps of episodes), AdamW lr {cfg.lr} cosine, "
+        f"weight decay {cfg.weight_decay}, EMA {cfg.ema_decay}, z-loss {d.z_loss}, MaskGIT "
+        f"weight {cfg.parallel_weight} (masked fraction cosine in [{d.mask_prob_min}, "
+        f"{d.mask_prob_max}]), bf16 autocast {cfg.amp}; wall time {wall / 60:.1f} min on "
+        f"{torch.get_num_threads()} CPU threads",
+        f"- Default decoder: {cfg.sampler}"
+        + (f", {cfg.sampler_steps} MaskGIT passes per frame" if cfg.sampler == "parallel" else ""),
+        "- Held-out windows at the end of training (EMA weights; ce/accuracy teacher-forced, "
+        "parallel_* MaskGIT on the last frame, sampled_* / cube_cm_next on a frame sampled "
+        "with the default decoder): " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()),
+        f"- Reproduce: `python -m cosmos_env train-dynamics dynamics=ar "
+        f"tokenizer={cfg.tokenizer} data={cfg.data}`",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def train_ar(cfg: TrainARConfig) -> dict:
+    """Train, release to ``cfg.out/release`` and return the held-out metrics."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    get_task(cfg.task)  # fail fast on an unknown task
+    if cfg.sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {cfg.sampler!r}")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = file_logger("train_ar", out)
+    tokenizer, paths, train, val = _load_data(cfg)
+    batcher = TokenWindowBatcher(train, cfg.dynamics.context)
+    torch.manual_seed(cfg.seed)
+    model = TokenDynamics(cfg.dynamics)
+    model.set_normalisation(torch.from_numpy(train.states))
+    ema = copy.deepcopy(model).requires_grad_(False)
+    opt = _optimizer(model, cfg)
+    rng, gen = np.random.default_rng(cfg.seed), torch.Generator().manual_seed(cfg.seed)
+    step, elapsed = 0, 0.0
+    state_path = out / "train_state.pt"
+    if cfg.resume and state_path.exists():
+        state = checkpoint.load_training_state(state_path)
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["optimizer"])
+        step, elapsed = int(state["step"]), float(state["elapsed"])
+        rng, gen = np.random.default_rng([cfg.seed, step]), gen.manual_seed(cfg.seed + step)
+        log.info("resumed from step %d (%.1f min already spent)", step, elapsed / 60)
+    log.info("config %s", asdict(cfg))
+    n_params = sum(p.numel() for p in model.parameters())
+    log.info(
+        "data: %d train windows, %d val frames; model %.2fM parameters",
+        len(batcher),
+        val.n_frames,
+        n_params / 1e6,
+    )
+
+    def save_state() -> None:
+        state = {"model": model.state_dict(), "ema": ema.state_dict(), "step": step}
+        state.update(optimizer=opt.state_dict(), elapsed=elapsed)
+        checkpoint.save_training_state(state_path, state)
+
+    def run_eval(n_windows: int) -> dict[str, float]:
+        scores = evaluate_ar(ema, val, n_windows, cfg.sampler, cfg.sampler_steps)
+        log.info("step %d eval (EMA) %s", step, {k: round(v, 4) for k, v in scores.items()})
+        return scores
+
+    start = time.perf_counter() - elapsed
+    bar = tqdm(total=cfg.steps, initial=step, desc="train AR dynamics", unit="step")
+    while step < cfg.steps and (time.perf_counter() - start) < cfg.max_minutes * 60:
+        model.train()
+        batch = batcher.sample(cfg.batch_size, rng, cfg.early_fraction, cfg.early_steps)
+        for group in opt.param_groups:
+            group["lr"] = _lr(cfg, step, elapsed)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp):
+            losses = model.losses(**batch, generator=gen)
+        optimise(opt, _total(losses, cfg), model)
+        update_ema(ema, model, step, cfg.ema_decay)
+        step += 1
+        elapsed = time.perf_counter() - start
+        bar.update()
+        bar.set_postfix(ce=f"{losses['ce'].item():.3f}", acc=f"{losses['accuracy'].item():.3f}")
+        if step % 50 == 0:
+            log.info(
+                "step %d ce %.4f acc %.4f parallel_ce %.4f probe %.5f lr %.2e elapsed %.1f min",
+                step,
+                losses["ce"].item(),
+                losses["accuracy"].item(),
+                losses["parallel_ce"].item(),
+                losses["probe"].item(),
+                _lr(cfg, step, elapsed),
+                elapsed / 60,
+            )
+        if step % cfg.eval_every == 0:
+            run_eval(cfg.eval_windows // 4)
+        if step % cfg.save_every == 0:
+            save_state()
+    bar.close()
+    save_state()
+    wall = time.perf_counter() - start
+    metrics = run_eval(cfg.eval_windows)
+    log.info("finished: %d steps in %.1f min", step, wall / 60)
+    frames, states = _reset_frames(paths, cfg)
+    save_world_model(
+        out / "release",
+        ema,
+        tokenizer,
+        cfg.task,
+        cfg.sampler,
+        cfg.sampler_steps,
+        frames,
+        states,
+        _card(cfg, paths, train, n_params, step, wall, metrics),
+        metrics=metrics,
+        steps=step,
+        wall_minutes=wall / 60,
+    )
+    log.info("released %s", out / "release")
+    return {"steps": step, "wall_minutes": wall / 60, **metrics}
