@@ -2,13 +2,14 @@
 and 64 sub-envs against one MuJoCo tabletop process, measured in the same run, with the
 achieved GFLOP/s of a 64-env world-model step beside the machine's matmul rates.
 
-    python benchmarks/env_speed.py [--quick] [--out DIR] [--checkpoint NAME_OR_DIR]
+    python benchmarks/env_speed.py [--quick] [--out DIR] [--checkpoints NAME_OR_DIR ...]
                                    [--sampler-steps N] [--threads N]
 
 - ``mujoco_fps``: steps/s of one ``TabletopEnv('push')`` process stepping random actions
   and rendering every step (64x64), measured by ``gt_env_speed.env_frames_per_s`` (the
   same code as gt_env_speed's one-process number).
-- ``diffusion.fps_bN``: sub-env frames/s of ``WorldModelVectorEnv(num_envs=N)`` stepping
+- ``<backend>.fps_bN`` (``diffusion``, ``ar``: every shipped push model by default):
+  sub-env frames/s of ``WorldModelVectorEnv(num_envs=N)`` stepping
   random actions (N * steps / seconds, after a warm-up; autoresets included, as in MuJoCo);
   ``diffusion.ratio_bN`` = ``fps_bN / mujoco_fps``.
 - ``diffusion.gflops_b64``: FLOPs of one 64-env step (dynamics sampling passes, decode and
@@ -34,7 +35,7 @@ import torch
 from gt_env_speed import env_frames_per_s
 from torch.utils.flop_counter import FlopCounterMode
 
-from cosmos_env.dynamics.release import DEFAULT_WORLD_MODEL, WorldModel, load_world_model
+from cosmos_env.dynamics.release import WorldModel, load_world_model, shipped_world_models
 from cosmos_env.envs.vector_env import WorldModelVectorEnv
 from cosmos_env.eval.media import markdown_table
 
@@ -108,21 +109,26 @@ def world_model_speed(
 
 
 def _table(results: dict) -> str:
-    d, mj = results["diffusion"], results["mujoco_fps"]
-    name = f"world model ({Path(d['checkpoint']).name}, {d['sampler']} x{d['sampler_steps']})"
+    mj = results["mujoco_fps"]
     rows = [["MuJoCo TabletopEnv push, step + render 64x64", 1, mj, 1.0]]
-    rows += [[name, n, d[f"fps_b{n}"], d[f"ratio_b{n}"]] for n in BATCHES]
-    table = markdown_table(["env", "sub-envs", "frames/s", "vs MuJoCo (1 process)"], rows)
+    notes = []
     b = BATCHES[-1]
-    table += (
-        f"\n\nWorld-model step at {b} sub-envs: {d[f'gflop_per_step_b{b}']:.2f} GFLOP "
-        f"({d[f'mflop_per_frame_b{b}']:.1f} MFLOP/frame), {d[f'gflops_b{b}']:.1f} GFLOP/s "
-        f"achieved (bf16 autocast) vs matmul 2048^2 {results['matmul_gflops_fp32']:.1f} "
-        f"GFLOP/s fp32, {results['matmul_gflops_bf16']:.1f} GFLOP/s bf16 (same run). "
-        f"Torch threads: {results['torch_threads']}; 1-min load average at start: "
-        f"{results['loadavg_1min']:.2f} (timings assume an idle machine).\n"
+    for backend in results["backends"]:
+        d = results[backend]
+        name = f"{backend} ({Path(d['checkpoint']).name}, {d['sampler']} x{d['sampler_steps']})"
+        rows += [[name, n, d[f"fps_b{n}"], d[f"ratio_b{n}"]] for n in BATCHES]
+        notes.append(
+            f"{backend} step at {b} sub-envs: {d[f'gflop_per_step_b{b}']:.2f} GFLOP "
+            f"({d[f'mflop_per_frame_b{b}']:.1f} MFLOP/frame), {d[f'gflops_b{b}']:.1f} GFLOP/s "
+            "achieved (bf16 autocast)."
+        )
+    table = markdown_table(["env", "sub-envs", "frames/s", "vs MuJoCo (1 process)"], rows)
+    return (
+        f"{table}\n\n{' '.join(notes)} Matmul 2048^2: "
+        f"{results['matmul_gflops_fp32']:.1f} GFLOP/s fp32, {results['matmul_gflops_bf16']:.1f} "
+        f"GFLOP/s bf16 (same run). Torch threads: {results['torch_threads']}; 1-min load "
+        f"average at start: {results['loadavg_1min']:.2f} (timings assume an idle machine).\n"
     )
-    return table
 
 
 def main() -> None:
@@ -130,9 +136,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="shorter timing runs")
     parser.add_argument("--out", type=Path, default=Path("outputs/bench"))
     parser.add_argument(
-        "--checkpoint",
-        default=DEFAULT_WORLD_MODEL,
-        help="world-model release: a shipped name or a directory (default: %(default)s)",
+        "--checkpoints",
+        nargs="+",
+        default=None,
+        help="world-model releases: shipped names or directories (default: every shipped "
+        "push model, one per backend)",
     )
     parser.add_argument(
         "--sampler-steps", type=int, default=None, help="override the checkpoint's default"
@@ -149,7 +157,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    wm = load_world_model(args.checkpoint)  # fail on a bad checkpoint before timing anything
+    # Load every model first: a bad checkpoint fails before anything is timed.
+    models = [load_world_model(c) for c in args.checkpoints or shipped_world_models("push")]
     results: dict = {
         "quick": args.quick,
         "machine": platform.processor() or platform.machine(),
@@ -160,7 +169,10 @@ def main() -> None:
     results["matmul_gflops_fp32"] = matmul_gflops(torch.float32)
     results["matmul_gflops_bf16"] = matmul_gflops(torch.bfloat16)
     seconds = 3.0 if args.quick else 15.0
-    results["diffusion"] = world_model_speed(wm, args.sampler_steps, seconds, results["mujoco_fps"])
+    results["backends"] = [wm.backend for wm in models]
+    for wm in models:
+        speed = world_model_speed(wm, args.sampler_steps, seconds, results["mujoco_fps"])
+        results[wm.backend] = speed
     table = _table(results)
     (args.out / "env_speed.json").write_text(json.dumps(results, indent=2))
     (args.out / "env_speed.md").write_text(table)

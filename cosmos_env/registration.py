@@ -10,8 +10,9 @@ from cosmos_env.sim.tasks import TASKS
 TASK_IDS = {"push": "Push", "pick_place": "PickPlace"}
 
 
-# Tasks with a shipped world model: cosmos_env/WorldModel-Tabletop-<Task>-v0.
-WORLD_MODEL_TASKS = {"push": "diffusion-push"}
+# Tasks with shipped world models: cosmos_env/WorldModel-Tabletop-<Task>-v0 loads
+# ``<backend>-<task>`` (diffusion by default; gym.make(..., backend="ar") for the other).
+WORLD_MODEL_TASKS = ("push",)
 
 
 def registered_env_ids() -> list[str]:
@@ -31,7 +32,7 @@ def register_envs() -> None:
             max_episode_steps=TASKS[task].max_episode_steps,
             kwargs={"task": task},
         )
-    for task, checkpoint in WORLD_MODEL_TASKS.items():
+    for task in WORLD_MODEL_TASKS:
         env_id = f"cosmos_env/WorldModel-Tabletop-{TASK_IDS[task]}-v0"
         if env_id in gym.registry:
             continue
@@ -40,5 +41,5 @@ def register_envs() -> None:
             entry_point="cosmos_env.envs.world_model_env:WorldModelEnv",
             vector_entry_point="cosmos_env.envs.vector_env:WorldModelVectorEnv",
             max_episode_steps=TASKS[task].max_episode_steps,
-            kwargs={"task": task, "checkpoint": checkpoint},
+            kwargs={"task": task},
         )

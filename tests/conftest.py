@@ -45,6 +45,47 @@ def make_tiny_world_model(directory, seed: int = 0, state_track: bool = True):
     )
 
 
+def make_tiny_ar_world_model(directory, seed: int = 0):
+    """A tiny random discrete tokenizer (DI8x8 layout, 12 tokens) and a tiny autoregressive
+    token model paired with it; returns the release directory."""
+    from cosmos_env.dynamics.autoregressive.config import ARConfig
+    from cosmos_env.dynamics.autoregressive.model import TokenDynamics
+    from cosmos_env.dynamics.release import save_world_model
+    from cosmos_env.tokenizer import Tokenizer, TokenizerConfig
+    from cosmos_env.tokenizer.release import load_tokenizer, save_tokenizer
+
+    torch.manual_seed(seed)
+    levels = [4, 3]
+    tok_cfg = TokenizerConfig(
+        name="DI8x8",
+        kind="discrete",
+        fsq_levels=levels,
+        channels=[8, 16],
+        blocks=[1, 1],
+        decoder_blocks=[1, 1],
+        groups=4,
+        heads=2,
+    )
+    save_tokenizer(directory / "tokenizer", Tokenizer(tok_cfg))
+    tokenizer = load_tokenizer(directory / "tokenizer")
+    dyn = TokenDynamics(ARConfig(levels=levels, width=16, depth=1, heads=2, probe_width=8))
+    with torch.no_grad():
+        for p in dyn.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 256, (6, 64, 64, 3), dtype=np.uint8)
+    states = rng.normal(size=(6, 36)).astype(np.float32)
+    return save_world_model(
+        directory / "dynamics", dyn, tokenizer, "push", "parallel", 2, frames, states
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_ar_world_model_dir(tmp_path_factory):
+    """Release directory of a tiny random autoregressive world model."""
+    return make_tiny_ar_world_model(tmp_path_factory.mktemp("tiny_ar_world_model"))
+
+
 @pytest.fixture(scope="session")
 def tiny_world_model_dir(tmp_path_factory):
     """Release directory of a tiny random world model (dynamics + its tokenizer)."""

@@ -12,15 +12,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from cosmos_env import checkpoint
+from cosmos_env.dynamics.autoregressive.config import ARConfig
+from cosmos_env.dynamics.autoregressive.model import TokenDynamics
 from cosmos_env.dynamics.config import DynamicsConfig
 from cosmos_env.dynamics.model import LatentDynamics
+from cosmos_env.eval.metrics import to_uint8, to_unit
 from cosmos_env.tokenizer.model import Tokenizer
-from cosmos_env.tokenizer.release import load_tokenizer
+from cosmos_env.tokenizer.release import decode_frames, encode_frames, load_tokenizer
 
 DEFAULT_WORLD_MODEL = "diffusion-push"
+# World-model backends (``backend=`` of the envs) and the dynamics kind each one loads.
+BACKENDS = {"diffusion": "diffusion", "ar": "autoregressive"}
 RESET_FILE = "reset_frames.npz"
+# config.json's dynamics.kind -> (config class, model class)
+_KINDS = {
+    "diffusion": (DynamicsConfig, LatentDynamics),
+    "autoregressive": (ARConfig, TokenDynamics),
+}
 
 
 @dataclass
@@ -30,7 +41,7 @@ class WorldModel:
     ``reset_frames`` uint8 (N, H, W, 3) and their ``reset_states`` (N, S)."""
 
     tokenizer: Tokenizer
-    dynamics: LatentDynamics
+    dynamics: LatentDynamics | TokenDynamics
     task: str
     sampler: str
     sampler_steps: int
@@ -41,6 +52,44 @@ class WorldModel:
     @property
     def image_size(self) -> int:
         return self.dynamics.cfg.latent_size * self.tokenizer.cfg.spatial_factor
+
+    @property
+    def backend(self) -> str:
+        """The env backend this model serves: "ar" for a token model, else "diffusion"."""
+        return "ar" if self.discrete else "diffusion"
+
+    @property
+    def discrete(self) -> bool:
+        """True for a token model (the AR backend): its latents are token indices."""
+        return isinstance(self.dynamics, TokenDynamics)
+
+    @torch.inference_mode()
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 frames (N, H, W, 3) -> what the dynamics reads: latents (N, C, h, w), or
+        token indices (N, h, w) int64 for a token model."""
+        if self.discrete:
+            return self.tokenizer.tokenize(to_unit(frames).unsqueeze(2))[:, 0]
+        return encode_frames(self.tokenizer, frames)
+
+    @torch.inference_mode()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents (N, C, h, w) or token indices (N, h, w) -> uint8 frames (N, H, W, 3)."""
+        if self.discrete:
+            return to_uint8(self.tokenizer.detokenize(latents.long()[:, None])[:, :, 0])
+        return decode_frames(self.tokenizer, latents)
+
+
+def default_checkpoint(backend: str, task: str) -> str:
+    """The shipped checkpoint of ``backend`` for ``task``, e.g. ``ar-push``."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r} unknown; choose from {sorted(BACKENDS)}")
+    return f"{backend}-{task.replace('_', '-')}"
+
+
+def shipped_world_models(task: str = "push") -> list[str]:
+    """The shipped checkpoints for ``task``, one per backend that has one."""
+    names = [default_checkpoint(backend, task) for backend in BACKENDS]
+    return [n for n in names if (checkpoint.PRETRAINED_DIR / n / "config.json").exists()]
 
 
 def _check_pair(directory: Path, meta: dict, tokenizer: Tokenizer) -> None:
@@ -73,8 +122,14 @@ def load_world_model(
         raise checkpoint.CheckpointError(
             f"{directory}/config.json has no 'dynamics' section: not a world-model checkpoint"
         )
+    kind = raw["dynamics"].get("kind", "diffusion")
+    if kind not in _KINDS:
+        raise checkpoint.CheckpointError(
+            f"{directory}/config.json has dynamics kind {kind!r}; known: {sorted(_KINDS)}"
+        )
+    config_class, model_class = _KINDS[kind]
     try:
-        cfg = DynamicsConfig.from_dict(raw["dynamics"])
+        cfg = config_class.from_dict(raw["dynamics"])
     except (TypeError, ValueError) as e:
         raise checkpoint.CheckpointError(f"{directory}/config.json is invalid: {e}") from e
     if tokenizer is None:
@@ -82,7 +137,7 @@ def load_world_model(
     elif not isinstance(tokenizer, Tokenizer):
         tokenizer = load_tokenizer(tokenizer)
     _check_pair(directory, raw["tokenizer"], tokenizer)
-    dynamics = LatentDynamics(cfg)
+    dynamics = model_class(cfg)
     checkpoint.load_weights(directory, dynamics)
     dynamics.eval().requires_grad_(False)
     resets = np.load(directory / RESET_FILE)
@@ -108,7 +163,7 @@ def _portable_source(tokenizer: Tokenizer) -> str:
 
 def save_world_model(
     directory: str | Path,
-    dynamics: LatentDynamics,
+    dynamics: LatentDynamics | TokenDynamics,
     tokenizer: Tokenizer,
     task: str,
     sampler: str,

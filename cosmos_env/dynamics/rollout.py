@@ -86,13 +86,15 @@ def initial_context(
     past_actions: torch.Tensor | None = None,
     states: torch.Tensor | None = None,
 ) -> LatentContext:
-    """The context a rollout starts from: raw latents (B, k, C, h, w), the k-1 actions
+    """The context a rollout starts from: raw latents (B, k, C, h, w) (or token indices
+    (B, k, h, w) for a token model), the k-1 actions
     between them if known, and for a state-track model their states (B, k, S) in world
     units; without states the probe reads them from the latents."""
     cfg = model.cfg
-    if cfg.state_track and states is None:
+    track = getattr(cfg, "state_track", False)  # token models (AR) have no state track
+    if track and states is None:
         states = model.predict_state(latents.flatten(0, 1)).view(*latents.shape[:2], -1)
-    if not cfg.state_track:
+    if not track:
         states = None
     return LatentContext(latents, cfg.context, cfg.action_dim, past_actions, states)
 
@@ -118,7 +120,7 @@ def step_context(
         )
     else:
         latent = model.predict_next(ctx.latents, step_actions, generator, steps, sampler)
-        state = model.predict_state(latent.float())
+        state = model.predict_state(latent if latent.dtype == torch.int64 else latent.float())
     ctx.push(latent, step_actions, state)
     return latent, state
 

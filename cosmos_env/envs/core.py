@@ -9,7 +9,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from cosmos_env.dynamics.release import WorldModel, load_world_model
+from cosmos_env.dynamics.release import BACKENDS, WorldModel, default_checkpoint, load_world_model
 from cosmos_env.dynamics.rollout import initial_context, step_context
 from cosmos_env.envs.resets import (
     RESET_SOURCES,
@@ -19,13 +19,30 @@ from cosmos_env.envs.resets import (
     held_out_first_frames,
 )
 from cosmos_env.sim.tasks import get_task
-from cosmos_env.tokenizer.release import decode_frames, encode_frames
 
 
 @lru_cache(maxsize=4)
 def shared_world_model(checkpoint: str, tokenizer: str | None) -> WorldModel:
     """One loaded world model per (checkpoint, tokenizer): envs only read it (eval mode)."""
     return load_world_model(checkpoint, tokenizer)
+
+
+def env_world_model(
+    task: str, checkpoint: str | None, backend: str | None, tokenizer: str | None
+) -> WorldModel:
+    """The world model an env runs: ``checkpoint`` if given, else the shipped one of
+    ``backend`` (default "diffusion") for ``task``; a checkpoint of another kind than the
+    requested backend is refused."""
+    wm = shared_world_model(
+        str(checkpoint or default_checkpoint(backend or "diffusion", task)), tokenizer
+    )
+    kind = getattr(wm.dynamics.cfg, "kind", "diffusion")
+    if backend is not None and BACKENDS[backend] != kind:
+        raise ValueError(
+            f"backend={backend!r} but checkpoint {wm.source} is a {kind} model; pass a "
+            f"{BACKENDS[backend]} checkpoint or leave out one of the two"
+        )
+    return wm
 
 
 class WorldModelCore:
@@ -98,7 +115,7 @@ class WorldModelCore:
         when known, their states (M, k, S); unknown states are read by the probe."""
         m, k = frames.shape[:2]
         flat = torch.from_numpy(np.ascontiguousarray(frames.reshape(m * k, *frames.shape[2:])))
-        latents = encode_frames(self.wm.tokenizer, flat)
+        latents = self.wm.encode(flat)
         latents = latents.view(m, k, *latents.shape[1:])
         if states is not None:
             states = torch.as_tensor(np.asarray(states), dtype=torch.float32)
@@ -123,8 +140,7 @@ class WorldModelCore:
             latent, state = step_context(
                 self.wm.dynamics, self.context, action, generator, self.sampler_steps, self.sampler
             )
-        latent = latent.float()
-        self.frames[:] = decode_frames(self.wm.tokenizer, latent).numpy()
+        self.frames[:] = self.wm.decode(latent if self.wm.discrete else latent.float()).numpy()
         self.states[:] = state.double().numpy()
 
     def reward(self) -> np.ndarray:

@@ -12,8 +12,8 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from cosmos_env.dynamics.release import DEFAULT_WORLD_MODEL, WorldModel
-from cosmos_env.envs.core import WorldModelCore, shared_world_model
+from cosmos_env.dynamics.release import WorldModel
+from cosmos_env.envs.core import WorldModelCore, env_world_model
 from cosmos_env.envs.world_model_env import torch_generator
 from cosmos_env.sim.action_check import validate_action
 from cosmos_env.sim.tabletop_world import BRIDGE_ACTION_SPEC
@@ -47,7 +47,8 @@ class WorldModelVectorEnv(VectorEnv):
         self,
         num_envs: int = 1,
         task: str = "push",
-        checkpoint: str = DEFAULT_WORLD_MODEL,
+        checkpoint: str | None = None,
+        backend: str | None = None,
         tokenizer: str | None = None,
         sampler: str | None = None,
         sampler_steps: int | None = None,
@@ -67,7 +68,7 @@ class WorldModelVectorEnv(VectorEnv):
         if self.autoreset_mode == AutoresetMode.DISABLED:
             raise ValueError("autoreset_mode must be NEXT_STEP or SAME_STEP")
         self.metadata = {**self.metadata, "autoreset_mode": self.autoreset_mode}
-        wm = world_model or shared_world_model(str(checkpoint), tokenizer)
+        wm = world_model or env_world_model(task, checkpoint, backend, tokenizer)
         self.core = WorldModelCore(
             wm, num_envs, task, sparse_reward, sampler, sampler_steps, reset_source, store, amp
         )

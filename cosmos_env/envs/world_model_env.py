@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from cosmos_env.dynamics.release import DEFAULT_WORLD_MODEL, WorldModel
-from cosmos_env.envs.core import WorldModelCore, shared_world_model
+from cosmos_env.dynamics.release import WorldModel
+from cosmos_env.envs.core import WorldModelCore, env_world_model
 from cosmos_env.sim import state_layout as sl
 from cosmos_env.sim.action_check import validate_action
 from cosmos_env.sim.tabletop_world import BRIDGE_ACTION_SPEC
@@ -57,7 +57,8 @@ class WorldModelEnv(gym.Env):
     def __init__(
         self,
         task: str = "push",
-        checkpoint: str = DEFAULT_WORLD_MODEL,
+        checkpoint: str | None = None,
+        backend: str | None = None,
         tokenizer: str | None = None,
         sampler: str | None = None,
         sampler_steps: int | None = None,
@@ -71,7 +72,7 @@ class WorldModelEnv(gym.Env):
     ) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode {render_mode!r} unsupported; use 'rgb_array'")
-        wm = world_model or shared_world_model(str(checkpoint), tokenizer)
+        wm = world_model or env_world_model(task, checkpoint, backend, tokenizer)
         self.core = WorldModelCore(
             wm, 1, task, sparse_reward, sampler, sampler_steps, reset_source, store, amp
         )

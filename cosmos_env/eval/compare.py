@@ -29,7 +29,6 @@ from cosmos_env.generate import episode_seed
 from cosmos_env.sim.experts import ScriptedExpert
 from cosmos_env.sim.tabletop_env import TabletopEnv
 from cosmos_env.sim.tasks import TASKS
-from cosmos_env.tokenizer.release import decode_frames, encode_frames
 
 POLICIES = ("scripted", "random")
 WORLDS = ("tabletop",)
@@ -159,13 +158,13 @@ def _chunked(fn: Callable[..., torch.Tensor], *arrays, batch: int = 256) -> torc
 
 
 def _decode(wm: WorldModel, latents: torch.Tensor) -> np.ndarray:
-    """Latents (M, C, h, w) -> uint8 frames (M, H, W, 3)."""
-    return _chunked(lambda x: decode_frames(wm.tokenizer, x), latents).numpy()
+    """Latents (M, C, h, w) or tokens (M, h, w) -> uint8 frames (M, H, W, 3)."""
+    return _chunked(wm.decode, latents).numpy()
 
 
 def _encode(wm: WorldModel, frames: np.ndarray) -> torch.Tensor:
-    """uint8 frames (M, H, W, 3) -> latents (M, C, h, w)."""
-    return _chunked(lambda x: encode_frames(wm.tokenizer, x), torch.from_numpy(frames))
+    """uint8 frames (M, H, W, 3) -> latents (M, C, h, w) or tokens (M, h, w)."""
+    return _chunked(wm.encode, torch.from_numpy(frames))
 
 
 @torch.inference_mode()
@@ -206,7 +205,8 @@ def predict(
         start = time.perf_counter()
         run = (wm.dynamics, initial, actions, generator, steps, sampler, past, start_states)
         latents, states = rollout(*run)
-    flat = latents.float().flatten(0, 1)  # (N * T, C, h, w)
+    flat = latents.flatten(0, 1)  # (N * T, C, h, w) or (N * T, h, w) tokens
+    flat = flat if wm.discrete else flat.float()
     frames = _decode(wm, flat).reshape(n, t1 - 1, *truth.frames.shape[2:])
     states = states.double().numpy()
     seconds = time.perf_counter() - start
