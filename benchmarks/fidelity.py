@@ -92,8 +92,11 @@ def _score_backend(wm, full, seed: int, sweep: bool) -> dict:
         alt = _over_starts(wm, full, seed, other, wm.sampler_steps)
         main["decoders"] = {other: alt}
     elif sweep:
+        default = dict(main)  # a copy: fidelity.json cannot hold main inside itself
         main["sweep"] = {
-            str(n): main if n == wm.sampler_steps else _over_starts(wm, full, seed, wm.sampler, n)
+            str(n): default
+            if n == wm.sampler_steps
+            else _over_starts(wm, full, seed, wm.sampler, n)
             for n in SWEEP_STEPS
         }
     return main
@@ -128,7 +131,7 @@ def _rows(results: dict) -> dict[str, dict]:
     for backend in results["backends"]:
         main = results[backend]
         variants = [main]
-        variants += [e for e in main.get("sweep", {}).values() if e is not main]
+        variants += [e for e in main.get("sweep", {}).values() if _steps(e) != _steps(main)]
         variants += [e for s, e in main.get("decoders", {}).items() if s != main["sampler"]]
         for e in sorted(variants, key=lambda e: (e["sampler"], _steps(e))):
             default = e is main
