@@ -1,5 +1,6 @@
 """Pieces every training loop here shares: the learning-rate schedule over a step or
-wall-clock budget, the optimiser step with clipping, EMA weights and the log file."""
+wall-clock budget, the optimiser step with clipping, EMA weights, the resumable training
+state and the log file."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import math
 from pathlib import Path
 
 import torch
+
+from cosmos_env import checkpoint
 
 
 def budget_lr(
@@ -46,3 +49,34 @@ def file_logger(name: str, out: Path) -> logging.Logger:
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
         log.addHandler(handler)
     return log
+
+
+def resume_training(
+    path: Path,
+    model: torch.nn.Module,
+    ema: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    log: logging.Logger,
+) -> tuple[int, float]:
+    """Load the state ``save_training`` wrote into model, EMA and optimiser; return the
+    step and the seconds already spent."""
+    state = checkpoint.load_training_state(path)
+    model.load_state_dict(state["model"])
+    ema.load_state_dict(state["ema"])
+    opt.load_state_dict(state["optimizer"])
+    step, elapsed = int(state["step"]), float(state["elapsed"])
+    log.info("resumed from step %d (%.1f min already spent)", step, elapsed / 60)
+    return step, elapsed
+
+
+def save_training(
+    path: Path,
+    model: torch.nn.Module,
+    ema: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    step: int,
+    elapsed: float,
+) -> None:
+    """Write what a run needs to resume: weights, EMA weights, optimiser, step, time."""
+    state = {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict()}
+    checkpoint.save_training_state(path, state | {"step": step, "elapsed": elapsed})

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from cosmos_env.data.store import EpisodeStore, StoreError
+from cosmos_env.envs.resets import held_out_first_frames
 from cosmos_env.tokenizer.cache import load_cache
 from cosmos_env.tokenizer.data import store_paths
 from cosmos_env.tokenizer.model import Tokenizer
@@ -76,6 +77,18 @@ def load_latent_episodes(
         starts=ends - np.asarray(lengths),
         ends=ends,
     )
+
+
+def held_out_reset_frames(
+    paths: list[Path], n: int, val_fraction: float, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """First frames (n, H, W, 3) and states (n, S) of held-out episodes, spread over the
+    stores: the env's default reset frames, shipped with a release."""
+    per_store = -(-n // len(paths))
+    parts = [held_out_first_frames(str(p), val_fraction, seed) for p in paths]
+    frames = np.concatenate([f[:per_store] for f, _ in parts])[:n]
+    states = np.concatenate([s[:per_store] for _, s in parts])[:n]
+    return frames, states
 
 
 def window_rows(t: np.ndarray, starts: np.ndarray, context: int) -> tuple[np.ndarray, np.ndarray]:

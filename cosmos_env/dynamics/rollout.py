@@ -120,7 +120,7 @@ def step_context(
         )
     else:
         latent = model.predict_next(ctx.latents, step_actions, generator, steps, sampler)
-        state = model.predict_state(latent if latent.dtype == torch.int64 else latent.float())
+        state = model.predict_state(latent)
     ctx.push(latent, step_actions, state)
     return latent, state
 

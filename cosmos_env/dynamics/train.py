@@ -14,12 +14,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from cosmos_env import checkpoint
 from cosmos_env.config import TrainDynamicsConfig
-from cosmos_env.data.store import EpisodeStore
 from cosmos_env.dynamics.data import (
     LatentEpisodes,
     WindowBatcher,
+    held_out_reset_frames,
     load_latent_episodes,
     select_stores,
 )
@@ -28,26 +27,18 @@ from cosmos_env.dynamics.model import LatentDynamics
 from cosmos_env.dynamics.release import save_world_model
 from cosmos_env.sim.tasks import get_task
 from cosmos_env.tokenizer.release import load_tokenizer
-from cosmos_env.training import budget_lr, file_logger, optimise, update_ema
+from cosmos_env.training import (
+    budget_lr,
+    file_logger,
+    optimise,
+    resume_training,
+    save_training,
+    update_ema,
+)
 
 
 def _lr(cfg: TrainDynamicsConfig, step: int, elapsed: float) -> float:
     return budget_lr(cfg.lr, cfg.warmup_steps, cfg.steps, cfg.max_minutes, step, elapsed)
-
-
-def _reset_frames(paths: list[Path], cfg: TrainDynamicsConfig) -> tuple[np.ndarray, np.ndarray]:
-    """First frames and states of held-out episodes, spread over the stores."""
-    frames, states = [], []
-    per_store = -(-cfg.reset_frames // len(paths))
-    for path in paths:
-        store = EpisodeStore.open(path)
-        _, val = store.split(cfg.val_fraction, cfg.seed)
-        for ep in val[:per_store]:
-            lo, _ = store.episode_bounds(int(ep))
-            row = store.get_rows(lo, lo + 1, keys=["rgb", "state"])
-            frames.append(row["rgb"][0])
-            states.append(row["state"][0])
-    return np.stack(frames[: cfg.reset_frames]), np.stack(states[: cfg.reset_frames])
 
 
 def _card(cfg: TrainDynamicsConfig, paths, train: LatentEpisodes, steps, wall, metrics) -> str:
@@ -159,13 +150,8 @@ def train_dynamics(cfg: TrainDynamicsConfig) -> dict:
     step, elapsed = 0, 0.0
     state_path = out / "train_state.pt"
     if cfg.resume and state_path.exists():
-        state = checkpoint.load_training_state(state_path)
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        opt.load_state_dict(state["optimizer"])
-        step, elapsed = int(state["step"]), float(state["elapsed"])
+        step, elapsed = resume_training(state_path, model, ema, opt, log)
         rng, gen = np.random.default_rng([cfg.seed, step]), gen.manual_seed(cfg.seed + step)
-        log.info("resumed from step %d (%.1f min already spent)", step, elapsed / 60)
     log.info("config %s", asdict(cfg))
     log.info(
         "data: %d train windows, %d val frames; model %.2fM parameters",
@@ -175,9 +161,7 @@ def train_dynamics(cfg: TrainDynamicsConfig) -> dict:
     )
 
     def save_state() -> None:
-        state = {"model": model.state_dict(), "ema": ema.state_dict(), "step": step}
-        state.update(optimizer=opt.state_dict(), elapsed=elapsed)
-        checkpoint.save_training_state(state_path, state)
+        save_training(state_path, model, ema, opt, step, elapsed)
 
     def run_eval(n_windows: int) -> dict[str, float]:
         scores = evaluate_dynamics(ema, tokenizer, val, n_windows, cfg.sampler, cfg.sampler_steps)
@@ -223,7 +207,7 @@ def train_dynamics(cfg: TrainDynamicsConfig) -> dict:
     wall = time.perf_counter() - start
     metrics = run_eval(cfg.eval_windows)
     log.info("finished: %d steps in %.1f min", step, wall / 60)
-    frames, states = _reset_frames(paths, cfg)
+    frames, states = held_out_reset_frames(paths, cfg.reset_frames, cfg.val_fraction, cfg.seed)
     save_world_model(
         out / "release",
         ema,

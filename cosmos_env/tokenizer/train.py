@@ -14,12 +14,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from cosmos_env import checkpoint
 from cosmos_env.config import TrainTokenizerConfig
 from cosmos_env.eval.metrics import psnr, ssim, to_unit
 from cosmos_env.tokenizer.data import load_clips, store_paths
 from cosmos_env.tokenizer.model import Tokenizer
-from cosmos_env.training import budget_lr, file_logger, optimise, update_ema
+from cosmos_env.tokenizer.release import save_tokenizer
+from cosmos_env.training import (
+    budget_lr,
+    file_logger,
+    optimise,
+    resume_training,
+    save_training,
+    update_ema,
+)
 
 
 def _gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -117,13 +124,8 @@ def train_tokenizer(cfg: TrainTokenizerConfig) -> dict:
     step, elapsed = 0, 0.0
     state_path = out / "train_state.pt"
     if cfg.resume and state_path.exists():
-        state = checkpoint.load_training_state(state_path)
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        opt.load_state_dict(state["optimizer"])
-        step, elapsed = int(state["step"]), float(state["elapsed"])
+        step, elapsed = resume_training(state_path, model, ema, opt, log)
         rng = np.random.default_rng([cfg.seed, step])
-        log.info("resumed from step %d (%.1f min already spent)", step, elapsed / 60)
     log.info("config %s", asdict(cfg))
     log.info(
         "data: %d train clips, %d val clips; model %.2fM parameters",
@@ -133,16 +135,7 @@ def train_tokenizer(cfg: TrainTokenizerConfig) -> dict:
     )
 
     def save_state() -> None:
-        checkpoint.save_training_state(
-            state_path,
-            {
-                "model": model.state_dict(),
-                "ema": ema.state_dict(),
-                "optimizer": opt.state_dict(),
-                "step": step,
-                "elapsed": elapsed,
-            },
-        )
+        save_training(state_path, model, ema, opt, step, elapsed)
 
     start = time.perf_counter() - elapsed
     metrics: dict[str, float] = {}
@@ -191,16 +184,6 @@ def train_tokenizer(cfg: TrainTokenizerConfig) -> dict:
         metrics["ssim"],
     )
     card = _card(cfg, len(train_clips), len(val_clips), step, wall, metrics)
-    checkpoint.save_release(
-        out / "release",
-        ema,
-        {
-            "tokenizer": tok_cfg.to_dict(),
-            "metrics": metrics,
-            "steps": step,
-            "wall_minutes": wall / 60,
-        },
-        card,
-    )
+    save_tokenizer(out / "release", ema, card, metrics=metrics, steps=step, wall_minutes=wall / 60)
     log.info("released %s", out / "release")
     return {"steps": step, "wall_minutes": wall / 60, **metrics}

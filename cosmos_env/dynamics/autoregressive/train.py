@@ -15,18 +15,28 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from cosmos_env import checkpoint
 from cosmos_env.config import TrainARConfig
 from cosmos_env.dynamics.autoregressive.data import TokenWindowBatcher
 from cosmos_env.dynamics.autoregressive.evaluate import evaluate_ar
 from cosmos_env.dynamics.autoregressive.model import TokenDynamics
-from cosmos_env.dynamics.data import LatentEpisodes, load_latent_episodes, select_stores
+from cosmos_env.dynamics.data import (
+    LatentEpisodes,
+    held_out_reset_frames,
+    load_latent_episodes,
+    select_stores,
+)
 from cosmos_env.dynamics.release import save_world_model
-from cosmos_env.dynamics.train import _reset_frames
 from cosmos_env.sim.tasks import get_task
 from cosmos_env.tokenizer.model import Tokenizer
 from cosmos_env.tokenizer.release import load_tokenizer
-from cosmos_env.training import budget_lr, file_logger, optimise, update_ema
+from cosmos_env.training import (
+    budget_lr,
+    file_logger,
+    optimise,
+    resume_training,
+    save_training,
+    update_ema,
+)
 
 SAMPLERS = ("parallel", "autoregressive")
 
@@ -144,13 +154,8 @@ def train_ar(cfg: TrainARConfig) -> dict:
     step, elapsed = 0, 0.0
     state_path = out / "train_state.pt"
     if cfg.resume and state_path.exists():
-        state = checkpoint.load_training_state(state_path)
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        opt.load_state_dict(state["optimizer"])
-        step, elapsed = int(state["step"]), float(state["elapsed"])
+        step, elapsed = resume_training(state_path, model, ema, opt, log)
         rng, gen = np.random.default_rng([cfg.seed, step]), gen.manual_seed(cfg.seed + step)
-        log.info("resumed from step %d (%.1f min already spent)", step, elapsed / 60)
     log.info("config %s", asdict(cfg))
     n_params = sum(p.numel() for p in model.parameters())
     log.info(
@@ -161,9 +166,7 @@ def train_ar(cfg: TrainARConfig) -> dict:
     )
 
     def save_state() -> None:
-        state = {"model": model.state_dict(), "ema": ema.state_dict(), "step": step}
-        state.update(optimizer=opt.state_dict(), elapsed=elapsed)
-        checkpoint.save_training_state(state_path, state)
+        save_training(state_path, model, ema, opt, step, elapsed)
 
     def run_eval(n_windows: int) -> dict[str, float]:
         scores = evaluate_ar(ema, val, n_windows, cfg.sampler, cfg.sampler_steps)
@@ -205,7 +208,7 @@ def train_ar(cfg: TrainARConfig) -> dict:
     wall = time.perf_counter() - start
     metrics = run_eval(cfg.eval_windows)
     log.info("finished: %d steps in %.1f min", step, wall / 60)
-    frames, states = _reset_frames(paths, cfg)
+    frames, states = held_out_reset_frames(paths, cfg.reset_frames, cfg.val_fraction, cfg.seed)
     save_world_model(
         out / "release",
         ema,
