@@ -16,6 +16,12 @@ achieved GFLOP/s of a 64-env world-model step beside the machine's matmul rates.
   state probe, counted by torch's FlopCounterMode on a step without autoresets) / the mean
   step time of the timed run, beside
   ``matmul_gflops_fp32`` and ``matmul_gflops_bf16`` (2048^2 matmuls, same run).
+- ``ar.decoders.<sampler>``: the AR model's other decoder (token by token beside the
+  default MaskGIT-style parallel one, or the reverse) at the same batch sizes.
+- ``ar.kv_cache``: one token-by-token frame (float32) with the KV cache (``predict_next``: prefill
+  the context once, then one token per pass) against recomputing the whole sequence for
+  every token (``decode_frame_nocache``), same context, actions and generator seed, at
+  batch 1 and 16: seconds per frame, ``speedup_bN`` and whether the tokens are identical.
 
 Writes DIR/env_speed.json and DIR/env_speed.md. Timings mean something only on an
 otherwise idle machine; ``loadavg_1min`` records how busy it was at the start.
@@ -91,6 +97,16 @@ def world_model_speed(
 ) -> dict:
     """frames/s of the vector env at each batch size, and FLOPs of the largest one's step."""
     result: dict = {"checkpoint": str(wm.source), "amp": True}
+    if wm.discrete:  # the other decoder, and the KV cache against recomputing
+        other = "autoregressive" if wm.sampler == "parallel" else "parallel"
+        alt = {}
+        for n in BATCHES:
+            env = WorldModelVectorEnv(num_envs=n, world_model=wm, sampler=other)
+            alt[f"fps_b{n}"] = vector_env_fps(env, seconds)["fps"]
+            alt[f"ratio_b{n}"] = alt[f"fps_b{n}"] / mujoco_fps
+            env.close()
+        result["decoders"] = {other: alt}
+        result["kv_cache"] = kv_cache_speed(wm)
     for n in BATCHES:
         env = WorldModelVectorEnv(num_envs=n, world_model=wm, sampler_steps=sampler_steps)
         result["sampler"], result["sampler_steps"] = env.core.sampler, env.core.sampler_steps
@@ -108,6 +124,37 @@ def world_model_speed(
     return result
 
 
+def kv_cache_speed(wm: WorldModel, batches: tuple[int, ...] = (1, 16), repeats: int = 2) -> dict:
+    """Token-by-token decoding of one frame with and without the KV cache: seconds per
+    frame, speed-up, and whether both drew the same tokens from generators with the same
+    seed. In float32: under bf16 autocast the two paths round differently (different matmul
+    shapes), so a near-tie between two tokens can go either way."""
+    model, context = wm.dynamics, wm.dynamics.cfg.context
+    result: dict = {"context_frames": context, "tokens_per_frame": model.cfg.tokens_per_frame}
+    rng = np.random.default_rng(0)
+    for b in batches:
+        rows = rng.integers(0, len(wm.reset_frames), b)
+        first = wm.encode(torch.from_numpy(wm.reset_frames[rows]))  # (B, h, w) indices
+        tokens = first[:, None].repeat(1, context, 1, 1)
+        actions = torch.from_numpy(rng.uniform(-1, 1, (b, context, 7)).astype(np.float32))
+        timings, outs = {}, {}
+        for name in ("cached", "uncached"):
+            start = time.perf_counter()
+            for _ in range(repeats):
+                gen = torch.Generator().manual_seed(123)
+                if name == "cached":
+                    out = model.predict_next(tokens, actions, gen, sampler="autoregressive")
+                else:
+                    out = model.transformer.decode_frame_nocache(tokens.flatten(2), actions, gen)
+            timings[name] = (time.perf_counter() - start) / repeats
+            outs[name] = out.reshape(b, -1)
+        result[f"cached_s_b{b}"] = timings["cached"]
+        result[f"uncached_s_b{b}"] = timings["uncached"]
+        result[f"speedup_b{b}"] = timings["uncached"] / timings["cached"]
+        result[f"identical_b{b}"] = bool(torch.equal(outs["cached"], outs["uncached"]))
+    return result
+
+
 def _table(results: dict) -> str:
     mj = results["mujoco_fps"]
     rows = [["MuJoCo TabletopEnv push, step + render 64x64", 1, mj, 1.0]]
@@ -117,6 +164,18 @@ def _table(results: dict) -> str:
         d = results[backend]
         name = f"{backend} ({Path(d['checkpoint']).name}, {d['sampler']} x{d['sampler_steps']})"
         rows += [[name, n, d[f"fps_b{n}"], d[f"ratio_b{n}"]] for n in BATCHES]
+        for sampler, alt in d.get("decoders", {}).items():
+            name = f"{backend} ({Path(d['checkpoint']).name}, {sampler})"
+            rows += [[name, n, alt[f"fps_b{n}"], alt[f"ratio_b{n}"]] for n in BATCHES]
+        if "kv_cache" in d:
+            kv = d["kv_cache"]
+            notes.append(
+                f"{backend} token-by-token frame with the KV cache vs recomputing the "
+                f"sequence per token: {kv['speedup_b1']:.1f}x faster at batch 1 "
+                f"({kv['cached_s_b1'] * 1e3:.0f} vs {kv['uncached_s_b1'] * 1e3:.0f} ms), "
+                f"{kv['speedup_b16']:.1f}x at batch 16; same tokens: "
+                f"{kv['identical_b1'] and kv['identical_b16']}."
+            )
         notes.append(
             f"{backend} step at {b} sub-envs: {d[f'gflop_per_step_b{b}']:.2f} GFLOP "
             f"({d[f'mflop_per_frame_b{b}']:.1f} MFLOP/frame), {d[f'gflops_b{b}']:.1f} GFLOP/s "

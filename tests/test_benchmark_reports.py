@@ -75,3 +75,96 @@ def test_fidelity_report_lists_backends_decoders_and_sweep(fidelity, tmp_path):
     saved = json.loads((tmp_path / "fidelity.json").read_text())
     assert saved["ar"]["decoders"]["autoregressive"]["psnr_h1"] == 26.0
     assert (tmp_path / "fidelity.png").stat().st_size > 0
+
+
+def load_benchmark(name: str):
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        spec = importlib.util.spec_from_file_location(f"{name}_bench", BENCHMARKS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    return module
+
+
+def speed_entry(sampler: str, fps: float) -> dict:
+    return {"checkpoint": f"/x/{sampler}", "sampler": sampler, "sampler_steps": 8} | {
+        k: v
+        for n in (1, 16, 64)
+        for k, v in ((f"fps_b{n}", fps * n), (f"ratio_b{n}", fps * n / 500.0))
+    }
+
+
+def speed_results() -> dict:
+    diffusion = speed_entry("euler", 100.0) | {
+        "gflop_per_step_b64": 38.0,
+        "mflop_per_frame_b64": 600.0,
+        "gflops_b64": 250.0,
+    }
+    ar = speed_entry("parallel", 10.0) | {
+        "gflop_per_step_b64": 5.0,
+        "mflop_per_frame_b64": 80.0,
+        "gflops_b64": 100.0,
+        "decoders": {"autoregressive": speed_entry("autoregressive", 2.0)},
+        "kv_cache": {
+            "cached_s_b1": 0.1,
+            "uncached_s_b1": 1.2,
+            "speedup_b1": 12.0,
+            "identical_b1": True,
+            "cached_s_b16": 0.3,
+            "uncached_s_b16": 3.0,
+            "speedup_b16": 10.0,
+            "identical_b16": True,
+        },
+    }
+    return {
+        "mujoco_fps": 500.0,
+        "matmul_gflops_fp32": 200.0,
+        "matmul_gflops_bf16": 800.0,
+        "torch_threads": 2,
+        "loadavg_1min": 0.1,
+        "backends": ["diffusion", "ar"],
+        "diffusion": diffusion,
+        "ar": ar,
+    }
+
+
+def test_env_speed_table_has_both_ar_decoders_and_the_kv_cache_figure():
+    text = load_benchmark("env_speed")._table(speed_results())
+    rows = [line for line in text.splitlines() if line.startswith("| ar (")]
+    assert len(rows) == 6  # parallel and token by token at batch 1, 16, 64
+    assert "12.0x faster at batch 1" in text and "same tokens: True" in text
+
+
+def test_backend_table_has_one_row_per_backend_and_decoder(tmp_path):
+    backends = load_benchmark("backends")
+    diffusion = entry("euler", 1, 30.0)
+    ar = entry("parallel", 8, 25.0)
+    ar["decoders"] = {"autoregressive": entry("autoregressive", 8, 26.0)}
+    fidelity = {
+        "held_out_episodes": 2,
+        "seed": 1,
+        "starts": [0],
+        "backends": ["diffusion", "ar"],
+        "diffusion": diffusion,
+        "ar": ar,
+    }
+    records = backends.compare_backends(fidelity, speed_results())
+    assert [(r["backend"], r["sampler"]) for r in records] == [
+        ("diffusion", "euler"),
+        ("ar", "parallel"),
+        ("ar", "autoregressive"),
+    ]
+    assert records[2]["psnr_h1"] == 26.0 and records[2]["fps_b64"] == 128.0
+    text = backends.write(records, fidelity, speed_results(), tmp_path)
+    assert text.count("| ar (") == 2 and "| diffusion (euler x1) |" in text
+    assert json.loads((tmp_path / "backends.json").read_text())[1]["parameters"] == 1000
+
+
+def test_backend_table_refuses_reports_of_different_checkpoints():
+    backends = load_benchmark("backends")
+    fidelity = {"backends": ["ar"], "ar": entry("parallel", 8, 25.0)}
+    speed = speed_results() | {"backends": ["diffusion"]}
+    with pytest.raises(ValueError, match="no 'ar' entry"):
+        backends.compare_backends(fidelity, speed)
