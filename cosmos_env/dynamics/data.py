@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cosmos_env.data.spec import ActionSpec
 from cosmos_env.data.store import EpisodeStore, StoreError
 from cosmos_env.envs.resets import held_out_first_frames
 from cosmos_env.tokenizer.cache import load_cache
@@ -46,6 +47,20 @@ def select_stores(data: str | Path, pattern: str) -> list[Path]:
     if not paths:
         raise StoreError(f"no store under {data} matches {pattern!r}")
     return paths
+
+
+def store_action_spec(paths: list[Path]) -> ActionSpec:
+    """The action spec all ``paths`` share; stores whose actions mean different things
+    cannot train one model."""
+    specs = {path: EpisodeStore.open(path).action_spec for path in paths}
+    first = specs[paths[0]]
+    for path, spec in specs.items():
+        if spec != first:
+            raise StoreError(
+                f"{path} has action spec {spec}, but {paths[0]} has {first}: train on stores "
+                "of one action spec"
+            )
+    return first
 
 
 def load_latent_episodes(

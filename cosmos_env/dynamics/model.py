@@ -11,7 +11,7 @@ from cosmos_env.dynamics.config import DynamicsConfig
 from cosmos_env.dynamics.diffusion.denoiser import Denoiser
 from cosmos_env.dynamics.diffusion.samplers import get_sampler, guided, karras_sigmas
 from cosmos_env.dynamics.keypoints import keypoint_maps
-from cosmos_env.dynamics.state_dynamics import StateDynamics
+from cosmos_env.dynamics.state_dynamics import StateDynamics, integrate_end_effector
 from cosmos_env.dynamics.state_probe import StateProbe
 
 # Standardised states are clipped here before they condition anything: a probe reading far
@@ -48,6 +48,18 @@ class LatentDynamics(nn.Module):
         if cfg.state_track:
             self.state_dynamics = StateDynamics(s, cfg.action_dim, cfg.context, cfg.state_width)
             self.register_buffer("state_delta_std", torch.ones(s))
+        if cfg.ee_slot:
+            if not (cfg.action_low and cfg.action_high):
+                raise ValueError(
+                    f"ee_slot={cfg.ee_slot!r} needs the actions' physical range "
+                    "(dynamics.action_low / action_high; train-dynamics fills them in from "
+                    "the store's action spec)"
+                )
+            self.register_buffer("state_min", torch.zeros(s))
+            self.register_buffer("state_max", torch.zeros(s))
+            # From the config, not the weights, as the camera is.
+            self.register_buffer("action_low", torch.tensor(cfg.action_low), persistent=False)
+            self.register_buffer("action_high", torch.tensor(cfg.action_high), persistent=False)
         if cfg.keypoint_channels:
             # From the config, not the weights: the release stores parameters in float16.
             projection = torch.tensor(cfg.camera, dtype=torch.float32).view(3, 4)
@@ -63,14 +75,18 @@ class LatentDynamics(nn.Module):
     ) -> None:
         """Per-channel stats of latents (N, C, h, w) and of their changes to the following
         latents (N, C, h, w); per-dim state stats from states (N, S) (constant dims keep a
-        floor so they standardise to 0, not inf) and, for the state track, of one-step state
-        changes (M, S) in world units."""
+        floor so they standardise to 0, not inf, and their range bounds the end-effector
+        integrator) and, for the state track, of one-step state changes (M, S) in world
+        units."""
         self.latent_mean.copy_(latents.mean(dim=(0, 2, 3)))
         self.latent_std.copy_(latents.std(dim=(0, 2, 3)).clamp_min(1e-6))
         delta = self.standardise(next_latents) - self.standardise(latents)
         self.delta_std.copy_(delta.std(dim=(0, 2, 3)).clamp_min(1e-6))
         self.state_mean.copy_(states.mean(0))
         self.state_std.copy_(states.std(0).clamp_min(min_state_std))
+        if self.cfg.ee_slot:
+            self.state_min.copy_(states.min(0).values)
+            self.state_max.copy_(states.max(0).values)
         if self.state_dynamics is not None:
             if state_changes is None:
                 raise ValueError("a state-track model needs state_changes for its normalisation")
@@ -96,6 +112,24 @@ class LatentDynamics(nn.Module):
         """World-unit states (..., S) -> standardised, clipped to +-STATE_CLIP."""
         return ((state - self.state_mean) / self.state_std).clamp(-STATE_CLIP, STATE_CLIP)
 
+    def _state_change(self, context_states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """The state track's change (B, S) from the last context state, in units of
+        ``state_delta_std`` standardised units: the MLP's output, plus the end-effector
+        integrator's exact part when ``cfg.ee_slot`` is set."""
+        change = self.state_dynamics(self.standardise_state(context_states), actions).float()
+        if self.cfg.ee_slot:
+            moved = integrate_end_effector(
+                context_states[:, -1],
+                actions[:, -1],
+                self.cfg.ee_slot,
+                self.action_low,
+                self.action_high,
+                self.state_min,
+                self.state_max,
+            )
+            change = change + moved / self.state_std / self.state_delta_std
+        return change
+
     def losses(
         self,
         context: torch.Tensor,
@@ -120,8 +154,7 @@ class LatentDynamics(nn.Module):
             change = (
                 self.standardise_state(target_state) - ctx_states[:, -1]
             ) / self.state_delta_std
-            pred = self.state_dynamics(ctx_states, actions).float()
-            losses["state"] = (pred - change).pow(2).mean()
+            losses["state"] = (self._state_change(context_states, actions) - change).pow(2).mean()
             # Conditioning states get noise: at inference they come from the state track.
             cond = torch.cat([ctx_states, self.standardise_state(target_state)[:, None]], dim=1)
             amount = self.cfg.state_noise * torch.rand(len(cond), 1, 1, generator=generator)
@@ -139,8 +172,11 @@ class LatentDynamics(nn.Module):
         if self.state_dynamics is None:
             raise ValueError("this model has no state track (dynamics.state_track=false)")
         ctx = self.standardise_state(context_states)
-        change = self.state_dynamics(ctx, actions).float() * self.state_delta_std
-        return (ctx[:, -1] + change) * self.state_std + self.state_mean
+        change = self._state_change(context_states, actions) * self.state_delta_std
+        state = (ctx[:, -1] + change) * self.state_std + self.state_mean
+        if self.cfg.ee_slot:  # never outside the states the model was trained on
+            state = torch.minimum(torch.maximum(state, self.state_min), self.state_max)
+        return state
 
     @torch.no_grad()
     def predict_next(

@@ -12,6 +12,34 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cosmos_env.sim import state_layout as sl
+
+
+def integrate_end_effector(
+    states: torch.Tensor,
+    actions: torch.Tensor,
+    ee_slot: str,
+    action_low: torch.Tensor,
+    action_high: torch.Tensor,
+    state_min: torch.Tensor,
+    state_max: torch.Tensor,
+) -> torch.Tensor:
+    """The change (B, S) in world units that end-effector position deltas make: states
+    (B, S), actions (B, A) in [-1, 1] whose first three channels scale linearly onto
+    ``[action_low, action_high]`` (metres). The ``ee_slot`` position moves by them, clipped
+    to ``[state_min, state_max]`` (the training states' range: the workspace and the table
+    the arm cannot pass); every other dimension gets 0."""
+    index = sl.slot(ee_slot)
+    if index.stop - index.start != 3:
+        raise ValueError(f"ee_slot must name a 3-D position slot, got {ee_slot!r}")
+    low, high = action_low[:3], action_high[:3]
+    delta = low + (actions[:, :3].float() + 1) * 0.5 * (high - low)
+    pos = states[:, index].float()
+    moved = torch.minimum(torch.maximum(pos + delta, state_min[index]), state_max[index])
+    change = torch.zeros(states.shape, dtype=torch.float32, device=states.device)
+    change[:, index] = moved - pos
+    return change
+
 
 class StateDynamics(nn.Module):
     """Standardised states (B, K, S), oldest first, and the actions after each (B, K, A) in

@@ -21,6 +21,7 @@ from cosmos_env.dynamics.data import (
     held_out_reset_frames,
     load_latent_episodes,
     select_stores,
+    store_action_spec,
 )
 from cosmos_env.dynamics.evaluate import evaluate_dynamics
 from cosmos_env.dynamics.model import LatentDynamics
@@ -64,6 +65,13 @@ def _card(cfg: TrainDynamicsConfig, paths, train: LatentEpisodes, steps, wall, m
             f"actions; training adds noise up to {d.state_noise} std to them). Reward and "
             "success are the task's functions of that state; the probe starts the track when "
             "a reset gives frames only."
+            + (
+                f" The {d.ee_slot} slot is moved exactly by the first three actions "
+                "(end-effector deltas, scaled to the store's action range) and clipped to the "
+                "training states' range; the MLP learns only the rest."
+                if d.ee_slot
+                else ""
+            )
             + (
                 f" The positions {', '.join(d.keypoints)} of every state are also drawn as "
                 "Gaussian blobs on the token grid through the front camera's projection and "
@@ -138,6 +146,9 @@ def train_dynamics(cfg: TrainDynamicsConfig) -> dict:
         from cosmos_env.sim.tabletop_world import TabletopWorld
 
         cfg.dynamics.camera = [float(x) for x in TabletopWorld().projection().ravel()]
+    if cfg.dynamics.ee_slot and not cfg.dynamics.action_low:
+        spec = store_action_spec(paths)
+        cfg.dynamics.action_low, cfg.dynamics.action_high = list(spec.low), list(spec.high)
     torch.manual_seed(cfg.seed)
     model = LatentDynamics(cfg.dynamics)
     sample = batcher.sample(min(16384, len(batcher)), np.random.default_rng(cfg.seed))

@@ -218,6 +218,10 @@ def test_train_dynamics_command_releases_and_resumes(latent_data, tmp_path, caps
     assert "Diffusion world model" in (out / "release" / "card.md").read_text()
     # Training stats travel with the weights: the latents are standardised with them.
     assert not torch.equal(wm.dynamics.latent_std, torch.ones(16))
+    # The end-effector integrator reads the actions' physical range from the store.
+    assert wm.dynamics.cfg.ee_slot == "gripper_pos"
+    assert wm.dynamics.cfg.action_high[:3] == pytest.approx([0.04] * 3)
+    assert wm.dynamics.state_min[2] < wm.dynamics.state_max[2]
 
     assert main([a if a != "steps=4" else "steps=6" for a in args]) == 0
     log = (out / "train.log").read_text()

@@ -222,3 +222,79 @@ def test_keypoint_model_reads_maps_of_the_states():
         DynamicsConfig(state_track=True, camera=[1.0, 2.0])
     losses = model.train().losses(**batch(), generator=torch.Generator().manual_seed(0))
     assert torch.isfinite(losses["diffusion"])
+
+
+LOW, HIGH = [-0.04] * 3 + [-0.25] * 3 + [0.0], [0.04] * 3 + [0.25] * 3 + [1.0]
+
+
+def integrator_model() -> LatentDynamics:
+    """A model with the end-effector integrator, its state MLP fresh (zero output), and
+    every state dim spanning [-1, 1] in training (z of gripper_pos: [0.02, 1])."""
+    cfg = DynamicsConfig(
+        latent_channels=C,
+        latent_size=S,
+        context=K,
+        width=32,
+        depth=1,
+        heads=2,
+        adaln_rank=8,
+        probe_width=8,
+        state_track=True,
+        state_width=16,
+        ee_slot="gripper_pos",
+        action_low=LOW,
+        action_high=HIGH,
+    )
+    torch.manual_seed(0)
+    model = LatentDynamics(cfg)
+    states = torch.rand(200, D) * 2 - 1
+    states[:, 2] = states[:, 2].clamp_min(0.02)
+    states[0, :3], states[1, :3] = torch.tensor([-1.0, -1.0, 0.02]), torch.ones(3)
+    latents = torch.randn(8, C, S, S)
+    model.set_normalisation(latents, latents, states, 1e-3, torch.randn(50, D) * 0.1)
+    return model.eval()
+
+
+def test_integrator_moves_the_end_effector_by_the_action_and_nothing_else():
+    model = integrator_model()
+    ctx = torch.rand(B, K, D) * 0.5
+    actions = torch.rand(B, K, A) * 2 - 1
+    nxt = model.predict_next_state(ctx, actions)
+    expected = ctx[:, -1].clone()
+    expected[:, :3] += 0.04 * actions[:, -1, :3]  # [-1, 1] -> [-4, 4] cm, exactly
+    torch.testing.assert_close(nxt, expected, atol=1e-5, rtol=0)
+
+
+def test_integrator_stops_the_end_effector_at_the_trained_range():
+    model = integrator_model()
+    ctx = torch.rand(B, K, D) * 0.5
+    ctx[:, -1, 2] = 0.03  # 1 cm above the lowest z in training: the table
+    actions = torch.zeros(B, K, A)
+    actions[:, -1, 2] = -1.0  # down 4 cm
+    assert torch.allclose(model.predict_next_state(ctx, actions)[:, 2], torch.tensor(0.02))
+    assert model.state_min[2] == pytest.approx(0.02) and model.state_max[2] == 1.0
+
+
+def test_integrator_state_loss_is_zero_on_exact_kinematics():
+    model = integrator_model()
+    b = batch()
+    b["context_states"] = torch.rand(B, K, D) * 0.5
+    b["target_state"] = b["context_states"][:, -1].clone()
+    b["target_state"][:, :3] += 0.04 * b["actions"][:, -1, :3]
+    losses = model.losses(**b, generator=torch.Generator().manual_seed(0))
+    assert losses["state"].item() < 1e-8
+
+
+def test_integrator_config_errors_name_the_problem():
+    with pytest.raises(ValueError, match="set state_track=true"):
+        DynamicsConfig(ee_slot="gripper_pos")
+    with pytest.raises(ValueError, match="one value per action channel"):
+        DynamicsConfig(state_track=True, ee_slot="gripper_pos", action_low=[0.0] * 3)
+    small = dict(latent_channels=C, latent_size=S, context=K, width=32, depth=1, heads=2)
+    with pytest.raises(ValueError, match="physical range"):
+        LatentDynamics(DynamicsConfig(**small, state_track=True, ee_slot="gripper_pos"))
+    bad = DynamicsConfig(
+        **small, state_track=True, ee_slot="gripper_opening", action_low=LOW, action_high=HIGH
+    )
+    with pytest.raises(ValueError, match="3-D position slot"):
+        LatentDynamics(bad).predict_next_state(torch.zeros(B, K, D), torch.zeros(B, K, A))
