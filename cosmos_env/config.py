@@ -131,7 +131,7 @@ class TrainARConfig:
     task: str = "push"  # the task the world-model env scores (reward, success, time limit)
     out: str = "outputs/dynamics/ar-push"
     steps: int = 20000
-    max_minutes: float = 25.0  # stop early (and release) when the wall-clock budget is spent
+    max_minutes: float = 45.0  # stop early (and release) when the wall-clock budget is spent
     batch_size: int = 32
     lr: float = 6e-4
     warmup_steps: int = 200

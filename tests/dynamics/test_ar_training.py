@@ -176,6 +176,32 @@ def test_predict_next_samples_a_frame_from_the_generator(sampler):
         model.predict_next(context, actions, sampler="euler")
 
 
+@pytest.mark.parametrize("sampler", ["parallel", "autoregressive"])
+def test_release_temperature_zero_decodes_the_argmax_without_drawing(sampler):
+    model = tiny_model(temperature=0.0).eval()
+    with torch.no_grad():  # sharper logits than a fresh init, so the argmax is unambiguous
+        for p in model.parameters():
+            p.mul_(4.0)
+    g = torch.Generator().manual_seed(0)
+    context = torch.randint(0, 12, (2, 2, 4, 4), generator=g)
+    actions = torch.rand(2, 2, 3, generator=g) * 2 - 1
+    gen = torch.Generator().manual_seed(5)
+    before = gen.get_state()
+    greedy = model.predict_next(context, actions, gen, 2, sampler)
+    assert torch.equal(gen.get_state(), before)  # nothing drawn
+    assert torch.equal(greedy, model.predict_next(context, actions, None, 2, sampler))
+    # An explicit temperature overrides the release's.
+    hot = [
+        model.predict_next(
+            context, actions, torch.Generator().manual_seed(s), 2, sampler, temperature=5.0
+        )
+        for s in range(3)
+    ]
+    assert any(not torch.equal(h, greedy) for h in hot)
+    with pytest.raises(ValueError, match="temperature must be >= 0"):
+        tiny_model(temperature=-1.0)
+
+
 # ----- training --------------------------------------------------------------------------
 
 
@@ -245,7 +271,7 @@ def test_train_ar_refuses_a_tokenizer_that_does_not_fit(token_data, tmp_path):
 def test_train_dynamics_dispatches_on_the_dynamics_group():
     cfg = train_dynamics_config(["dynamics=ar"])
     assert isinstance(cfg, TrainARConfig) and isinstance(cfg.dynamics, ARConfig)
-    assert (cfg.tokenizer, cfg.batch_size, cfg.lr, cfg.max_minutes) == ("DI8x8", 32, 6e-4, 25.0)
+    assert (cfg.tokenizer, cfg.batch_size, cfg.lr, cfg.max_minutes) == ("DI8x8", 32, 6e-4, 45.0)
     # conf/train_ar.yaml and the dataclass agree; conf/dynamics/ar.yaml lists every field.
     assert {**vars(cfg), "dynamics": None} == {**vars(TrainARConfig()), "dynamics": None}
     yaml = OmegaConf.load(Path(cosmos_env.__file__).parent / "conf" / "dynamics" / "ar.yaml")

@@ -107,3 +107,21 @@ def test_vector_env_on_the_ar_backend_resets_rows_independently(tiny_ar_world_mo
     np.testing.assert_array_equal(after[1], frame)
     assert env.step(actions(3, seed=1))[0].shape == (3, 64, 64, 3)
     env.close()
+
+
+def test_the_shipped_ar_model_is_the_default_of_backend_ar():
+    env = gym.make(ENV_ID, backend="ar")
+    try:
+        core = env.unwrapped.core
+        assert core.wm.source.name == "ar-push" and core.wm.discrete
+        assert core.wm.dynamics.cfg.temperature == 0.0  # argmax decoding: see its card
+        gym_check_env(env.unwrapped)
+        first, _ = env.reset(seed=3)
+        frames = [env.step(a)[0] for a in actions(2)]
+        # A trained model keeps the scene: the next frame stays close to the reset frame.
+        diff = np.abs(frames[0].astype(np.float32) - first.astype(np.float32)).mean()
+        assert diff < 12.0
+        env.reset(seed=3)
+        assert all(np.array_equal(f, env.step(a)[0]) for f, a in zip(frames, actions(2)))
+    finally:
+        env.close()

@@ -37,6 +37,10 @@ class ARConfig:
     mask_prob_max: float = 1.0  # frame, cosine-distributed between these bounds
     # state probe
     probe_width: int = 128
+    # Decoding: the release's sampling temperature (0 = argmax). Tokens are drawn digit by
+    # digit from independent per-digit softmaxes; at temperature 1 the draws scatter over
+    # neighbouring FSQ levels and the decoded frame gets noisier than the model's belief.
+    temperature: float = 1.0
 
     def __post_init__(self) -> None:
         if self.kind != "autoregressive":
@@ -59,6 +63,8 @@ class ARConfig:
             raise ValueError(
                 f"need mlp_ratio > 0 and rope_base > 1, got {self.mlp_ratio}, {self.rope_base}"
             )
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0 (0 = argmax), got {self.temperature}")
         if self.z_loss < 0:
             raise ValueError(f"z_loss weight must be >= 0, got {self.z_loss}")
         if not 0.0 <= self.mask_prob_min <= self.mask_prob_max <= 1.0 or self.mask_prob_max == 0:

@@ -93,9 +93,10 @@ class TokenDynamics(nn.Module):
         """Sample the next frame's tokens (B, h, w) int64 given context tokens
         (B, K, h, w), oldest first, and the actions (B, K, A) in [-1, 1] taken after each
         of them (K <= context). ``sampler`` "parallel": ``steps`` MaskGIT passes;
-        "autoregressive": token by token (``steps`` unused). ``sampling``: temperature,
-        top_k, top_p. Stateless (builds a fresh KV cache); randomness only from
-        ``generator``."""
+        "autoregressive": token by token (``steps`` unused). ``sampling``: temperature
+        (default ``cfg.temperature``), top_k, top_p. Stateless (builds a fresh KV cache);
+        randomness only from ``generator``."""
+        sampling.setdefault("temperature", self.cfg.temperature)
         if sampler not in ("parallel", "autoregressive"):
             raise ValueError(f"sampler must be 'parallel' or 'autoregressive', got {sampler!r}")
         b, k, h, w = context.shape
