@@ -1,0 +1,1 @@
+"""Converters from other robot-data formats into the episode store."""
