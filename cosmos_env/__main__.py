@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 
 COMMANDS = {
     "generate": "roll a policy out in a MuJoCo world into an episode store",
+    "synthesize": "roll a policy out in a world model into a store marked synthetic",
     "demo": "the scripted expert in the tabletop world: video, contact sheet, metrics",
     "compare": "world model vs MuJoCo, same first frame and actions (checkpoint=NAME episodes=N)",
     "train-tokenizer": "train a causal video tokenizer (tokenizer=CI8x8 data=PATH)",
@@ -49,6 +50,13 @@ def main(argv: list[str] | None = None) -> int:
 
         summary = generate(load_config("generate", GenerateConfig, overrides))
         print(json.dumps(summary, indent=2))
+        return 0
+    if command == "synthesize":
+        from cosmos_env.config import SynthesizeConfig, load_config
+        from cosmos_env.generate import generate
+
+        cfg = load_config("synthesize", SynthesizeConfig, overrides, plain_keys=("checkpoint",))
+        print(json.dumps(generate(cfg), indent=2))
         return 0
     if command == "demo":
         from cosmos_env.config import DemoConfig, load_config

@@ -40,6 +40,20 @@ class GenerateConfig:
 
 
 @dataclass
+class SynthesizeConfig(GenerateConfig):
+    """``generate`` in a world model instead of MuJoCo: the policy acts on the predicted
+    frames (the scripted expert on the world model's state), and the store is marked
+    synthetic."""
+
+    backend: str = "diffusion"  # diffusion | ar
+    checkpoint: str | None = None  # default: the shipped model of the backend and task
+    sampler_steps: int | None = None
+    reset_source: str = "store"  # store (held-out first frames) | mujoco (a live reset)
+    workers: int = 1  # one process: a world-model env already uses every core
+    out: str = "outputs/data/synthetic-push.zarr"
+
+
+@dataclass
 class DemoConfig:
     tasks: list[str] = field(default_factory=lambda: ["push", "pick_place"])
     episodes: int = 2

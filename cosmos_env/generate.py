@@ -1,6 +1,7 @@
 """``python -m cosmos_env generate``: roll a policy out in a MuJoCo world and write the
 episodes to an episode store, with worker processes, deterministic under its seed, and
-resumable after an interruption."""
+resumable after an interruption. ``synthesize`` does the same in a world model: synthetic
+data, marked so in the store's attrs."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
-from cosmos_env.config import GenerateConfig
+from cosmos_env.config import GenerateConfig, SynthesizeConfig
 from cosmos_env.data.store import EpisodeStore, IncompleteStoreError, StoreError
 from cosmos_env.sim.recorder import EpisodeRecorder, action_spec_of, features_for
+from cosmos_env.sim.tasks import get_task
 
 _worker: dict = {}  # per-process env, recorder and episode buffer
 
@@ -31,6 +33,8 @@ def make_world_env(cfg: GenerateConfig) -> gym.Env:
     from cosmos_env.registration import TASK_IDS
 
     kwargs = {} if cfg.max_steps is None else {"max_episode_steps": cfg.max_steps}
+    if isinstance(cfg, SynthesizeConfig):
+        return _world_model_env(cfg, kwargs)
     if cfg.world.name == "tabletop":
         if cfg.task not in TASK_IDS:
             raise ValueError(
@@ -60,6 +64,27 @@ def make_world_env(cfg: GenerateConfig) -> gym.Env:
     raise ValueError(f"unknown world {cfg.world.name!r}; choose tabletop or gym")
 
 
+def _world_model_env(cfg: SynthesizeConfig, kwargs: dict) -> gym.Env:
+    """The world-model env of ``cfg.task``: the same spaces, reward and time limit as the
+    MuJoCo task, frames and state predicted."""
+    from cosmos_env.registration import TASK_IDS, WORLD_MODEL_TASKS
+
+    if cfg.world.name != "tabletop" or cfg.task not in WORLD_MODEL_TASKS:
+        raise ValueError(
+            f"synthesize needs a world model of the task: world=tabletop and task in "
+            f"{list(WORLD_MODEL_TASKS)}, got world={cfg.world.name} task={cfg.task}"
+        )
+    return gym.make(
+        f"cosmos_env/WorldModel-Tabletop-{TASK_IDS[cfg.task]}-v0",
+        backend=cfg.backend,
+        checkpoint=cfg.checkpoint,
+        sampler_steps=cfg.sampler_steps,
+        reset_source=cfg.reset_source,
+        terminate_on_success=cfg.world.terminate_on_success,
+        **kwargs,
+    )
+
+
 def _check_policy(cfg: GenerateConfig) -> None:
     if cfg.policy not in ("scripted", "random"):
         raise ValueError(f"unknown policy {cfg.policy!r}; choose scripted or random")
@@ -72,8 +97,10 @@ def _init_worker(cfg: GenerateConfig) -> None:
     buffer: list = []
     instruction = ""
     if cfg.world.name == "tabletop":
-        instruction = env.unwrapped.task.instruction
+        instruction = get_task(cfg.task).instruction
     source = cfg.env_id if cfg.world.name == "gym" else f"tabletop-{cfg.task}"
+    if isinstance(cfg, SynthesizeConfig):
+        source = f"world-model-{cfg.backend}-{cfg.task}"
     _worker.update(
         cfg=cfg,
         env=EpisodeRecorder(
@@ -115,12 +142,14 @@ def _open_or_create(cfg: GenerateConfig) -> EpisodeStore:
     settings = {
         k: v for k, v in asdict(cfg).items() if k not in ("episodes", "workers", "overwrite")
     }
+    synthetic = isinstance(cfg, SynthesizeConfig)
+    command = "synthesize" if synthetic else "generate"
     if out.exists() and not cfg.overwrite:
         try:
             store = EpisodeStore.open(out, "r")
         except IncompleteStoreError:
             store = EpisodeStore.open(out, "a")
-            if store.attrs["extra"].get("generate") != settings:
+            if store.attrs["extra"].get(command) != settings:
                 raise StoreError(
                     f"{out} holds an unfinished store made with other settings; "
                     "pass overwrite=true to start again"
@@ -133,6 +162,15 @@ def _open_or_create(cfg: GenerateConfig) -> EpisodeStore:
         spec = action_spec_of(env)
         fps = float(env.metadata.get("render_fps") or 1.0 / env.unwrapped.dt)
         robot = "floating parallel-jaw gripper" if cfg.world.name == "tabletop" else cfg.env_id
+        attrs = {command: settings, "synthetic": synthetic}
+        if synthetic:  # which model made the frames, so nobody mistakes them for MuJoCo's
+            wm = env.unwrapped.core.wm
+            attrs["world_model"] = {
+                "backend": wm.backend,
+                "checkpoint": wm.source.name,
+                "tokenizer": wm.tokenizer.cfg.name,
+                "tokenizer_checksum": wm.tokenizer.checksum,
+            }
     finally:
         env.close()
     camera = {"name": "front", "height": cfg.image_size, "width": cfg.image_size}
@@ -144,7 +182,7 @@ def _open_or_create(cfg: GenerateConfig) -> EpisodeStore:
         world=cfg.world.name if cfg.world.name == "tabletop" else f"gym:{cfg.env_id}",
         camera=camera,
         robot=robot,
-        attrs={"generate": settings, "synthetic": False},
+        attrs=attrs,
         overwrite=cfg.overwrite,
     )
 
@@ -158,7 +196,8 @@ def generate(cfg: GenerateConfig) -> dict:
     todo = range(store.n_episodes, cfg.episodes)
     start = time.perf_counter()
     frames = 0
-    with tqdm(total=cfg.episodes, initial=store.n_episodes, desc="generate", unit="ep") as bar:
+    desc = "synthesize" if isinstance(cfg, SynthesizeConfig) else "generate"
+    with tqdm(total=cfg.episodes, initial=store.n_episodes, desc=desc, unit="ep") as bar:
         if cfg.workers == 1:
             _init_worker(cfg)
             results = map(_run_episode, todo)
