@@ -3,6 +3,10 @@
 A store's schema is a ``dict[str, FeatureSpec]``: one entry per ``data/<key>`` array, giving
 the dtype and the per-frame shape (the time axis is not part of ``shape``). The action spec
 says what the env-facing actions in [-1, 1] mean in physical units.
+
+A store holds camera frames as ``rgb``, or, when it was imported from data that ships only
+another tokenizer's codes (e.g. 1X's MAGVIT2 tokens), as one or more integer ``tokens_<name>``
+features instead: ``rgb`` may be left out when at least one ``tokens_*`` feature is present.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ REQUIRED_FEATURES: dict[str, str] = {
     "is_last": "bool",
 }
 BOUNDARY_KEYS = ("is_first", "is_last")
+# Prefix of integer token-grid features (another tokenizer's codes); a store with at least one
+# of them may go without rgb (a "token store").
+TOKEN_PREFIX = "tokens_"
 
 
 @dataclass(frozen=True)
@@ -173,22 +180,41 @@ def standard_features(
     return {s.name: s for s in specs}
 
 
+def token_keys(features: Mapping[str, FeatureSpec]) -> list[str]:
+    """The ``tokens_*`` features of a schema (integer token grids), in schema order."""
+    return [key for key in features if key.startswith(TOKEN_PREFIX)]
+
+
 def check_schema(features: Mapping[str, FeatureSpec], action_spec: ActionSpec) -> None:
-    """Raise ValueError unless `features` holds the required keys with the right dtypes."""
+    """Raise ValueError unless `features` holds the required keys with the right dtypes.
+
+    ``rgb`` may be absent when at least one ``tokens_*`` feature (integer dtype, per-frame
+    shape of at least one axis) is present: a token store.
+    """
     for key, spec in features.items():
         if spec.name != key:
             raise ValueError(f"features[{key!r}].name is {spec.name!r}; they must match")
+    tokens = token_keys(features)
+    for key in tokens:
+        spec = features[key]
+        if np.dtype(spec.dtype).kind not in "iu" or not spec.shape:
+            raise ValueError(
+                f"token feature {key!r} must be an integer grid, got {spec.dtype} {spec.shape}"
+            )
     for key, dtype in REQUIRED_FEATURES.items():
+        if key == "rgb" and key not in features and tokens:
+            continue  # a token store: its frames come as another tokenizer's codes
         if key not in features:
-            raise ValueError(f"features lack required key {key!r} (see standard_features)")
+            hint = " or at least one tokens_* feature" if key == "rgb" else ""
+            raise ValueError(f"features lack required key {key!r}{hint} (see standard_features)")
         if features[key].dtype != dtype:
             raise ValueError(f"feature {key!r} must be {dtype}, schema says {features[key].dtype}")
     expected_shape = {"reward": (), "is_first": (), "is_last": (), "action": (action_spec.dim,)}
     for key, shape in expected_shape.items():
         if features[key].shape != shape:
             raise ValueError(f"feature {key!r} must have shape {shape}, got {features[key].shape}")
-    rgb, state = features["rgb"].shape, features["state"].shape
-    if len(rgb) != 3 or rgb[2] != 3:
+    rgb, state = features["rgb"].shape if "rgb" in features else None, features["state"].shape
+    if rgb is not None and (len(rgb) != 3 or rgb[2] != 3):
         raise ValueError(f"feature 'rgb' must have shape (H, W, 3), got {rgb}")
     if len(state) != 1:
         raise ValueError(f"feature 'state' must have shape (S,), got {state}")

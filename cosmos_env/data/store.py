@@ -8,6 +8,7 @@ Layout of a store directory::
     data/<key>                time-first arrays (N, *shape), chunked along time, Blosc-zstd;
                               at least rgb (N, H, W, 3) uint8, state (N, S) float32,
                               action (N, A) float32, reward (N,) float32, is_first/is_last (N,) bool
+                              (a token store has integer tokens_<name> grids instead of rgb)
     meta/episode_ends         (E,) int64, exclusive end row of each episode (cumulative)
     meta/instruction          (E,) str, language instruction per episode
     meta/source_id            (E,) str, where each episode came from (file, seed, ...)
@@ -94,7 +95,8 @@ class EpisodeStore:
     ) -> EpisodeStore:
         """Create an empty store (status "writing") at `path`, ready for `append_episode`.
 
-        `features` must hold rgb, state, action, reward (see `standard_features`);
+        `features` must hold rgb, state, action, reward (see `standard_features`), or, for a
+        token store, at least one integer ``tokens_*`` feature instead of rgb;
         is_first/is_last are added when absent. Image features (3-d per-frame shape) are
         chunked `chunk_frames` rows at a time; small features get longer time chunks of about
         64 KiB. Refuses an existing path unless ``overwrite=True`` (which only ever deletes an

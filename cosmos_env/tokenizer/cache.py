@@ -48,6 +48,12 @@ def encode_store(
     """Encode every frame of the (complete) store at ``path`` into its cache; return a summary."""
     _require_image_tokenizer(model)
     store = EpisodeStore.open(path)
+    if "rgb" not in store.features:
+        raise StoreError(
+            f"{path} holds no rgb frames, only another tokenizer's codes "
+            f"({', '.join(k for k in store.features if k.startswith('tokens_'))}): a token "
+            "store cannot be encoded by this tokenizer"
+        )
     key = cache_key(model)
     caches = dict(store.attrs.get("caches", {}))
     if key in caches and caches[key]["n_frames"] == store.n_frames and not overwrite:

@@ -1,0 +1,590 @@
+"""Convert 1X world-model challenge data into the episode store.
+
+Sources: github.com/1x-technologies/1xgpt and the Hugging Face datasets
+``1x-technologies/worldmodel`` (tokens) and ``1x-technologies/worldmodel_raw_data`` (video).
+``version="auto"`` picks the layout from the files present:
+
+``v1.1``, one directory::
+
+    video.bin                    uint32 (N, s, s)  MAGVIT2 tokens per frame (s = 16, vocab 2^18)
+    segment_ids.bin              int32 (N,)        source segment of each frame
+    actions/joint_pos.bin        float32 (N, 21)   joint positions [rad]
+    actions/driving_command.bin  float32 (N, 2)    base linear [m/s] and angular [rad/s] velocity
+    actions/neck_desired.bin     float32 (N, 1)    desired neck pitch [rad]; the card says
+                                                   (N, 1), the released val_v1.1 file sizes fit
+                                                   (N, 3): both are read
+    actions/l_hand_closure.bin   float32 (N, 1)    0 = open, 1 = closed (r_hand_closure alike)
+    metadata.json                num_images (N), s, vocab_size, hz, token_dtype (all optional)
+
+``v2.0`` (tokens) and ``raw`` (video): shards i = 0, 1, ..., each of n frames::
+
+    videos/video_{i}.bin                 int32 (ceil(n / 17), 3, 32, 32): one Cosmos
+                                         DV8x8x8 token grid per 17 frames             [v2.0]
+    videos/video_{i}.mp4                 n frames (512x512 in 1X's release)            [raw]
+    robot_states/states_{i}.bin          float32 (n, 25), layout STATE_NAMES
+    segment_indices/segment_idx_{i}.bin  int32 (n,)
+    metadata/metadata_{i}.json           shard_num_frames (n); metadata.json: hz, num_shards
+
+(the files may also lie flat in the directory, as in 1X's val_v2.0).
+
+Episodes: each contiguous run of equal segment id is one episode, with source id
+``"{shard}:segment{id}:{start}"`` (shard "v1.1" or "shard{i}", start = its first row in the
+file): stable across runs, so an interrupted conversion resumes (see common.py). Rows:
+
+- state (25,) float32 in the layout of 1X's v2.0 state (STATE_NAMES). v2.0/raw: states[t].
+  v1.1: joint_pos[t] (assumed to be in the same joint order, index 20 = neck pitch), then
+  l/r hand closure[t], then driving_command[t].
+- action, stored normalised to [-1, 1] by the store's ActionSpec; physical values outside the
+  spec's [low, high] are clipped, with a warning in the summary.
+  v1.1: 1X's stored action arrays at t, concatenated in the card's order joint_pos,
+  driving_command, neck_desired, l_hand_closure, r_hand_closure (absolute targets; the last
+  row keeps its stored value as the padding action). Bounds: joints and neck +-pi rad,
+  velocities +-2 m/s and +-2 rad/s, hand closures [0, 1].
+  v2.0/raw store no actions, so the action is the joint-space delta to the next frame:
+  ``action[t] = state[t + 1] - state[t]`` within the episode, and a zero padding action on the
+  last row. Bounds per step (1/30 s): joints and neck +-0.25 rad, hand closures +-1,
+  velocities +-0.5 (m/s or rad/s).
+- tokens (the store has no rgb then; see spec.py's token stores): v1.1 ``tokens_magvit2``
+  (s, s) int32 per frame; v2.0 ``tokens_cosmos_dv8x8x8`` (3, 32, 32) int32: each row holds the
+  grid of the 17-frame clip that contains it and ``cosmos_clip_frame`` () int32 its position
+  0..16 in that clip. Clips are cut every 17 frames of the shard, so a clip may straddle two
+  segments. cosmos-env has neither tokenizer's decoder; the store attrs say so
+  (``extra["tokens"]["decodable"] = False``).
+- raw: rgb (image_size, image_size, 3) uint8, decoded with OpenCV, resized with INTER_AREA.
+- reward 0, instruction "" (1X ships no task labels); fps from metadata "hz", else 30.
+
+A shard whose files are missing or truncated (size not a whole number of rows, or fewer rows
+than its segment index) is skipped with the reason (file, expected and found bytes) and the
+other shards are converted; in v1.1 (a single shard) the same problem raises OneXFormatError.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from cosmos_env.data.converters.common import (
+    ConversionSummary,
+    SkipItem,
+    SourceItem,
+    convert_items,
+)
+from cosmos_env.data.spec import ActionSpec, FeatureSpec
+from cosmos_env.data.store import EpisodeStore
+
+__all__ = [
+    "STATE_NAMES",
+    "OneXFormatError",
+    "convert_onex",
+    "delta_action_spec",
+    "delta_actions",
+    "detect_version",
+    "find_segments",
+    "v11_action_spec",
+]
+
+WORLD, ROBOT = "onex_humanoid", "eve"
+DEFAULT_HZ = 30.0  # 1X's dataset cards: frames "at 30hz"
+CLIP_FRAMES = 17  # Cosmos DV8x8x8 (causal): 17 frames -> 3 latent frames of 32x32
+COSMOS_GRID = (3, 32, 32)
+JOINTS = (
+    "hip_yaw", "hip_roll", "hip_pitch", "knee_pitch", "ankle_roll", "ankle_pitch",
+    "left_shoulder_pitch", "left_shoulder_roll", "left_shoulder_yaw", "left_elbow_pitch",
+    "left_elbow_yaw", "left_wrist_pitch", "left_wrist_roll", "right_shoulder_pitch",
+    "right_shoulder_roll", "right_shoulder_yaw", "right_elbow_pitch", "right_elbow_yaw",
+    "right_wrist_pitch", "right_wrist_roll", "neck_pitch",
+)  # fmt: skip
+STATE_NAMES = (
+    *JOINTS,
+    "left_hand_closure",
+    "right_hand_closure",
+    "linear_velocity",
+    "angular_velocity",
+)  # 1X's v2.0 "Index-to-State Mapping", snake_case
+# v1.1 action files in the dataset card's order: (name, accepted column counts).
+V11_ACTIONS = (
+    ("joint_pos", (21,)),
+    ("driving_command", (2,)),
+    ("neck_desired", (1, 3)),
+    ("l_hand_closure", (1,)),
+    ("r_hand_closure", (1,)),
+)
+VERSIONS = ("v1.1", "v2.0", "raw")
+TOKEN_NOTES = {
+    "tokens_magvit2": "MAGVIT2 image tokens from 1X's magvit2.ckpt (16x16 per 256x256 frame, "
+    "vocab 2^18). cosmos-env has no MAGVIT2 decoder, so they cannot be decoded to frames here: "
+    "decode them with 1X's 1xgpt code, or convert 1X's raw-video release for pixels.",
+    "tokens_cosmos_dv8x8x8": "NVIDIA Cosmos-Tokenizer-DV8x8x8 tokens: one (3, 32, 32) grid per "
+    "17-frame clip (3 causal latent frames), repeated on each row of the clip; cosmos_clip_frame "
+    "is the row's position in its clip. cosmos-env's tokenizers are other models, so these "
+    "cannot be decoded here: use NVIDIA's Cosmos tokenizer, or convert 1X's raw-video release.",
+}
+
+
+class OneXFormatError(ValueError):
+    """A 1X source file is missing, truncated or not in the documented format."""
+
+
+# ------------------------------------------------------------------------------- entry point
+def convert_onex(
+    src: str | Path, dst: str | Path, image_size: int = 64, version: str = "auto"
+) -> ConversionSummary:
+    """Convert the 1X dataset directory `src` (v1.1, v2.0 or raw; see the module docstring)
+    into the episode store `dst`, resuming an interrupted conversion; return the summary.
+
+    `image_size` is the side of the stored rgb frames (raw only). Raises OneXFormatError
+    naming the file and the problem when the v1.1 files (or the layout) are unusable, and
+    StoreError (from `convert_items`) when every shard was skipped.
+    """
+    src = Path(src)
+    if not src.is_dir():
+        raise FileNotFoundError(f"1X source {src} is not a directory")
+    if image_size < 1:
+        raise ValueError(f"image_size must be >= 1, got {image_size}")
+    if version == "auto":
+        version = detect_version(src)
+    if version not in VERSIONS:
+        raise ValueError(f"version must be 'auto' or one of {VERSIONS}, got {version!r}")
+    plan = _plan_v11(src) if version == "v1.1" else _plan_shards(src, version, image_size)
+
+    def create(path: Path) -> EpisodeStore:
+        return EpisodeStore.create(
+            path,
+            features=plan.features,
+            action_spec=plan.spec,
+            fps=plan.fps,
+            world=WORLD,
+            camera={"name": "head", "description": "EVE's first-person head camera"},
+            robot=ROBOT,
+            attrs=plan.extra,
+        )
+
+    try:
+        return convert_items(plan.items, dst, create, total=len(plan.items), desc=f"1X {version}")
+    finally:
+        plan.close()
+
+
+def detect_version(src: Path) -> str:
+    """The layout of `src`: "v1.1" (video.bin), "v2.0" (video_{i}.bin) or "raw" (.mp4)."""
+    if (src / "video.bin").is_file():
+        return "v1.1"
+    for version, ext in (("v2.0", "bin"), ("raw", "mp4")):
+        if _video_indices(src, ext):
+            return version
+    raise OneXFormatError(
+        f"{src}: no 1X world-model data found; expected video.bin + segment_ids.bin (v1.1), "
+        "videos/video_{i}.bin (v2.0) or videos/video_{i}.mp4 (raw video)"
+    )
+
+
+@dataclass
+class _Plan:
+    """What `convert_onex` needs: the items and the schema of the store to create."""
+
+    items: list[SourceItem]
+    features: dict[str, FeatureSpec]
+    spec: ActionSpec
+    fps: float
+    extra: dict[str, Any]
+    close: Callable[[], None] = lambda: None
+
+
+# --------------------------------------------------------------------- segments and actions
+def find_segments(ids: np.ndarray) -> list[tuple[int, int, int]]:
+    """Contiguous runs of equal id in `ids` (n,): [(segment id, start, end)], end exclusive."""
+    ids = np.asarray(ids)
+    if len(ids) == 0:
+        return []
+    cuts = np.flatnonzero(ids[1:] != ids[:-1]) + 1
+    starts, ends = np.r_[0, cuts], np.r_[cuts, len(ids)]
+    return [(int(ids[a]), int(a), int(b)) for a, b in zip(starts, ends, strict=True)]
+
+
+def delta_actions(states: np.ndarray) -> np.ndarray:
+    """Joint-space delta actions of one episode: (T, S) float32 -> (T, S) float32 with
+    ``a[t] = s[t + 1] - s[t]`` and a zero padding action on the last row."""
+    out = np.zeros_like(states, dtype=np.float32)
+    out[:-1] = states[1:] - states[:-1]
+    return out
+
+
+def delta_action_spec() -> ActionSpec:
+    """Bounds of the v2.0/raw delta actions, per 1/30 s step (see the module docstring)."""
+    bounds = {"left_hand_closure": ("1", 1.0), "right_hand_closure": ("1", 1.0)}
+    bounds |= {"linear_velocity": ("m/s", 0.5), "angular_velocity": ("rad/s", 0.5)}
+    units, high = zip(*(bounds.get(n, ("rad", 0.25)) for n in STATE_NAMES), strict=True)
+    names = tuple(f"delta_{n}" for n in STATE_NAMES)
+    return ActionSpec(names, units, tuple(-h for h in high), high)
+
+
+def v11_action_spec(neck_columns: int = 1) -> ActionSpec:
+    """Bounds of the v1.1 absolute actions in the card's order (see the module docstring)."""
+    neck = [f"neck_desired_{i}" for i in range(neck_columns)] if neck_columns > 1 else []
+    neck = neck or ["neck_desired"]
+    rows = [(j, "rad", -math.pi, math.pi) for j in JOINTS]
+    rows += [("linear_velocity", "m/s", -2.0, 2.0), ("angular_velocity", "rad/s", -2.0, 2.0)]
+    rows += [(n, "rad", -math.pi, math.pi) for n in neck]
+    rows += [("left_hand_closure", "1", 0.0, 1.0), ("right_hand_closure", "1", 0.0, 1.0)]
+    names, units, low, high = zip(*rows, strict=True)
+    return ActionSpec(names, units, low, high)
+
+
+def _normalise(physical: np.ndarray, spec: ActionSpec) -> tuple[np.ndarray, list[str]]:
+    """Physical actions (T, A) -> float32 (T, A) in [-1, 1], clipping out-of-range values;
+    returns the warnings that name the clipped dimensions."""
+    low, high = np.asarray(spec.low, np.float32), np.asarray(spec.high, np.float32)
+    outside = (physical < low) | (physical > high)
+    warnings = []
+    if outside.any():
+        dims = [
+            f"{spec.names[d]} ({int(outside[:, d].sum())}x, {physical[outside[:, d], d].min():.3g}"
+            f"..{physical[outside[:, d], d].max():.3g} {spec.units[d]}; "
+            f"range [{spec.low[d]:.3g}, {spec.high[d]:.3g}])"
+            for d in np.flatnonzero(outside.any(axis=0))
+        ]
+        warnings.append("action values outside the spec's range were clipped: " + ", ".join(dims))
+    action = spec.unscale(np.clip(physical, low, high).astype(np.float32))
+    return np.clip(action, -1.0, 1.0).astype(np.float32), warnings
+
+
+# ---------------------------------------------------------------------------- binary files
+def _open_bin(
+    path: Path, dtype: Any, row_shape: tuple[int, ...], rows: int | None, notes: list[str]
+) -> np.ndarray:
+    """Read-only memmap (rows, *row_shape) of the raw little-endian array file `path`.
+
+    `rows` None means as many as the file holds. Raises OneXFormatError naming the file and
+    the expected and found sizes when it is missing, not a whole number of rows or short;
+    extra rows are ignored with a note.
+    """
+    dtype, rows = np.dtype(dtype).newbyteorder("<"), None if rows is None else int(rows)
+    row_bytes = dtype.itemsize * math.prod(row_shape)
+    if not path.is_file():
+        raise OneXFormatError(f"{path}: missing")
+    size = path.stat().st_size
+    found, rest = divmod(size, row_bytes)
+    layout = f"rows of {dtype.name} {row_shape} ({row_bytes} bytes each)"
+    if rest or (rows is not None and found < rows):
+        expected = f"{rows * row_bytes} bytes ({rows} {layout})" if rows is not None else layout
+        raise OneXFormatError(
+            f"{path}: truncated or not this format: expected {expected}, found {size} bytes"
+        )
+    if rows is not None and found > rows:
+        notes.append(f"{path.name} holds {found} rows, {found - rows} more than expected; ignored")
+    rows = found if rows is None else rows
+    if rows == 0:
+        return np.zeros((0, *row_shape), dtype)
+    return np.memmap(path, dtype=dtype, mode="r", shape=(rows, *row_shape))
+
+
+def _open_columns(path: Path, widths: tuple[int, ...], rows: int) -> np.ndarray:
+    """float32 (rows, w) memmap for the first width w in `widths` whose size fits exactly."""
+    size = path.stat().st_size if path.is_file() else None
+    for w in widths:
+        if size == rows * w * 4:
+            return _open_bin(path, np.float32, (w,), rows, [])
+    if size is None:
+        raise OneXFormatError(f"{path}: missing")
+    expected = " or ".join(f"{rows * w * 4} bytes ({rows} rows of float32 ({w},))" for w in widths)
+    raise OneXFormatError(
+        f"{path}: truncated or not this format: expected {expected}, found {size} bytes"
+    )
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise OneXFormatError(f"{path}: not readable JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise OneXFormatError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _segment_states(states: np.ndarray, a: int, b: int, path: Path) -> np.ndarray:
+    """Rows [a, b) of a float32 state-like memmap as an array, or SkipItem on NaN/inf."""
+    out = np.array(states[a:b], dtype=np.float32).reshape(b - a, -1)
+    bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
+    if len(bad):
+        raise SkipItem(f"{path}: NaN or inf in rows {(bad[:5] + a).tolist()}")
+    return out
+
+
+def _tokens_int32(tokens: np.ndarray, path: Path) -> np.ndarray:
+    """Token grids as int32 (values of 1X's tokenizers fit); SkipItem if one does not."""
+    tokens = np.asarray(tokens)
+    if tokens.size and (tokens.max() > np.iinfo(np.int32).max or tokens.min() < 0):
+        raise SkipItem(f"{path}: token values outside [0, 2^31) (not 1X tokens?)")
+    return tokens.astype(np.int32)
+
+
+def _skip(reason: str) -> Callable[[], Any]:
+    def load() -> Any:
+        raise SkipItem(reason)
+
+    return load
+
+
+# ------------------------------------------------------------------------------------ v1.1
+@dataclass
+class _V11:
+    """Memmaps of one v1.1 directory."""
+
+    root: Path
+    video: np.ndarray  # (N, s, s) uint32 (metadata token_dtype)
+    actions: dict[str, np.ndarray]  # name -> (N, k) float32
+    notes: list[str] = field(default_factory=list)
+
+
+def _plan_v11(src: Path) -> _Plan:
+    meta, notes = _read_json(src / "metadata.json"), []
+    n = meta.get("num_images")
+    ids = np.asarray(_open_bin(src / "segment_ids.bin", np.int32, (), n, notes))
+    s = int(meta.get("s", 16))
+    token_dtype = np.dtype(meta.get("token_dtype", "uint32"))
+    video = _open_bin(src / "video.bin", token_dtype, (s, s), len(ids), notes)
+    actions = {
+        name: _open_columns(src / "actions" / f"{name}.bin", widths, len(ids))
+        for name, widths in V11_ACTIONS
+    }
+    source = _V11(src, video, actions, notes)
+    spec = v11_action_spec(actions["neck_desired"].shape[1])
+    items = [
+        SourceItem(f"v1.1:segment{sid}:{a}", partial(_load_v11, source, spec, a, b, k == 0))
+        for k, (sid, a, b) in enumerate(find_segments(ids))
+    ]
+    features = _lowdim_features(spec)
+    features["tokens_magvit2"] = FeatureSpec("tokens_magvit2", "int32", (s, s))
+    extra = _extra("1x-worldmodel-v1.1", "tokens_magvit2", meta)
+    return _Plan(items, features, spec, float(meta.get("hz", DEFAULT_HZ)), extra)
+
+
+def _load_v11(
+    src: _V11, spec: ActionSpec, a: int, b: int, first: bool
+) -> tuple[dict[str, np.ndarray], str, list[str]]:
+    parts = {
+        name: _segment_states(arr, a, b, src.root / "actions" / f"{name}.bin")
+        for name, arr in src.actions.items()
+    }
+    state_parts = ("joint_pos", "l_hand_closure", "r_hand_closure", "driving_command")
+    state = np.concatenate([parts[name] for name in state_parts], axis=1)
+    physical = np.concatenate([parts[name] for name, _ in V11_ACTIONS], axis=1)
+    action, warnings = _normalise(physical, spec)
+    episode = {
+        "tokens_magvit2": _tokens_int32(src.video[a:b], src.root / "video.bin"),
+        "state": state,
+        "action": action,
+        "reward": np.zeros(b - a, np.float32),
+    }
+    return episode, "", (src.notes if first else []) + warnings
+
+
+# -------------------------------------------------------------------------- v2.0 and raw
+@dataclass
+class _Shard:
+    """One v2.0/raw shard: its memmaps (None where unreadable) and why it is unusable."""
+
+    name: str
+    segment_ids: np.ndarray | None = None
+    states: np.ndarray | None = None
+    states_path: Path | None = None
+    video: np.ndarray | None = None  # v2.0: (clips, 3, 32, 32) int32
+    video_path: Path | None = None
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _shard_file(src: Path, subdir: str, name: str) -> Path:
+    """``src/subdir/name`` (1X's train layout), else ``src/name`` when only that exists."""
+    nested, flat = src / subdir / name, src / name
+    return flat if flat.exists() and not nested.exists() else nested
+
+
+def _video_indices(src: Path, ext: str) -> set[int]:
+    pattern = re.compile(rf"video_(\d+)\.{ext}")
+    found = set()
+    for folder in (src / "videos", src):
+        if folder.is_dir():
+            found |= {int(m[1]) for p in folder.iterdir() if (m := pattern.fullmatch(p.name))}
+    return found
+
+
+def _open_shard(src: Path, i: int, version: str) -> _Shard:
+    """Open shard `i`'s files; any problem is recorded in ``error`` (the shard is skipped)."""
+    shard = _Shard(f"shard{i}")
+    try:
+        meta = _read_json(_shard_file(src, "metadata", f"metadata_{i}.json"))
+        n = meta.get("shard_num_frames")
+        seg_path = _shard_file(src, "segment_indices", f"segment_idx_{i}.bin")
+        shard.segment_ids = np.asarray(_open_bin(seg_path, np.int32, (), n, shard.notes))
+        n = len(shard.segment_ids)
+        shard.states_path = _shard_file(src, "robot_states", f"states_{i}.bin")
+        shard.states = _open_bin(shard.states_path, np.float32, (25,), n, shard.notes)
+        ext = "bin" if version == "v2.0" else "mp4"
+        shard.video_path = _shard_file(src, "videos", f"video_{i}.{ext}")
+        if version == "v2.0":
+            clips = -(-n // CLIP_FRAMES)
+            shard.video = _open_bin(shard.video_path, np.int32, COSMOS_GRID, clips, shard.notes)
+        else:
+            _check_video(shard.video_path, n, seg_path)
+    except OneXFormatError as e:
+        shard.error = str(e)
+    return shard
+
+
+def _check_video(path: Path, n: int, seg_path: Path) -> None:
+    """Raise OneXFormatError unless OpenCV opens `path` and it claims at least `n` frames."""
+    if not path.is_file():
+        raise OneXFormatError(f"{path}: missing")
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise OneXFormatError(f"{path}: OpenCV cannot open this video")
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    finally:
+        cap.release()
+    if 0 < count < n:  # a count of 0 means unknown: the decoder checks as it reads
+        raise OneXFormatError(
+            f"{path}: truncated: expected {n} frames (the rows of {seg_path.name}), found {count}"
+        )
+
+
+def _plan_shards(src: Path, version: str, image_size: int) -> _Plan:
+    meta = _read_json(src / "metadata.json")
+    indices = _video_indices(src, "bin" if version == "v2.0" else "mp4")
+    if isinstance(meta.get("num_shards"), int):
+        indices |= set(range(meta["num_shards"]))  # a missing shard is listed as skipped
+    spec = delta_action_spec()
+    reader = _VideoReader(image_size)
+    items = []
+    for i in sorted(indices):
+        shard = _open_shard(src, i, version)
+        load = partial(_load_v20, spec) if version == "v2.0" else partial(_load_raw, spec, reader)
+        items += _shard_items(shard, load)
+    features = _lowdim_features(spec)
+    if version == "v2.0":
+        token = "tokens_cosmos_dv8x8x8"
+        features[token] = FeatureSpec(token, "int32", COSMOS_GRID)
+        features["cosmos_clip_frame"] = FeatureSpec("cosmos_clip_frame", "int32", ())
+        extra = _extra("1x-worldmodel-v2.0", token, meta)
+    else:
+        features["rgb"] = FeatureSpec("rgb", "uint8", (image_size, image_size, 3))
+        extra = _extra("1x-worldmodel-v2.0-raw", None, meta)
+    return _Plan(items, features, spec, float(meta.get("hz", DEFAULT_HZ)), extra, reader.close)
+
+
+def _shard_items(shard: _Shard, load: Callable[..., Any]) -> list[SourceItem]:
+    if shard.segment_ids is None:  # segments unknown: the whole shard is one skipped item
+        return [SourceItem(f"{shard.name}:*", _skip(shard.error or "unreadable"))]
+    items = []
+    for k, (sid, a, b) in enumerate(find_segments(shard.segment_ids)):
+        fn = _skip(shard.error) if shard.error else partial(load, shard, a, b, k == 0)
+        items.append(SourceItem(f"{shard.name}:segment{sid}:{a}", fn))
+    return items
+
+
+def _shard_rows(
+    spec: ActionSpec, shard: _Shard, a: int, b: int, first: bool
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """state, action (normalised deltas), reward of rows [a, b), and the warnings."""
+    states = _segment_states(shard.states, a, b, shard.states_path)
+    action, warnings = _normalise(delta_actions(states), spec)
+    rows = {"state": states, "action": action, "reward": np.zeros(b - a, np.float32)}
+    return rows, (shard.notes if first else []) + warnings
+
+
+def _load_v20(
+    spec: ActionSpec, shard: _Shard, a: int, b: int, first: bool
+) -> tuple[dict[str, np.ndarray], str, list[str]]:
+    rows, warnings = _shard_rows(spec, shard, a, b, first)
+    clip = np.arange(a, b) // CLIP_FRAMES  # the clip that holds each row
+    grids = _tokens_int32(shard.video[clip[0] : clip[-1] + 1], shard.video_path)
+    rows["tokens_cosmos_dv8x8x8"] = grids[clip - clip[0]]  # (T, 3, 32, 32)
+    rows["cosmos_clip_frame"] = (np.arange(a, b) % CLIP_FRAMES).astype(np.int32)
+    return rows, "", warnings
+
+
+def _load_raw(
+    spec: ActionSpec, reader: _VideoReader, shard: _Shard, a: int, b: int, first: bool
+) -> tuple[dict[str, np.ndarray], str, list[str]]:
+    rows, warnings = _shard_rows(spec, shard, a, b, first)
+    rows["rgb"] = reader.read(shard.video_path, a, b)
+    return rows, "", warnings
+
+
+class _VideoReader:
+    """Decodes frame ranges of one mp4 at a time, forward only: segments come in order, so
+    each frame is decoded once and memory holds one segment; going back reopens the file."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.path: Path | None = None
+        self.cap: cv2.VideoCapture | None = None
+        self.pos = 0
+
+    def read(self, path: Path, start: int, end: int) -> np.ndarray:
+        """Frames [start, end) of `path` as uint8 (T, size, size, 3) RGB; SkipItem if short."""
+        if path != self.path or start < self.pos:
+            self.close()
+            self.path, self.cap, self.pos = path, cv2.VideoCapture(str(path)), 0
+        out = np.empty((end - start, self.size, self.size, 3), np.uint8)
+        while self.pos < end:  # frames before `start` are only grabbed, not converted
+            ok = self.cap.grab()
+            ok = ok and (self.pos < start or self._retrieve_into(out, self.pos - start))
+            if not ok:
+                raise SkipItem(
+                    f"{path}: the video ends after {self.pos} frames; "
+                    f"this segment needs frames [{start}, {end})"
+                )
+            self.pos += 1
+        return out
+
+    def _retrieve_into(self, out: np.ndarray, k: int) -> bool:
+        ok, bgr = self.cap.retrieve()
+        if ok:
+            small = cv2.resize(bgr, (self.size, self.size), interpolation=cv2.INTER_AREA)
+            out[k] = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
+        return ok
+
+    def close(self) -> None:
+        if self.cap is not None:
+            self.cap.release()
+        self.path, self.cap, self.pos = None, None, 0
+
+
+# ------------------------------------------------------------------------------ store schema
+def _lowdim_features(spec: ActionSpec) -> dict[str, FeatureSpec]:
+    """state (25,), action (A,), reward () float32: the part every 1X store shares."""
+    return {
+        "state": FeatureSpec("state", "float32", (len(STATE_NAMES),), STATE_NAMES),
+        "action": FeatureSpec("action", "float32", (spec.dim,), spec.names),
+        "reward": FeatureSpec("reward", "float32", ()),
+    }
+
+
+def _extra(source_format: str, token: str | None, meta: dict[str, Any]) -> dict[str, Any]:
+    """The store's free-form attrs: provenance, the action derivation and the token note."""
+    actions = (
+        "1X's stored action arrays, concatenated: joint_pos, driving_command, neck_desired, "
+        "l_hand_closure, r_hand_closure (absolute)"
+        if source_format.endswith("v1.1")
+        else "action[t] = state[t+1] - state[t] within the episode; zero on the last row"
+    )
+    actions += "; physical values outside the action spec's range are clipped"
+    extra: dict[str, Any] = {"source_format": source_format, "source_metadata": meta}
+    extra["actions"] = actions
+    if token is not None:
+        extra["tokens"] = {"name": token, "decodable": False, "note": TOKEN_NOTES[token]}
+    return extra
