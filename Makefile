@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/tokenizer_rd.py $(if $(QUICK),--quick) --out $(OUT)/bench
 	$(PY) benchmarks/fidelity.py $(if $(QUICK),--quick) --out $(OUT)/bench
 	$(PY) benchmarks/env_speed.py $(if $(QUICK),--quick) --out $(OUT)/bench
+	$(PY) benchmarks/bridge_convert.py $(if $(QUICK),--quick) --out $(OUT)/bench
 	$(PY) benchmarks/backends.py --out $(OUT)/bench
 
 # Reproduce the shipped tokenizer + push world model from nothing (about 55 min on 2 cores).

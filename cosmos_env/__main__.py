@@ -18,6 +18,8 @@ COMMANDS = {
     "encode": "cache a tokenizer's latents or tokens in a store (tokenizer=NAME data=PATH)",
     "train-dynamics": "train a world model on cached latents (dynamics=diffusion|ar data=PATH)",
     "retrain": "reproduce the shipped push world model from nothing: data, tokenizer, dynamics",
+    "convert": "bring robot data into a store: convert bridge|onex SRC DST",
+    "export": "write a store for other tools: export lerobot STORE DST | minari STORE ID",
 }
 
 
@@ -93,6 +95,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from cosmos_env.dynamics.train import train_dynamics as train
         print(json.dumps(train(cfg), indent=2))
+        return 0
+    if command in ("convert", "export"):
+        from cosmos_env.data.cli import convert_command, export_command
+
+        (convert_command if command == "convert" else export_command)(overrides)
         return 0
     if command == "retrain":
         from cosmos_env.config import RetrainConfig, load_config

@@ -122,6 +122,7 @@ def test_the_shipped_ar_model_is_the_default_of_backend_ar():
         diff = np.abs(frames[0].astype(np.float32) - first.astype(np.float32)).mean()
         assert diff < 12.0
         env.reset(seed=3)
-        assert all(np.array_equal(f, env.step(a)[0]) for f, a in zip(frames, actions(2)))
+        again = [env.step(a)[0] for a in actions(2)]
+        assert all(np.array_equal(f, g) for f, g in zip(frames, again, strict=True))
     finally:
         env.close()
