@@ -18,10 +18,12 @@ achieved GFLOP/s of a 64-env world-model step beside the machine's matmul rates.
   ``matmul_gflops_fp32`` and ``matmul_gflops_bf16`` (2048^2 matmuls, same run).
 - ``ar.decoders.<sampler>``: the AR model's other decoder (token by token beside the
   default MaskGIT-style parallel one, or the reverse) at the same batch sizes.
-- ``ar.kv_cache``: one token-by-token frame (float32) with the KV cache (``predict_next``: prefill
-  the context once, then one token per pass) against recomputing the whole sequence for
-  every token (``decode_frame_nocache``), same context, actions and generator seed, at
-  batch 1 and 16: seconds per frame, ``speedup_bN`` and whether the tokens are identical.
+- ``ar.kv_cache``: one token-by-token frame (float32) with the KV cache (``predict_next``:
+  prefill the context once, then one token per pass) against recomputing the whole
+  sequence for every token (``decode_frame_nocache``), same context, actions and generator
+  seed, at batch 1 and 16: seconds per frame, ``speedup_bN`` and ``same_tokens_bN``, the
+  share of tokens both drew alike (1.0 = identical; the two paths sum in different orders,
+  so a near-tie between two levels can rarely flip, and the rest of the frame follows it).
 
 Writes DIR/env_speed.json and DIR/env_speed.md. Timings mean something only on an
 otherwise idle machine; ``loadavg_1min`` records how busy it was at the start.
@@ -126,7 +128,7 @@ def world_model_speed(
 
 def kv_cache_speed(wm: WorldModel, batches: tuple[int, ...] = (1, 16), repeats: int = 2) -> dict:
     """Token-by-token decoding of one frame with and without the KV cache: seconds per
-    frame, speed-up, and whether both drew the same tokens from generators with the same
+    frame, speed-up, and the share of tokens both drew alike from generators with the same
     seed. In float32: under bf16 autocast the two paths round differently (different matmul
     shapes), so a near-tie between two tokens can go either way."""
     model, context = wm.dynamics, wm.dynamics.cfg.context
@@ -151,7 +153,8 @@ def kv_cache_speed(wm: WorldModel, batches: tuple[int, ...] = (1, 16), repeats: 
         result[f"cached_s_b{b}"] = timings["cached"]
         result[f"uncached_s_b{b}"] = timings["uncached"]
         result[f"speedup_b{b}"] = timings["uncached"] / timings["cached"]
-        result[f"identical_b{b}"] = bool(torch.equal(outs["cached"], outs["uncached"]))
+        same = (outs["cached"] == outs["uncached"]).float().mean().item()
+        result[f"same_tokens_b{b}"] = same  # 1.0: identical; a float near-tie may flip one
     return result
 
 
@@ -173,8 +176,8 @@ def _table(results: dict) -> str:
                 f"{backend} token-by-token frame with the KV cache vs recomputing the "
                 f"sequence per token: {kv['speedup_b1']:.1f}x faster at batch 1 "
                 f"({kv['cached_s_b1'] * 1e3:.0f} vs {kv['uncached_s_b1'] * 1e3:.0f} ms), "
-                f"{kv['speedup_b16']:.1f}x at batch 16; same tokens: "
-                f"{kv['identical_b1'] and kv['identical_b16']}."
+                f"{kv['speedup_b16']:.1f}x at batch 16; tokens equal to the recomputed ones: "
+                f"{kv['same_tokens_b1']:.2%} at batch 1, {kv['same_tokens_b16']:.2%} at 16."
             )
         notes.append(
             f"{backend} step at {b} sub-envs: {d[f'gflop_per_step_b{b}']:.2f} GFLOP "
