@@ -147,7 +147,9 @@ def kv_cache_speed(wm: WorldModel, batches: tuple[int, ...] = (1, 16), repeats: 
                 if name == "cached":
                     out = model.predict_next(tokens, actions, gen, sampler="autoregressive")
                 else:
-                    out = model.transformer.decode_frame_nocache(tokens.flatten(2), actions, gen)
+                    out = model.transformer.decode_frame_nocache(
+                        tokens.flatten(2), actions, gen, temperature=model.cfg.temperature
+                    )  # the release's temperature, as predict_next uses it
             timings[name] = (time.perf_counter() - start) / repeats
             outs[name] = out.reshape(b, -1)
         result[f"cached_s_b{b}"] = timings["cached"]
