@@ -21,16 +21,19 @@ def _convert_parser() -> argparse.ArgumentParser:
         prog="python -m cosmos_env convert", description="convert robot data into a store"
     )
     formats = parser.add_subparsers(dest="format", required=True)
-    bridge = formats.add_parser("bridge", help="Bridge V2 (raw traj folders or numpy out.npy)")
-    bridge.add_argument("src", help="a Bridge V2 directory (raw/ or numpy layout)")
-    bridge.add_argument("dst", help="the store to write or resume (a .zarr directory)")
-    bridge.add_argument("--image-size", type=int, default=64)
-    bridge.add_argument("--camera", default="images0", help="which camera folder (images0..)")
-    onex = formats.add_parser("onex", help="1X world-model data (v1.1, v2.0, raw video)")
-    onex.add_argument("src", help="a 1X dataset directory")
-    onex.add_argument("dst", help="the store to write or resume (a .zarr directory)")
-    onex.add_argument("--image-size", type=int, default=64)
-    onex.add_argument("--version", default="auto", help="auto | v1.1 | v2.0 | raw")
+    sources = {
+        "bridge": ("Bridge V2 (raw traj folders or numpy out.npy)", "a Bridge V2 directory"),
+        "onex": ("1X world-model data (v1.1, v2.0, raw video)", "a 1X dataset directory"),
+    }
+    for name, (text, src) in sources.items():
+        sub = formats.add_parser(name, help=text)
+        sub.add_argument("src", help=src)
+        sub.add_argument("dst", help="the store to write or resume (a .zarr directory)")
+        sub.add_argument("--image-size", type=int, default=64)
+        if name == "bridge":
+            sub.add_argument("--camera", default="images0", help="camera folder (images0..)")
+        else:
+            sub.add_argument("--version", default="auto", help="auto | v1.1 | v2.0 | raw")
     return parser
 
 

@@ -11,7 +11,11 @@ from cosmos_env.dynamics.config import DynamicsConfig
 from cosmos_env.dynamics.diffusion.denoiser import Denoiser
 from cosmos_env.dynamics.diffusion.samplers import get_sampler, guided, karras_sigmas
 from cosmos_env.dynamics.keypoints import keypoint_maps
-from cosmos_env.dynamics.state_dynamics import StateDynamics, integrate_end_effector
+from cosmos_env.dynamics.state_dynamics import (
+    StateDynamics,
+    end_effector_slot,
+    integrate_end_effector,
+)
 from cosmos_env.dynamics.state_probe import StateProbe
 
 # Standardised states are clipped here before they condition anything: a probe reading far
@@ -55,6 +59,7 @@ class LatentDynamics(nn.Module):
                     "(dynamics.action_low / action_high; train-dynamics fills them in from "
                     "the store's action spec)"
                 )
+            self.ee_index = end_effector_slot(cfg.ee_slot)  # checked once, not every step
             self.register_buffer("state_min", torch.zeros(s))
             self.register_buffer("state_max", torch.zeros(s))
             # From the config, not the weights, as the camera is.
@@ -121,7 +126,7 @@ class LatentDynamics(nn.Module):
             moved = integrate_end_effector(
                 context_states[:, -1],
                 actions[:, -1],
-                self.cfg.ee_slot,
+                self.ee_index,
                 self.action_low,
                 self.action_high,
                 self.state_min,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,10 +19,14 @@ from cosmos_env import checkpoint
 from cosmos_env.dynamics.autoregressive.config import ARConfig
 from cosmos_env.dynamics.autoregressive.model import TokenDynamics
 from cosmos_env.dynamics.config import DynamicsConfig
+from cosmos_env.dynamics.data import held_out_reset_frames
 from cosmos_env.dynamics.model import LatentDynamics
 from cosmos_env.eval.metrics import to_uint8, to_unit
 from cosmos_env.tokenizer.model import Tokenizer
 from cosmos_env.tokenizer.release import decode_frames, encode_frames, load_tokenizer
+
+if TYPE_CHECKING:
+    from cosmos_env.config import TrainARConfig, TrainDynamicsConfig
 
 DEFAULT_WORLD_MODEL = "diffusion-push"
 # World-model backends (``backend=`` of the envs) and the dynamics kind each one loads.
@@ -189,4 +194,33 @@ def save_world_model(
     }
     return checkpoint.save_release(
         Path(directory), dynamics, config, card, files={RESET_FILE: buffer.getvalue()}, half=True
+    )
+
+
+def release_training_run(
+    cfg: TrainDynamicsConfig | TrainARConfig,
+    dynamics: LatentDynamics | TokenDynamics,
+    tokenizer: Tokenizer,
+    paths: list[Path],
+    card: str,
+    metrics: dict[str, float],
+    steps: int,
+    wall_minutes: float,
+) -> Path:
+    """Release a finished training run (either backend) to ``cfg.out/release``, with
+    ``cfg.reset_frames`` held-out first frames of the training stores to reset from."""
+    frames, states = held_out_reset_frames(paths, cfg.reset_frames, cfg.val_fraction, cfg.seed)
+    return save_world_model(
+        Path(cfg.out) / "release",
+        dynamics,
+        tokenizer,
+        cfg.task,
+        cfg.sampler,
+        cfg.sampler_steps,
+        frames,
+        states,
+        card,
+        metrics=metrics,
+        steps=steps,
+        wall_minutes=wall_minutes,
     )

@@ -15,10 +15,18 @@ from torch import nn
 from cosmos_env.sim import state_layout as sl
 
 
+def end_effector_slot(name: str) -> slice:
+    """The state dims of the 3-D position slot ``name`` (e.g. ``gripper_pos``)."""
+    index = sl.slot(name)
+    if index.stop - index.start != 3:
+        raise ValueError(f"ee_slot must name a 3-D position slot, got {name!r}")
+    return index
+
+
 def integrate_end_effector(
     states: torch.Tensor,
     actions: torch.Tensor,
-    ee_slot: str,
+    index: slice,
     action_low: torch.Tensor,
     action_high: torch.Tensor,
     state_min: torch.Tensor,
@@ -26,12 +34,9 @@ def integrate_end_effector(
 ) -> torch.Tensor:
     """The change (B, S) in world units that end-effector position deltas make: states
     (B, S), actions (B, A) in [-1, 1] whose first three channels scale linearly onto
-    ``[action_low, action_high]`` (metres). The ``ee_slot`` position moves by them, clipped
-    to ``[state_min, state_max]`` (the training states' range: the workspace and the table
-    the arm cannot pass); every other dimension gets 0."""
-    index = sl.slot(ee_slot)
-    if index.stop - index.start != 3:
-        raise ValueError(f"ee_slot must name a 3-D position slot, got {ee_slot!r}")
+    ``[action_low, action_high]`` (metres). The end-effector position (state dims
+    ``index``) moves by them, clipped to ``[state_min, state_max]`` (the training states'
+    range: the workspace and the table the arm cannot pass); every other dim gets 0."""
     low, high = action_low[:3], action_high[:3]
     delta = low + (actions[:, :3].float() + 1) * 0.5 * (high - low)
     pos = states[:, index].float()

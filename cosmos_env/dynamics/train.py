@@ -18,14 +18,13 @@ from cosmos_env.config import TrainDynamicsConfig
 from cosmos_env.dynamics.data import (
     LatentEpisodes,
     WindowBatcher,
-    held_out_reset_frames,
     load_latent_episodes,
     select_stores,
     store_action_spec,
 )
 from cosmos_env.dynamics.evaluate import evaluate_dynamics
 from cosmos_env.dynamics.model import LatentDynamics
-from cosmos_env.dynamics.release import save_world_model
+from cosmos_env.dynamics.release import release_training_run
 from cosmos_env.sim.tasks import get_task
 from cosmos_env.tokenizer.release import load_tokenizer
 from cosmos_env.training import (
@@ -218,20 +217,7 @@ def train_dynamics(cfg: TrainDynamicsConfig) -> dict:
     wall = time.perf_counter() - start
     metrics = run_eval(cfg.eval_windows)
     log.info("finished: %d steps in %.1f min", step, wall / 60)
-    frames, states = held_out_reset_frames(paths, cfg.reset_frames, cfg.val_fraction, cfg.seed)
-    save_world_model(
-        out / "release",
-        ema,
-        tokenizer,
-        cfg.task,
-        cfg.sampler,
-        cfg.sampler_steps,
-        frames,
-        states,
-        _card(cfg, paths, train, step, wall, metrics),
-        metrics=metrics,
-        steps=step,
-        wall_minutes=wall / 60,
-    )
+    card = _card(cfg, paths, train, step, wall, metrics)
+    release_training_run(cfg, ema, tokenizer, paths, card, metrics, step, wall / 60)
     log.info("released %s", out / "release")
     return {"steps": step, "wall_minutes": wall / 60, **metrics}

@@ -14,7 +14,9 @@ B, C, S, K, A, D = 3, 4, 4, 2, 7, 36  # batch, channels, side, context, action d
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def track_model(seed: int = 0, state_track: bool = True) -> LatentDynamics:
+def track_model(
+    seed: int = 0, state_track: bool = True, perturb: bool = True, **overrides
+) -> LatentDynamics:
     cfg = DynamicsConfig(
         latent_channels=C,
         latent_size=S,
@@ -26,12 +28,14 @@ def track_model(seed: int = 0, state_track: bool = True) -> LatentDynamics:
         probe_width=8,
         state_track=state_track,
         state_width=16,
+        **overrides,
     )
     torch.manual_seed(seed)
     model = LatentDynamics(cfg)
-    with torch.no_grad():  # zero-initialised output layers would ignore every input
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
+    if perturb:
+        with torch.no_grad():  # zero-initialised output layers would ignore every input
+            for p in model.parameters():
+                p.add_(torch.randn_like(p) * 0.05)
     return model.eval()
 
 
@@ -230,23 +234,7 @@ LOW, HIGH = [-0.04] * 3 + [-0.25] * 3 + [0.0], [0.04] * 3 + [0.25] * 3 + [1.0]
 def integrator_model() -> LatentDynamics:
     """A model with the end-effector integrator, its state MLP fresh (zero output), and
     every state dim spanning [-1, 1] in training (z of gripper_pos: [0.02, 1])."""
-    cfg = DynamicsConfig(
-        latent_channels=C,
-        latent_size=S,
-        context=K,
-        width=32,
-        depth=1,
-        heads=2,
-        adaln_rank=8,
-        probe_width=8,
-        state_track=True,
-        state_width=16,
-        ee_slot="gripper_pos",
-        action_low=LOW,
-        action_high=HIGH,
-    )
-    torch.manual_seed(0)
-    model = LatentDynamics(cfg)
+    model = track_model(perturb=False, ee_slot="gripper_pos", action_low=LOW, action_high=HIGH)
     states = torch.rand(200, D) * 2 - 1
     states[:, 2] = states[:, 2].clamp_min(0.02)
     states[0, :3], states[1, :3] = torch.tensor([-1.0, -1.0, 0.02]), torch.ones(3)

@@ -2,6 +2,8 @@
 checkers, seeding, bad input), backend selection and token-space resets, on a tiny random
 AR world model."""
 
+import functools
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -19,17 +21,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
-def make(tiny_ar_world_model_dir):
-    envs = []
-
-    def factory(**kwargs):
-        env = gym.make(ENV_ID, checkpoint=str(tiny_ar_world_model_dir), **kwargs)
-        envs.append(env)
-        return env
-
-    yield factory
-    for env in envs:
-        env.close()
+def make(open_envs, tiny_ar_world_model_dir):
+    return functools.partial(open_envs, tiny_ar_world_model_dir)
 
 
 def actions(n: int, seed: int = 0) -> np.ndarray:

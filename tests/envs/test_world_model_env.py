@@ -1,6 +1,8 @@
 """WorldModelEnv on a tiny random world model: Gymnasium and SB3 contracts, seeding,
 rewards from the task functions, reset sources and input errors."""
 
+import functools
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -21,17 +23,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
-def make(tiny_world_model_dir):
-    envs = []
-
-    def factory(**kwargs):
-        env = gym.make(ENV_ID, checkpoint=str(tiny_world_model_dir), **kwargs)
-        envs.append(env)
-        return env
-
-    yield factory
-    for env in envs:
-        env.close()
+def make(open_envs, tiny_world_model_dir):
+    return functools.partial(open_envs, tiny_world_model_dir)
 
 
 def actions(n: int, seed: int = 0) -> np.ndarray:
