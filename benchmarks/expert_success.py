@@ -14,20 +14,11 @@ import json
 import multiprocessing as mp
 from pathlib import Path
 
-import numpy as np
-
 from cosmos_env.eval.media import markdown_table
+from cosmos_env.eval.policy_ranking import wilson_interval
 
 NOISE_LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
 TASKS = ("push", "pick_place")
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a binomial proportion."""
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return float(centre - half), float(centre + half)
 
 
 def _success_rate(job: tuple[str, float, int]) -> tuple[str, float, int]:

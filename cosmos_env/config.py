@@ -121,6 +121,7 @@ class TrainDynamicsConfig:
     early_fraction: float = 0.25  # share of each batch from the first early_steps of episodes
     early_steps: int = 16
     unroll_fraction: float = 0.0  # share of batches predicted from the model's own last frame
+    state_batch: int = 0  # extra state-only windows per step for the state track (0: none)
     amp: bool = True  # bfloat16 autocast on the CPU
     sampler: str = "euler"  # the release's default sampler and steps
     sampler_steps: int = 1

@@ -61,6 +61,11 @@ class DynamicsConfig:
     ee_slot: str = ""
     action_low: list[float] = field(default_factory=list)  # physical range of each action
     action_high: list[float] = field(default_factory=list)  # channel; training fills them in
+    # Contact features (needs ee_slot): the state MLP also reads these 3-D slots' offsets
+    # from the end effector in every context frame and their last one-step change. An
+    # object moves when the gripper touches it; on absolute positions alone the MLP learns
+    # "the cube moves towards the zone when the arm does", which a planner exploits.
+    state_relative: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.kind != "diffusion":
@@ -75,6 +80,8 @@ class DynamicsConfig:
             raise ValueError("keypoints are drawn from the state track: set state_track=true")
         if self.ee_slot and not self.state_track:
             raise ValueError("ee_slot integrates the state track: set state_track=true")
+        if self.state_relative and not self.ee_slot:
+            raise ValueError("state_relative offsets are taken from ee_slot: set ee_slot")
         for name in ("action_low", "action_high"):
             bounds = getattr(self, name)
             if bounds and len(bounds) != self.action_dim:

@@ -143,6 +143,20 @@ class WindowBatcher:
             "context_states": torch.from_numpy(ep.states[rows]),  # (B, K, S), padding repeats
         }
 
+    def sample_states(self, batch_size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        """Uniform windows of states and actions only (no latents): ``context_states``
+        (B, K, S), ``actions`` (B, K, A), ``target_state`` (B, S); cheap, so the state track
+        can train on larger batches than the denoiser."""
+        ep = self.episodes
+        indices = rng.integers(0, len(self), batch_size)
+        t, starts = self.anchor_rows[indices], self.anchor_starts[indices]
+        rows, valid = window_rows(t, starts, self.context)
+        return {
+            "context_states": torch.from_numpy(ep.states[rows]),
+            "actions": torch.from_numpy(ep.actions[rows] * valid[..., None]),
+            "target_state": torch.from_numpy(ep.states[t + 1]),
+        }
+
     def sample_unrolled(self, batch_size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         """Windows one step longer: the context (B, K, ...) and its actions end at row t,
         ``next_action`` (B, A) and ``next_state`` (B, S) are row t+1's and the target is

@@ -13,8 +13,11 @@ from cosmos_env.dynamics.diffusion.samplers import get_sampler, guided, karras_s
 from cosmos_env.dynamics.keypoints import keypoint_maps
 from cosmos_env.dynamics.state_dynamics import (
     StateDynamics,
+    contact_feature_dim,
+    contact_features,
     end_effector_slot,
     integrate_end_effector,
+    position_slot,
 )
 from cosmos_env.dynamics.state_probe import StateProbe
 
@@ -49,8 +52,13 @@ class LatentDynamics(nn.Module):
         self.register_buffer("state_mean", torch.zeros(s))
         self.register_buffer("state_std", torch.ones(s))
         self.state_dynamics = None
+        self.contact_slots: list[slice] = []
         if cfg.state_track:
-            self.state_dynamics = StateDynamics(s, cfg.action_dim, cfg.context, cfg.state_width)
+            self.contact_slots = [position_slot(n, "state_relative") for n in cfg.state_relative]
+            extra = contact_feature_dim(len(self.contact_slots), cfg.context)
+            self.state_dynamics = StateDynamics(
+                s, cfg.action_dim, cfg.context, cfg.state_width, extra if self.contact_slots else 0
+            )
             self.register_buffer("state_delta_std", torch.ones(s))
         if cfg.ee_slot:
             if not (cfg.action_low and cfg.action_high):
@@ -121,7 +129,11 @@ class LatentDynamics(nn.Module):
         """The state track's change (B, S) from the last context state, in units of
         ``state_delta_std`` standardised units: the MLP's output, plus the end-effector
         integrator's exact part when ``cfg.ee_slot`` is set."""
-        change = self.state_dynamics(self.standardise_state(context_states), actions).float()
+        extra = None
+        if self.contact_slots:
+            extra = contact_features(context_states, self.ee_index, self.contact_slots)
+        change = self.state_dynamics(self.standardise_state(context_states), actions, extra)
+        change = change.float()
         if self.cfg.ee_slot:
             moved = integrate_end_effector(
                 context_states[:, -1],
@@ -156,10 +168,7 @@ class LatentDynamics(nn.Module):
             if context_states is None:
                 raise ValueError("a state-track model trains on context_states (B, K, S)")
             ctx_states = self.standardise_state(context_states)
-            change = (
-                self.standardise_state(target_state) - ctx_states[:, -1]
-            ) / self.state_delta_std
-            losses["state"] = (self._state_change(context_states, actions) - change).pow(2).mean()
+            losses["state"] = self.state_loss(context_states, actions, target_state)
             # Conditioning states get noise: at inference they come from the state track.
             cond = torch.cat([ctx_states, self.standardise_state(target_state)[:, None]], dim=1)
             amount = self.cfg.state_noise * torch.rand(len(cond), 1, 1, generator=generator)
@@ -167,6 +176,16 @@ class LatentDynamics(nn.Module):
             maps = self.keypoint_maps(cond * self.state_std + self.state_mean)
         losses["diffusion"] = self.denoiser.loss(delta, context_std, actions, generator, cond, maps)
         return losses
+
+    def state_loss(
+        self, context_states: torch.Tensor, actions: torch.Tensor, target_state: torch.Tensor
+    ) -> torch.Tensor:
+        """The state track's loss: squared error of the predicted change from the context's
+        last state (B, K, S), world units, after actions (B, K, A), to ``target_state``
+        (B, S), in units of each dim's typical one-step change."""
+        last = self.standardise_state(context_states[:, -1])
+        change = (self.standardise_state(target_state) - last) / self.state_delta_std
+        return (self._state_change(context_states, actions) - change).pow(2).mean()
 
     @torch.no_grad()
     def predict_next_state(
@@ -176,8 +195,12 @@ class LatentDynamics(nn.Module):
         oldest first, and the actions (B, K, A) in [-1, 1] taken after each (state track)."""
         if self.state_dynamics is None:
             raise ValueError("this model has no state track (dynamics.state_track=false)")
-        ctx = self.standardise_state(context_states)
-        change = self._state_change(context_states, actions) * self.state_delta_std
+        # Always float32, also under the envs' bf16 autocast: the track is cheap, it is
+        # integrated over the whole episode, and planners must see the env's exact states.
+        with torch.autocast("cpu", enabled=False):
+            context_states, actions = context_states.float(), actions.float()
+            ctx = self.standardise_state(context_states)
+            change = self._state_change(context_states, actions) * self.state_delta_std
         state = (ctx[:, -1] + change) * self.state_std + self.state_mean
         if self.cfg.ee_slot:  # never outside the states the model was trained on
             state = torch.minimum(torch.maximum(state, self.state_min), self.state_max)

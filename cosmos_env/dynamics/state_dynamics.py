@@ -15,12 +15,18 @@ from torch import nn
 from cosmos_env.sim import state_layout as sl
 
 
-def end_effector_slot(name: str) -> slice:
-    """The state dims of the 3-D position slot ``name`` (e.g. ``gripper_pos``)."""
+def position_slot(name: str, key: str = "ee_slot") -> slice:
+    """The state dims of the 3-D position slot ``name`` (e.g. ``gripper_pos``); ``key`` is
+    the config key that named it, for the error."""
     index = sl.slot(name)
     if index.stop - index.start != 3:
-        raise ValueError(f"ee_slot must name a 3-D position slot, got {name!r}")
+        raise ValueError(f"{key} must name 3-D position slots, got {name!r}")
     return index
+
+
+def end_effector_slot(name: str) -> slice:
+    """The state dims of the end-effector position slot ``name`` (e.g. ``gripper_pos``)."""
+    return position_slot(name, "ee_slot")
 
 
 def integrate_end_effector(
@@ -46,14 +52,38 @@ def integrate_end_effector(
     return change
 
 
-class StateDynamics(nn.Module):
-    """Standardised states (B, K, S), oldest first, and the actions after each (B, K, A) in
-    [-1, 1] -> the scaled change from the last state to the next one (B, S)."""
+OFFSET_SCALE = 0.05  # metres: offsets of a few centimetres decide contact
+MOTION_SCALE = 0.01  # metres per step: a pushed cube moves about a centimetre
 
-    def __init__(self, state_dim: int, action_dim: int, context: int, width: int) -> None:
+
+def contact_feature_dim(slots: int, context: int) -> int:
+    """Width of ``contact_features`` for ``slots`` 3-D slots and ``context`` frames."""
+    return 3 * slots * (context + 1)
+
+
+def contact_features(states: torch.Tensor, anchor: slice, slots: list[slice]) -> torch.Tensor:
+    """World-unit context states (B, K, S), oldest first -> (B, 3P(K+1)): each of the P
+    slots' offset from the ``anchor`` slot (the end effector) in every frame, in units of
+    5 cm, and its change over the last step, in units of 1 cm/step."""
+    states = states.float()
+    offsets = [(states[..., s] - states[..., anchor]) / OFFSET_SCALE for s in slots]
+    motion = [(states[:, -1, s] - states[:, -2, s]) / MOTION_SCALE for s in slots]
+    if states.shape[1] < 2:
+        motion = [torch.zeros_like(m) for m in motion]
+    return torch.cat([torch.cat(offsets, -1).flatten(1), *motion], dim=1)
+
+
+class StateDynamics(nn.Module):
+    """Standardised states (B, K, S), oldest first, the actions after each (B, K, A) in
+    [-1, 1] and optional extra features (B, E) -> the scaled change from the last state to
+    the next one (B, S)."""
+
+    def __init__(
+        self, state_dim: int, action_dim: int, context: int, width: int, extra_dim: int = 0
+    ) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(context * (state_dim + action_dim), width),
+            nn.Linear(context * (state_dim + action_dim) + extra_dim, width),
             nn.SiLU(),
             nn.Linear(width, width),
             nn.SiLU(),
@@ -64,5 +94,8 @@ class StateDynamics(nn.Module):
         nn.init.zeros_(self.net[-1].weight)
         nn.init.zeros_(self.net[-1].bias)
 
-    def forward(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([states.flatten(1), actions.flatten(1)], dim=1))
+    def forward(
+        self, states: torch.Tensor, actions: torch.Tensor, extra: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        inputs = [states.flatten(1), actions.flatten(1)]
+        return self.net(torch.cat(inputs if extra is None else [*inputs, extra], dim=1))

@@ -192,6 +192,9 @@ def train_dynamics(cfg: TrainDynamicsConfig) -> dict:
             losses = model.losses(**batch, generator=gen)
         total = losses["diffusion"] + cfg.probe_weight * losses["probe"]
         total = total + losses.get("state", 0.0)
+        if cfg.state_batch and model.state_dynamics is not None:
+            extra = batcher.sample_states(cfg.state_batch, rng)
+            total = total + model.state_loss(**extra)
         optimise(opt, total, model)
         update_ema(ema, model, step, cfg.ema_decay)
         step += 1

@@ -286,3 +286,46 @@ def test_integrator_config_errors_name_the_problem():
     )
     with pytest.raises(ValueError, match="3-D position slot"):
         LatentDynamics(bad).predict_next_state(torch.zeros(B, K, D), torch.zeros(B, K, A))
+
+
+def test_contact_features_are_offsets_from_the_end_effector_and_last_motion():
+    from cosmos_env.dynamics.state_dynamics import (
+        MOTION_SCALE,
+        OFFSET_SCALE,
+        contact_feature_dim,
+        contact_features,
+        position_slot,
+    )
+
+    ee, cube = position_slot("gripper_pos"), position_slot("cube_pos")
+    states = torch.zeros(1, 3, D)
+    states[0, :, cube] = torch.tensor([[0.10, 0.0, 0.02], [0.11, 0.0, 0.02], [0.13, 0.0, 0.02]])
+    states[0, :, ee] = torch.tensor([0.05, 0.0, 0.02])
+    features = contact_features(states, ee, [cube])
+    assert features.shape == (1, contact_feature_dim(1, 3))
+    offsets, motion = features[0, :9].view(3, 3), features[0, 9:]
+    torch.testing.assert_close(offsets[:, 0], torch.tensor([0.05, 0.06, 0.08]) / OFFSET_SCALE)
+    torch.testing.assert_close(motion, torch.tensor([0.02, 0.0, 0.0]) / MOTION_SCALE)
+    with pytest.raises(ValueError, match="state_relative must name 3-D position slots"):
+        position_slot("gripper_quat", "state_relative")
+
+
+def test_a_track_with_contact_features_reads_where_the_cube_is():
+    model = track_model(
+        ee_slot="gripper_pos",
+        action_low=[-0.04] * 3 + [-0.25] * 3 + [-1.0],
+        action_high=[0.04] * 3 + [0.25] * 3 + [1.0],
+        state_relative=["cube_pos"],
+    )
+    model.state_min.fill_(-10.0)  # the training range the integrator clips to
+    model.state_max.fill_(10.0)
+    b = batch()
+    states, actions = b["context_states"], b["actions"]
+    moved = states.clone()
+    moved[..., 8:11] += 0.03  # the cube moves 3 cm
+    first = model.predict_next_state(states, actions)
+    assert first.shape == (B, D)
+    assert not torch.allclose(first, model.predict_next_state(moved, actions))
+    model.state_loss(states, actions, b["target_state"]).backward()
+    with pytest.raises(ValueError, match="state_relative offsets are taken from ee_slot"):
+        DynamicsConfig(state_track=True, state_relative=["cube_pos"])

@@ -1,0 +1,174 @@
+"""Does the world model rank policies the way MuJoCo does?
+
+    python benchmarks/policy_eval.py [--quick] [--out DIR] [--suite YAML] [--backends ...]
+
+Every policy of the suite (``benchmarks/policy_suite.yaml``: scripted experts at five noise
+levels, behaviour cloning at three checkpoints, CEM-MPC, random) runs N episodes from the
+same initial states in MuJoCo and in each world-model backend (the shipped checkpoints).
+Writes ``DIR/policy_eval.json``: per backend ``pearson``, ``spearman``, ``mmrv``,
+``n_policies``, and per policy the success rate with its 95% Wilson interval and the mean
+return in every world; ``DIR/policy_eval.md`` (tables) and ``DIR/policy_eval.png`` (world
+model vs MuJoCo success, one panel per backend).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from cosmos_env.envs.core import env_world_model
+from cosmos_env.eval.media import markdown_table
+from cosmos_env.eval.policy_ranking import mmrv, pearson, spearman, wilson_interval
+from policies.evaluate import (
+    EpisodeResults,
+    initial_seeds,
+    initial_states,
+    mujoco_vector_env,
+    run_in_mujoco,
+    run_in_world_model,
+)
+from policies.zoo import make_policy
+
+SUITE = Path(__file__).with_name("policy_suite.yaml")
+BACKENDS = ("diffusion", "ar")
+POLICY_SEED = 7  # the policies' own randomness (noise, CEM samples), the same in every world
+
+
+def outcome(results: EpisodeResults) -> dict:
+    """Success rate with its 95% Wilson interval, mean return, wall time."""
+    wins, n = int(results.success.sum()), len(results.success)
+    return {
+        "success_rate": results.success_rate,
+        "ci95": list(wilson_interval(wins, n)),
+        "mean_return": float(results.returns.mean()),
+        "seconds": round(results.seconds, 2),
+    }
+
+
+def agreement(per_policy: dict, backend: str) -> dict:
+    """Pearson, Spearman and MMRV of one backend's success rates against MuJoCo's."""
+    names = list(per_policy)
+    sim = [per_policy[n][backend]["success_rate"] for n in names]
+    real = [per_policy[n]["mujoco"]["success_rate"] for n in names]
+    return {
+        "pearson": pearson(sim, real),
+        "spearman": spearman(sim, real),
+        "mmrv": mmrv(sim, real),
+        "n_policies": len(names),
+        "mean_abs_success_gap": float(np.mean(np.abs(np.subtract(sim, real)))),
+    }
+
+
+def evaluate_suite(suite: dict, episodes: int, backends: list[str]) -> dict:
+    """Run the suite; the JSON-ready results."""
+    task = suite["task"]
+    world_models = {b: env_world_model(task, None, b, None) for b in backends}
+    seeds = initial_seeds(int(suite["seed"]), episodes)
+    mujoco = mujoco_vector_env(task, episodes)
+    frames, states, _ = initial_states(mujoco, seeds)
+    per_policy: dict[str, dict] = {}
+    try:
+        for spec in suite["policies"]:
+            policy = make_policy(dict(spec), task, world_models.get("diffusion"))
+            entry = {"spec": dict(spec)}
+            entry["mujoco"] = outcome(run_in_mujoco(policy, mujoco, seeds, task, POLICY_SEED))
+            for backend, wm in world_models.items():
+                run = run_in_world_model(policy, wm, frames, states, task, POLICY_SEED)
+                entry[backend] = outcome(run)
+            per_policy[policy.name] = entry
+            print(policy.name, {k: v["success_rate"] for k, v in entry.items() if k != "spec"})
+    finally:
+        mujoco.close()
+    results = {"task": task, "episodes": episodes, "seed": suite["seed"], "backends": backends}
+    results["policies"] = per_policy
+    for backend in backends:
+        results[backend] = agreement(per_policy, backend)
+    return results
+
+
+def markdown(results: dict) -> str:
+    worlds = ["mujoco", *results["backends"]]
+    rows = []
+    for name, entry in results["policies"].items():
+        cells = [name]
+        for world in worlds:
+            o = entry[world]
+            low, high = o["ci95"]
+            cells.append(f"{o['success_rate']:.2f} [{low:.2f}, {high:.2f}]")
+        cells += [entry[w]["mean_return"] for w in worlds]
+        rows.append(cells)
+    header = ["policy", *[f"success {w} (95% CI)" for w in worlds]]
+    header += [f"return {w}" for w in worlds]
+    text = f"{results['episodes']} episodes per policy and world, task {results['task']}\n\n"
+    text += markdown_table(header, rows) + "\n\n"
+    stats = [
+        [b, results[b]["n_policies"], results[b]["pearson"], results[b]["spearman"]]
+        + [results[b]["mmrv"], results[b]["mean_abs_success_gap"]]
+        for b in results["backends"]
+    ]
+    head = ["backend", "policies", "Pearson r", "Spearman rho", "MMRV", "mean |gap|"]
+    return text + markdown_table(head, stats) + "\n"
+
+
+def plot(results: dict, path: Path) -> Path:
+    """World-model vs MuJoCo success rate per policy (95% intervals), one panel per backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    backends = results["backends"]
+    fig, axes = plt.subplots(1, len(backends), figsize=(5 * len(backends), 4.8), squeeze=False)
+    for ax, backend in zip(axes[0], backends, strict=True):
+        for name, entry in results["policies"].items():
+            real, sim = entry["mujoco"], entry[backend]
+            x, y = real["success_rate"], sim["success_rate"]
+            xerr = [[x - real["ci95"][0]], [real["ci95"][1] - x]]
+            yerr = [[y - sim["ci95"][0]], [sim["ci95"][1] - y]]
+            ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="o", capsize=3, label=name)
+        ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+        stats = results[backend]
+        ax.set_title(
+            f"{backend}: r={stats['pearson']:.2f}, rho={stats['spearman']:.2f}, "
+            f"MMRV={stats['mmrv']:.3f}"
+        )
+        ax.set_xlabel("success rate in MuJoCo")
+        ax.set_ylabel(f"success rate in the {backend} world model")
+        ax.set_xlim(-0.05, 1.05)
+        ax.set_ylim(-0.05, 1.05)
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="the suite's quick_episodes")
+    parser.add_argument("--out", type=Path, default=Path("outputs/bench"))
+    parser.add_argument("--suite", type=Path, default=SUITE)
+    parser.add_argument("--episodes", type=int, default=None, help="override the suite's")
+    parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    suite = OmegaConf.to_container(OmegaConf.load(args.suite))
+    episodes = args.episodes or suite["quick_episodes" if args.quick else "episodes"]
+    start = time.perf_counter()
+    results = evaluate_suite(suite, episodes, args.backends)
+    results["seconds"] = round(time.perf_counter() - start, 1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "policy_eval.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / "policy_eval.md").write_text(markdown(results))
+    plot(results, args.out / "policy_eval.png")
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()
