@@ -37,6 +37,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/env_speed.py $(if $(QUICK),--quick) --out $(OUT)/bench
 	$(PY) benchmarks/bridge_convert.py $(if $(QUICK),--quick) --out $(OUT)/bench
 	$(PY) benchmarks/backends.py --out $(OUT)/bench
+	$(PY) benchmarks/policy_eval.py $(if $(QUICK),--quick) --out $(OUT)/bench
+	$(PY) benchmarks/train_in_world_model.py $(if $(QUICK),--quick) --out $(OUT)/bench
 
 # Reproduce the shipped tokenizer + push world model from nothing (about 55 min on 2 cores).
 retrain: $(STAMP)

@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -168,3 +169,37 @@ def test_backend_table_refuses_reports_of_different_checkpoints():
     speed = speed_results() | {"backends": ["diffusion"]}
     with pytest.raises(ValueError, match="no 'ar' entry"):
         backends.compare_backends(fidelity, speed)
+
+
+@pytest.fixture(scope="module")
+def policy_eval():
+    spec = importlib.util.spec_from_file_location("policy_eval", BENCHMARKS / "policy_eval.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_policy_eval_report_scores_each_backend(policy_eval, tmp_path):
+    def world(rate: float) -> dict:
+        return {"success_rate": rate, "ci95": [max(0, rate - 0.1), min(1, rate + 0.1)]} | {
+            "mean_return": rate * 10,
+            "seconds": 1.0,
+        }
+
+    rates = {"expert": (0.9, 1.0, 0.8), "noisy": (0.5, 0.4, 0.6), "random": (0.0, 0.1, 0.0)}
+    policies = {
+        name: {"spec": {"kind": name}, "mujoco": world(m), "diffusion": world(d), "ar": world(a)}
+        for name, (m, d, a) in rates.items()
+    }
+    results = {"task": "push", "episodes": 10, "backends": ["diffusion", "ar"]}
+    results |= {"policies": policies}
+    for backend in results["backends"]:
+        results[backend] = policy_eval.agreement(policies, backend)
+    assert results["diffusion"]["mmrv"] == 0.0 and results["diffusion"]["n_policies"] == 3
+    expected = np.corrcoef([1.0, 0.4, 0.1], [0.9, 0.5, 0.0])[0, 1]
+    assert results["diffusion"]["pearson"] == pytest.approx(expected)
+    table = policy_eval.markdown(results)
+    assert "| noisy | 0.50 [0.40, 0.60] | 0.40 [0.30, 0.50] | 0.60 [0.50, 0.70]" in table
+    assert table.count("\n| diffusion |") == 1 and table.count("\n| ar |") == 1
+    assert policy_eval.plot(results, tmp_path / "policy_eval.png").stat().st_size > 1000
+    json.dumps(results)

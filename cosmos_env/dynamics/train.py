@@ -72,6 +72,13 @@ def _card(cfg: TrainDynamicsConfig, paths, train: LatentEpisodes, steps, wall, m
                 else ""
             )
             + (
+                f" The MLP also reads contact features: the offsets of "
+                f"{', '.join(d.state_relative)} from {d.ee_slot} in every context frame and "
+                "their last one-step motion."
+                if d.state_relative
+                else ""
+            )
+            + (
                 f" The positions {', '.join(d.keypoints)} of every state are also drawn as "
                 "Gaussian blobs on the token grid through the front camera's projection and "
                 "read with the frames."
@@ -89,7 +96,9 @@ def _card(cfg: TrainDynamicsConfig, paths, train: LatentEpisodes, steps, wall, m
         f"batch from the first {cfg.early_steps} steps of episodes), AdamW lr {cfg.lr} cosine, "
         f"EMA {cfg.ema_decay}, log-normal sigmas (P_mean {d.p_mean}, P_std {d.p_std}), context "
         f"noise up to {d.context_noise}, action dropout {d.action_dropout}, bf16 autocast "
-        f"{cfg.amp}; wall time {wall / 60:.1f} min on {torch.get_num_threads()} CPU threads",
+        f"{cfg.amp}"
+        + (f", {cfg.state_batch} extra state-track windows per step" if cfg.state_batch else "")
+        + f"; wall time {wall / 60:.1f} min on {torch.get_num_threads()} CPU threads",
         f"- Sampler: {cfg.sampler}, {cfg.sampler_steps} step(s) on the Karras schedule "
         f"(sigma_max {d.sigma_max})",
         "- Held-out windows at the end of training (EMA weights; PSNR against the tokenizer's "
