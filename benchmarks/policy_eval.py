@@ -6,7 +6,8 @@ Every policy of the suite (``benchmarks/policy_suite.yaml``: scripted experts at
 levels, behaviour cloning at three checkpoints, CEM-MPC, random) runs N episodes from the
 same initial states in MuJoCo and in each world-model backend (the shipped checkpoints).
 Writes ``DIR/policy_eval.json``: per backend ``pearson``, ``spearman``, ``mmrv``,
-``n_policies``, and per policy the success rate with its 95% Wilson interval and the mean
+``n_policies`` over the whole suite and under ``subsets`` (without the planner; the
+privileged-state policies only), and per policy the success rate with its 95% Wilson interval and the mean
 return in every world; ``DIR/policy_eval.md`` (tables) and ``DIR/policy_eval.png`` (world
 model vs MuJoCo success, one panel per backend).
 """
@@ -65,6 +66,25 @@ def agreement(per_policy: dict, backend: str) -> dict:
     }
 
 
+# Subsets scored beside the whole suite. A planner scored in the model it plans with is
+# not an independent verdict (it optimises against that model's mistakes); frame-based
+# policies also test how the frames look, privileged ones only the predicted state.
+SUBSETS = {
+    "without_planner": lambda spec: spec["kind"] != "cem",
+    "privileged_state": lambda spec: spec["kind"] in ("scripted", "random"),
+}
+
+
+def subset_agreement(per_policy: dict, backend: str) -> dict:
+    """``agreement`` over each of ``SUBSETS`` (skipped when fewer than two policies)."""
+    scores = {}
+    for name, keep in SUBSETS.items():
+        chosen = {k: v for k, v in per_policy.items() if keep(v["spec"])}
+        if len(chosen) >= 2:
+            scores[name] = agreement(chosen, backend) | {"policies": list(chosen)}
+    return scores
+
+
 def evaluate_suite(suite: dict, episodes: int, backends: list[str]) -> dict:
     """Run the suite; the JSON-ready results."""
     task = suite["task"]
@@ -89,6 +109,7 @@ def evaluate_suite(suite: dict, episodes: int, backends: list[str]) -> dict:
     results["policies"] = per_policy
     for backend in backends:
         results[backend] = agreement(per_policy, backend)
+        results[backend]["subsets"] = subset_agreement(per_policy, backend)
     return results
 
 
@@ -112,7 +133,13 @@ def markdown(results: dict) -> str:
         + [results[b]["mmrv"], results[b]["mean_abs_success_gap"]]
         for b in results["backends"]
     ]
-    head = ["backend", "policies", "Pearson r", "Spearman rho", "MMRV", "mean |gap|"]
+    for b in results["backends"]:
+        for name, sub in results[b].get("subsets", {}).items():
+            stats.append(
+                [f"{b}, {name.replace('_', ' ')}", sub["n_policies"], sub["pearson"]]
+                + [sub["spearman"], sub["mmrv"], sub["mean_abs_success_gap"]]
+            )
+    head = ["backend (policies)", "n", "Pearson r", "Spearman rho", "MMRV", "mean |gap|"]
     return text + markdown_table(head, stats) + "\n"
 
 
