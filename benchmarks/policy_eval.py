@@ -7,8 +7,8 @@ levels, behaviour cloning at three checkpoints, CEM-MPC, random) runs N episodes
 same initial states in MuJoCo and in each world-model backend (the shipped checkpoints).
 Writes ``DIR/policy_eval.json``: per backend ``pearson``, ``spearman``, ``mmrv``,
 ``n_policies`` over the whole suite and under ``subsets`` (without the planner; the
-privileged-state policies only), and per policy the success rate with its 95% Wilson interval and the mean
-return in every world; ``DIR/policy_eval.md`` (tables) and ``DIR/policy_eval.png`` (world
+privileged-state policies only), and per policy the success rate with its 95% Wilson
+interval and the mean return in every world; ``DIR/policy_eval.md`` (tables) and ``DIR/policy_eval.png`` (world
 model vs MuJoCo success, one panel per backend).
 """
 
