@@ -8,8 +8,8 @@ same initial states in MuJoCo and in each world-model backend (the shipped check
 Writes ``DIR/policy_eval.json``: per backend ``pearson``, ``spearman``, ``mmrv``,
 ``n_policies`` over the whole suite and under ``subsets`` (without the planner; the
 privileged-state policies only), and per policy the success rate with its 95% Wilson
-interval and the mean return in every world; ``DIR/policy_eval.md`` (tables) and ``DIR/policy_eval.png`` (world
-model vs MuJoCo success, one panel per backend).
+interval and the mean return in every world; ``DIR/policy_eval.md`` (tables) and
+``DIR/policy_eval.png`` (world model vs MuJoCo success, one panel per backend).
 """
 
 from __future__ import annotations
