@@ -184,15 +184,20 @@ class RetrainConfig:
 
 
 def load_config(
-    name: str, schema: type[T], overrides: list[str], plain_keys: tuple[str, ...] = ()
+    name: str,
+    schema: type[T],
+    overrides: list[str],
+    plain_keys: tuple[str, ...] = (),
+    config_module: str = "cosmos_env.conf",
 ) -> T:
-    """Compose ``conf/<name>.yaml`` with ``overrides`` and return it as a ``schema`` object.
+    """Compose ``<config_module>/<name>.yaml`` with ``overrides`` and return it as a
+    ``schema`` object.
 
     ``plain_keys`` are set as plain values after composition: a key such as ``tokenizer``
     that is also a config group name would otherwise be read as a group choice.
     """
     plain = [o for o in overrides if o.split("=", 1)[0] in plain_keys]
-    with initialize_config_module("cosmos_env.conf", version_base="1.3"):
+    with initialize_config_module(config_module, version_base="1.3"):
         raw = compose(config_name=name, overrides=[o for o in overrides if o not in plain])
     for override in plain:
         key, value = override.split("=", 1)

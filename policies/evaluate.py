@@ -67,13 +67,13 @@ def initial_states(
 def _run(env, obs, info, policy: Policy, steps: int, task: str, desc: str) -> EpisodeResults:
     n = len(obs)
     returns, first = np.zeros(n), np.full(n, -1)
-    reward_of = get_task(task).dense_reward
+    scoring = get_task(task)
     start = time.perf_counter()
     for t in tqdm(range(steps), desc=desc, unit="step", leave=False):
         obs, _, _, _, info = env.step(policy.act_batch(obs, info))
         states = np.asarray(info["state"])
-        returns += reward_of(states)
-        hit = np.asarray(get_task(task).success(states)) & (first < 0)
+        returns += scoring.dense_reward(states)
+        hit = np.asarray(scoring.success(states)) & (first < 0)
         first[hit] = t + 1
     return EpisodeResults(first >= 0, returns, first, time.perf_counter() - start)
 

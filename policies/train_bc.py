@@ -20,11 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_module
-from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from cosmos_env import checkpoint
+from cosmos_env.config import load_config
 from cosmos_env.data.store import EpisodeStore, StoreError
 from cosmos_env.dynamics.data import select_stores, store_action_spec
 from cosmos_env.sim import state_layout as sl
@@ -75,10 +74,7 @@ class BCData:
 def load_train_bc_config(overrides: list[str]) -> TrainBCConfig:
     """Compose ``policies/conf/train_bc.yaml`` with Hydra ``overrides`` (``key=value``)
     into a `TrainBCConfig`; unknown keys and wrong types raise."""
-    with initialize_config_module("policies.conf", version_base="1.3"):
-        raw = compose(config_name="train_bc", overrides=overrides)
-    merged = OmegaConf.merge(OmegaConf.structured(TrainBCConfig), raw)
-    return OmegaConf.to_object(merged)
+    return load_config("train_bc", TrainBCConfig, overrides, config_module="policies.conf")
 
 
 def check_config(cfg: TrainBCConfig) -> None:
