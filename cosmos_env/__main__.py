@@ -17,6 +17,7 @@ COMMANDS = {
     "train-tokenizer": "train a causal video tokenizer (tokenizer=CI8x8 data=PATH)",
     "encode": "cache a tokenizer's latents or tokens in a store (tokenizer=NAME data=PATH)",
     "train-dynamics": "train a world model on cached latents (dynamics=diffusion|ar data=PATH)",
+    "refit-state-track": "train a diffusion model's state track anew (world_model=NAME data=PATH)",
     "retrain": "reproduce the shipped push world model from nothing: data, tokenizer, dynamics",
     "convert": "bring robot data into a store: convert bridge|onex SRC DST",
     "export": "write a store for other tools: export lerobot STORE DST | minari STORE ID",
@@ -95,6 +96,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from cosmos_env.dynamics.train import train_dynamics as train
         print(json.dumps(train(cfg), indent=2))
+        return 0
+    if command == "refit-state-track":
+        from cosmos_env.config import RefitStateConfig, load_config
+        from cosmos_env.dynamics.refit_state import refit_state_track
+
+        cfg = load_config("refit_state", RefitStateConfig, overrides)
+        print(json.dumps(refit_state_track(cfg), indent=2))
         return 0
     if command in ("convert", "export"):
         from cosmos_env.data.cli import convert_command, export_command

@@ -170,6 +170,30 @@ class TrainARConfig:
 
 
 @dataclass
+class RefitStateConfig:
+    """``refit-state-track``: train a released diffusion world model's state track anew
+    (``dynamics/refit_state.py``); ``frame_objects`` etc. set the new track's gripper-frame
+    head (``[]``: the state MLP alone)."""
+
+    world_model: str = "diffusion-push"  # shipped name or release directory
+    data: str = "datasets/tabletop/data"  # the stores the world model was trained on
+    stores: str = "push-*"
+    out: str = "outputs/dynamics/refit-state"
+    frame_objects: list[str] = field(default_factory=lambda: ["cube"])
+    frame_quat: str = "gripper_quat"
+    frame_width: int = 256
+    steps: int = 6000
+    batch_size: int = 512
+    lr: float = 1e-3
+    warmup_steps: int = 200
+    weight_decay: float = 0.01
+    eval_windows: int = 512
+    val_fraction: float = 0.1  # as the world model's training: the same held-out episodes
+    seed: int = 0
+    threads: int = 0
+
+
+@dataclass
 class RetrainConfig:
     out: str = "outputs/retrain"
     tokenizer: str = "CI8x8"  # tokenizer config group

@@ -66,6 +66,13 @@ class DynamicsConfig:
     # object moves when the gripper touches it; on absolute positions alone the MLP learns
     # "the cube moves towards the zone when the arm does", which a planner exploits.
     state_relative: list[str] = field(default_factory=list)
+    # Gripper-frame head (needs state_relative): the planar motion of these objects (names:
+    # slots <name>_pos and <name>_quat) is predicted in the frame of the end effector's yaw
+    # (``frame_quat``, its orientation slot) from features that do not change when the
+    # scene is shifted or turned, then rotated back (``dynamics/gripper_frame.py``).
+    frame_objects: list[str] = field(default_factory=list)
+    frame_quat: str = ""
+    frame_width: int = 256
 
     def __post_init__(self) -> None:
         if self.kind != "diffusion":
@@ -82,6 +89,11 @@ class DynamicsConfig:
             raise ValueError("ee_slot integrates the state track: set state_track=true")
         if self.state_relative and not self.ee_slot:
             raise ValueError("state_relative offsets are taken from ee_slot: set ee_slot")
+        if self.frame_objects and not (self.state_relative and self.frame_quat):
+            raise ValueError(
+                "frame_objects are predicted in the end effector's frame from the offsets of "
+                "state_relative: set state_relative and frame_quat (e.g. gripper_quat)"
+            )
         for name in ("action_low", "action_high"):
             bounds = getattr(self, name)
             if bounds and len(bounds) != self.action_dim:

@@ -10,6 +10,7 @@ from torch import nn
 from cosmos_env.dynamics.config import DynamicsConfig
 from cosmos_env.dynamics.diffusion.denoiser import Denoiser
 from cosmos_env.dynamics.diffusion.samplers import get_sampler, guided, karras_sigmas
+from cosmos_env.dynamics.gripper_frame import GripperFrameHead
 from cosmos_env.dynamics.keypoints import keypoint_maps
 from cosmos_env.dynamics.state_dynamics import (
     StateDynamics,
@@ -60,6 +61,19 @@ class LatentDynamics(nn.Module):
                 s, cfg.action_dim, cfg.context, cfg.state_width, extra if self.contact_slots else 0
             )
             self.register_buffer("state_delta_std", torch.ones(s))
+        self.frame_head = None
+        if cfg.frame_objects:
+            self.frame_head = GripperFrameHead(
+                cfg.frame_objects,
+                cfg.state_relative,
+                cfg.ee_slot,
+                cfg.frame_quat,
+                cfg.context,
+                cfg.action_dim,
+                cfg.frame_width,
+            )
+            planar = [position_slot(f"{n}_pos", "frame_objects") for n in cfg.frame_objects]
+            self.frame_dims = [d for index in planar for d in (index.start, index.start + 1)]
         if cfg.ee_slot:
             if not (cfg.action_low and cfg.action_high):
                 raise ValueError(
@@ -134,6 +148,12 @@ class LatentDynamics(nn.Module):
             extra = contact_features(context_states, self.ee_index, self.contact_slots)
         change = self.state_dynamics(self.standardise_state(context_states), actions, extra)
         change = change.float()
+        if self.frame_head is not None:  # these objects' planar motion comes from the head
+            motion = self.frame_head(context_states, actions).flatten(1)  # (B, 2P) metres
+            dims = self.frame_dims
+            scale = self.state_std[dims] * self.state_delta_std[dims]
+            change = change.clone()
+            change[:, dims] = motion / scale
         if self.cfg.ee_slot:
             moved = integrate_end_effector(
                 context_states[:, -1],

@@ -243,3 +243,47 @@ def test_train_dynamics_checks_the_latent_shape(latent_data, tmp_path, override,
     args = ["train-dynamics", override, f"tokenizer={tok_dir}", f"data={data}", "stores=*"]
     with pytest.raises(ValueError, match=match):
         main(args + ["val_fraction=0.25", f"out={tmp_path}"])
+
+
+def test_refit_state_track_trains_a_new_track_and_keeps_the_denoiser(latent_data, tmp_path, capsys):
+    from cosmos_env.__main__ import main
+
+    data, tok_dir = latent_data
+    common = [f"data={data}", "stores=*", "val_fraction=0.25", "threads=1"]
+    train = [
+        "train-dynamics",
+        *[f"dynamics.{k}={v}" for k, v in TINY_DYNAMICS.items()],
+        "dynamics.frame_objects=[]",  # a release whose track is the state MLP alone
+        "steps=2",
+        "batch_size=4",
+        "eval_windows=4",
+        "reset_frames=2",
+        f"tokenizer={tok_dir}",
+        f"out={tmp_path / 'run'}",
+    ]
+    assert main(train + common) == 0
+    capsys.readouterr()
+    source = tmp_path / "run" / "release"
+    refit = ["refit-state-track", f"world_model={source}", "steps=3", "batch_size=8"]
+    refit += ["eval_windows=4", "warmup_steps=1", f"out={tmp_path / 'refit'}"]
+    assert main(refit + common) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) == {"before", "after", "wall_minutes"}
+    assert set(result["before"]) == set(result["after"]) and "psnr_next" in result["after"]
+    old, new = load_world_model(source), load_world_model(tmp_path / "refit" / "release")
+    assert old.dynamics.frame_head is None and new.dynamics.cfg.frame_objects == ["cube"]
+    assert new.dynamics.frame_head is not None
+    old_weights, new_weights = old.dynamics.state_dict(), new.dynamics.state_dict()
+    for key, value in old_weights.items():
+        if key.startswith("denoiser.") or key.startswith("probe.") or "_std" in key:
+            torch.testing.assert_close(new_weights[key], value)  # only the track is new
+    assert not torch.equal(
+        new_weights["state_dynamics.net.0.weight"], old_weights["state_dynamics.net.0.weight"]
+    )
+    np.testing.assert_array_equal(new.reset_frames, old.reset_frames)
+    config = json.loads((tmp_path / "refit" / "release" / "config.json").read_text())
+    assert config["steps"] == 2 and config["refit_steps"] == 3  # its training stays on record
+    assert set(config["metrics_before_refit"]) == set(config["metrics"])
+    card = (tmp_path / "refit" / "release" / "card.md").read_text()
+    assert card.startswith("# Diffusion world model") and "## State track refit" in card
+    assert "gripper-frame head" in card
