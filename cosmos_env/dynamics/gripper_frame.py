@@ -11,7 +11,8 @@ and the caller rotates it back to the world.
 
 With the same data, one-step cube errors while a cube is pushed fell by about a third
 against the world-frame MLP (12.7 -> 9.2 mm under a cloned policy, 8.3 -> 5.4 mm under
-the expert), and CEM plans carried out in MuJoCo succeeded far more often.
+the expert), and CEM plans imagined with the track succeeded in 80% of MuJoCo episodes
+instead of 44% (``benchmarks/policy_eval.py``).
 """
 
 from __future__ import annotations
