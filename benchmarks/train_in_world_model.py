@@ -93,10 +93,11 @@ def main() -> None:
     ]
     head = ["BC trained on", "MuJoCo success", "95% CI", "MuJoCo return", "BC val loss"]
     table = markdown_table(head, rows)
+    ratio = "n/a (MuJoCo-trained BC never succeeded)" if real == 0 else f"{results['ratio']:.2f}"
     text = (
         f"BC on {data_episodes} expert episodes from each world ({args.backend} world model), "
         f"{steps} steps; {eval_episodes} held-out MuJoCo episodes. "
-        f"world-model-trained / MuJoCo-trained success: {results['ratio']}\n\n{table}\n"
+        f"world-model-trained / MuJoCo-trained success: {ratio}\n\n{table}\n"
     )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "train_in_world_model.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -202,10 +202,14 @@ class LatentDynamics(nn.Module):
     ) -> torch.Tensor:
         """The state track's loss: squared error of the predicted change from the context's
         last state (B, K, S), world units, after actions (B, K, A), to ``target_state``
-        (B, S), in units of each dim's typical one-step change."""
-        last = self.standardise_state(context_states[:, -1])
-        change = (self.standardise_state(target_state) - last) / self.state_delta_std
-        return (self._state_change(context_states, actions) - change).pow(2).mean()
+        (B, S), in units of each dim's typical one-step change. Always float32, also under
+        autocast: the track runs in float32 (``predict_next_state``) and trains as it runs."""
+        with torch.autocast("cpu", enabled=False):
+            context_states, actions = context_states.float(), actions.float()
+            target_state = target_state.float()
+            last = self.standardise_state(context_states[:, -1])
+            change = (self.standardise_state(target_state) - last) / self.state_delta_std
+            return (self._state_change(context_states, actions) - change).pow(2).mean()
 
     @torch.no_grad()
     def predict_next_state(

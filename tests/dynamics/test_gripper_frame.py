@@ -151,3 +151,14 @@ def test_frame_head_config_errors_name_the_problem():
         )
     with pytest.raises(KeyError, match="unknown state slot 'plate_pos'"):
         GripperFrameHead(["plate"], ["cube_pos"], "gripper_pos", "gripper_quat", K, A, 8)
+
+
+def test_the_state_loss_is_float32_under_bf16_autocast():
+    model = frame_track_model().train()
+    states, actions = scene()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model.state_loss(states, actions, states[:, -1] + 0.01)
+    assert loss.dtype == torch.float32
+    with torch.no_grad():
+        plain = model.state_loss(states, actions, states[:, -1] + 0.01)
+    torch.testing.assert_close(loss.detach(), plain)
