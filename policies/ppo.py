@@ -57,6 +57,7 @@ def train_ppo(
     """PPO for ``steps`` env steps in ``num_envs`` world-model envs (the shipped model, or
     ``checkpoint``); saves the model to ``out`` (a .zip) and returns a summary."""
     from stable_baselines3 import PPO
+    from stable_baselines3.common.logger import Logger
 
     from cosmos_env.envs.sb3 import make_sb3_vec_env
 
@@ -67,6 +68,8 @@ def train_ppo(
     model = PPO(
         "CnnPolicy", venv, n_steps=n_steps, batch_size=min(256, n_steps * num_envs), seed=seed
     )
+    # SB3's default logger makes a folder under /tmp on every learn(); nothing reads it.
+    model.set_logger(Logger(folder=None, output_formats=[]))
     start = time.perf_counter()
     model.learn(total_timesteps=steps, progress_bar=False)
     seconds = time.perf_counter() - start

@@ -142,6 +142,7 @@ def test_infos_to_list_respects_masks():
 
 def test_ppo_trains_and_predicts(tiny_world_model_dir):
     from stable_baselines3 import PPO
+    from stable_baselines3.common.logger import Logger
     from stable_baselines3.common.vec_env import VecMonitor
 
     adapter = make_sb3_vec_env(
@@ -160,6 +161,7 @@ def test_ppo_trains_and_predicts(tiny_world_model_dir):
         device="cpu",
         policy_kwargs={"features_extractor_kwargs": {"features_dim": 32}},
     )
+    model.set_logger(Logger(folder=None, output_formats=[]))  # no folder under /tmp
     model.learn(16)
     assert model.num_timesteps == 16
     assert len(model.ep_info_buffer) >= 4 and all(ep["l"] == 3 for ep in model.ep_info_buffer)
