@@ -2,7 +2,7 @@
 
     make_policy({"kind": "scripted", "noise": 0.25})
     make_policy({"kind": "bc", "checkpoint": "outputs/policies/bc-push/step_1000"})
-    make_policy({"kind": "cem", "horizon": 10}, world_model=wm)
+    make_policy({"kind": "cem"}, world_model=wm)
     make_policy({"kind": "ppo", "checkpoint": "outputs/policies/ppo-push.zip"})
 
 Classes are imported lazily, so listing the zoo does not load torch models or SB3.
