@@ -58,6 +58,27 @@ def _track_parameters(model: LatentDynamics) -> list[torch.nn.Parameter]:
     return [p for m in modules if m is not None for p in m.parameters()]
 
 
+def _train_track(model: LatentDynamics, batcher: WindowBatcher, cfg: RefitStateConfig, log):
+    """Train only ``model``'s state track on state windows; returns the wall seconds."""
+    model.requires_grad_(False)
+    params = _track_parameters(model)
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    rng = np.random.default_rng(cfg.seed)
+    model.train()
+    start = time.perf_counter()
+    for step in tqdm(range(cfg.steps), desc="refit state track", unit="step"):
+        for group in opt.param_groups:
+            group["lr"] = budget_lr(cfg.lr, cfg.warmup_steps, cfg.steps, 1e9, step, 0.0)
+        loss = model.state_loss(**batcher.sample_states(cfg.batch_size, rng))
+        optimise(opt, loss, model)
+        if step % 500 == 0:
+            log.info("step %d state %.5f", step, loss.item())
+    model.eval().requires_grad_(False)
+    return time.perf_counter() - start
+
+
 def _card(old_card: str, cfg: RefitStateConfig, model, before, after, wall) -> str:
     d = model.cfg
     head = (
@@ -106,32 +127,17 @@ def refit_state_track(cfg: RefitStateConfig) -> dict:
 
     before = score(world.dynamics)
     log.info("before %s", {k: round(v, 4) for k, v in before.items()})
-    model = _new_track_model(world.dynamics, cfg).requires_grad_(False)
-    params = _track_parameters(model)
-    for p in params:
-        p.requires_grad_(True)
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    batcher = WindowBatcher(train, model.cfg.context)
-    rng = np.random.default_rng(cfg.seed)
-    start = time.perf_counter()
-    for step in tqdm(range(cfg.steps), desc="refit state track", unit="step"):
-        model.train()
-        for group in opt.param_groups:
-            group["lr"] = budget_lr(cfg.lr, cfg.warmup_steps, cfg.steps, 1e9, step, 0.0)
-        loss = model.state_loss(**batcher.sample_states(cfg.batch_size, rng))
-        optimise(opt, loss, model)
-        if step % 500 == 0:
-            log.info("step %d state %.5f", step, loss.item())
-    wall = time.perf_counter() - start
-    model.eval().requires_grad_(False)
+    model = _new_track_model(world.dynamics, cfg)
+    wall = _train_track(model, WindowBatcher(train, model.cfg.context), cfg, log)
     after = score(model)
     log.info("after %s (%.1f min)", {k: round(v, 4) for k, v in after.items()}, wall / 60)
     card_path = world.source / "card.md"
     old_card = card_path.read_text() if card_path.exists() else ""
     # What the release recorded of its own training (steps, wall time) stays on record.
-    history = checkpoint.read_config(world.source)
-    kept = ("dynamics", "tokenizer", "task", "sampler", "metrics", "metrics_before_refit")
-    history = {k: v for k, v in history.items() if k not in kept}
+    record = checkpoint.read_config(world.source)
+    for key in ("dynamics", "tokenizer", "task", "sampler"):  # save_world_model writes these
+        record.pop(key, None)
+    record |= {"metrics": after, "metrics_before_refit": before, "refit_steps": cfg.steps}
     save_world_model(
         out / "release",
         model,
@@ -142,8 +148,7 @@ def refit_state_track(cfg: RefitStateConfig) -> dict:
         world.reset_frames,
         world.reset_states,
         _card(old_card, cfg, model, before, after, wall),
-        **{**history, "metrics": after, "metrics_before_refit": before},
-        refit_steps=cfg.steps,
+        **record,
     )
     log.info("released %s", out / "release")
     return {"before": before, "after": after, "wall_minutes": wall / 60}

@@ -287,3 +287,15 @@ def test_refit_state_track_trains_a_new_track_and_keeps_the_denoiser(latent_data
     card = (tmp_path / "refit" / "release" / "card.md").read_text()
     assert card.startswith("# Diffusion world model") and "## State track refit" in card
     assert "gripper-frame head" in card
+    # A refit release refits again, here back to the state MLP alone.
+    again = [a if not a.startswith("out=") else f"out={tmp_path / 'again'}" for a in refit]
+    again = [
+        a if a != f"world_model={source}" else f"world_model={tmp_path / 'refit' / 'release'}"
+        for a in again
+    ]
+    assert main(again + common + ["frame_objects=[]", "steps=1"]) == 0
+    twice = load_world_model(tmp_path / "again" / "release")
+    assert twice.dynamics.frame_head is None
+    assert (
+        json.loads((tmp_path / "again" / "release" / "config.json").read_text())["refit_steps"] == 1
+    )
