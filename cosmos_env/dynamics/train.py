@@ -15,6 +15,7 @@ import torch
 from tqdm import tqdm
 
 from cosmos_env.config import TrainDynamicsConfig
+from cosmos_env.dynamics.config import DynamicsConfig
 from cosmos_env.dynamics.data import (
     LatentEpisodes,
     WindowBatcher,
@@ -41,6 +42,45 @@ def _lr(cfg: TrainDynamicsConfig, step: int, elapsed: float) -> float:
     return budget_lr(cfg.lr, cfg.warmup_steps, cfg.steps, cfg.max_minutes, step, elapsed)
 
 
+def _state_track_text(d: DynamicsConfig) -> str:
+    """The card's sentences on the state track of dynamics config ``d``."""
+    if not d.state_track:
+        return " Reward and success are the task's functions of the probe's state."
+    text = (
+        f" A state track carries the task state: an MLP (width {d.state_width}) predicts "
+        "the next state from the context's states and actions, and the denoiser is "
+        "conditioned on the context's and the next frame's states (two MLPs, as for the "
+        f"actions; training adds noise up to {d.state_noise} std to them). Reward and "
+        "success are the task's functions of that state; the probe starts the track when "
+        "a reset gives frames only."
+    )
+    if d.ee_slot:
+        text += (
+            f" The {d.ee_slot} slot is moved exactly by the first three actions "
+            "(end-effector deltas, scaled to the store's action range) and clipped to the "
+            "training states' range; the MLP learns only the rest."
+        )
+    if d.state_relative:
+        text += (
+            f" The MLP also reads contact features: the offsets of "
+            f"{', '.join(d.state_relative)} from {d.ee_slot} in every context frame and "
+            "their last one-step motion."
+        )
+    if d.frame_objects:
+        text += (
+            f" The planar motion of {', '.join(d.frame_objects)} comes from a head (width "
+            f"{d.frame_width}) that sees the scene in the frame of {d.frame_quat}'s yaw, "
+            "where a push looks the same in every direction (`dynamics/gripper_frame.py`)."
+        )
+    if d.keypoint_channels:
+        text += (
+            f" The positions {', '.join(d.keypoints)} of every state are also drawn as "
+            "Gaussian blobs on the token grid through the front camera's projection and "
+            "read with the frames."
+        )
+    return text
+
+
 def _card(cfg: TrainDynamicsConfig, paths, train: LatentEpisodes, steps, wall, metrics) -> str:
     d = cfg.dynamics
     mlp = "Mix-FFN (depthwise 3x3 conv) MLPs" if d.conv_mlp else "plain MLPs"
@@ -56,38 +96,7 @@ def _card(cfg: TrainDynamicsConfig, paths, train: LatentEpisodes, steps, wall, m
         "along channels; the noise level and the actions condition it through AdaLN (one "
         "action MLP adds to the noise embedding, one to the shared AdaLN term). It diffuses "
         "the standardised change from the last context latent. A convolutional state probe "
-        "reads the 36-d task state from a latent."
-        + (
-            f" A state track carries the task state: an MLP (width {d.state_width}) predicts "
-            "the next state from the context's states and actions, and the denoiser is "
-            "conditioned on the context's and the next frame's states (two MLPs, as for the "
-            f"actions; training adds noise up to {d.state_noise} std to them). Reward and "
-            "success are the task's functions of that state; the probe starts the track when "
-            "a reset gives frames only."
-            + (
-                f" The {d.ee_slot} slot is moved exactly by the first three actions "
-                "(end-effector deltas, scaled to the store's action range) and clipped to the "
-                "training states' range; the MLP learns only the rest."
-                if d.ee_slot
-                else ""
-            )
-            + (
-                f" The MLP also reads contact features: the offsets of "
-                f"{', '.join(d.state_relative)} from {d.ee_slot} in every context frame and "
-                "their last one-step motion."
-                if d.state_relative
-                else ""
-            )
-            + (
-                f" The positions {', '.join(d.keypoints)} of every state are also drawn as "
-                "Gaussian blobs on the token grid through the front camera's projection and "
-                "read with the frames."
-                if d.keypoint_channels
-                else ""
-            )
-            if d.state_track
-            else " Reward and success are the task's functions of the probe's state."
-        ),
+        "reads the 36-d task state from a latent." + _state_track_text(d),
         "",
         f"- Data: {', '.join(p.name for p in paths)} (MuJoCo tabletop, scripted expert at "
         f"several noise levels); {train.n_frames} training frames in {len(train.starts)} "

@@ -215,7 +215,8 @@ def test_train_dynamics_command_releases_and_resumes(latent_data, tmp_path, caps
     assert wm.task == "push" and wm.sampler == "euler" and wm.sampler_steps == 1
     config = json.loads((out / "release" / "config.json").read_text())
     assert config["steps"] == 4 and "psnr_next" in config["metrics"]
-    assert "Diffusion world model" in (out / "release" / "card.md").read_text()
+    card = (out / "release" / "card.md").read_text()
+    assert "Diffusion world model" in card and "The planar motion of cube comes from" in card
     # Training stats travel with the weights: the latents are standardised with them.
     assert not torch.equal(wm.dynamics.latent_std, torch.ones(16))
     # The end-effector integrator reads the actions' physical range from the store.
