@@ -1,10 +1,12 @@
 """Does the world model rank policies the way MuJoCo does?
 
     python benchmarks/policy_eval.py [--quick] [--out DIR] [--suite YAML] [--backends ...]
+        [--diffusion-checkpoint DIR] [--ar-checkpoint DIR]
 
 Every policy of the suite (``benchmarks/policy_suite.yaml``: scripted experts at five noise
 levels, behaviour cloning at three checkpoints, CEM-MPC, random) runs N episodes from the
-same initial states in MuJoCo and in each world-model backend (the shipped checkpoints).
+same initial states in MuJoCo and in each world-model backend (the shipped checkpoints, or
+the releases given; the CEM planner imagines with the diffusion backend's model).
 Writes ``DIR/policy_eval.json``: per backend ``pearson``, ``spearman``, ``mmrv``,
 ``n_policies`` over the whole suite and under ``subsets`` (without the planner; the
 privileged-state policies only), and per policy the success rate with its 95% Wilson
@@ -85,10 +87,14 @@ def subset_agreement(per_policy: dict, backend: str) -> dict:
     return scores
 
 
-def evaluate_suite(suite: dict, episodes: int, backends: list[str]) -> dict:
-    """Run the suite; the JSON-ready results."""
+def evaluate_suite(
+    suite: dict, episodes: int, backends: list[str], checkpoints: dict | None = None
+) -> dict:
+    """Run the suite; the JSON-ready results. ``checkpoints`` maps a backend to the release
+    it runs instead of its shipped one."""
     task = suite["task"]
-    world_models = {b: env_world_model(task, None, b, None) for b in backends}
+    checkpoints = checkpoints or {}
+    world_models = {b: env_world_model(task, checkpoints.get(b), b, None) for b in backends}
     seeds = initial_seeds(int(suite["seed"]), episodes)
     mujoco = mujoco_vector_env(task, episodes)
     frames, states, _ = initial_states(mujoco, seeds)
@@ -106,6 +112,7 @@ def evaluate_suite(suite: dict, episodes: int, backends: list[str]) -> dict:
     finally:
         mujoco.close()
     results = {"task": task, "episodes": episodes, "seed": suite["seed"], "backends": backends}
+    results["checkpoints"] = {b: str(wm.source) for b, wm in world_models.items()}
     results["policies"] = per_policy
     for backend in backends:
         results[backend] = agreement(per_policy, backend)
@@ -126,7 +133,10 @@ def markdown(results: dict) -> str:
         rows.append(cells)
     header = ["policy", *[f"success {w} (95% CI)" for w in worlds]]
     header += [f"return {w}" for w in worlds]
-    text = f"{results['episodes']} episodes per policy and world, task {results['task']}\n\n"
+    text = f"{results['episodes']} episodes per policy and world, task {results['task']}"
+    if checkpoints := results.get("checkpoints"):
+        text += "; checkpoints: " + ", ".join(f"{b} `{c}`" for b, c in checkpoints.items())
+    text += "\n\n"
     text += markdown_table(header, rows) + "\n\n"
     stats = [
         [b, results[b]["n_policies"], results[b]["pearson"], results[b]["spearman"]]
@@ -183,12 +193,19 @@ def main() -> None:
     parser.add_argument("--suite", type=Path, default=SUITE)
     parser.add_argument("--episodes", type=int, default=None, help="override the suite's")
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
+    for backend in BACKENDS:
+        parser.add_argument(
+            f"--{backend}-checkpoint", type=Path, default=None, help="default: the shipped one"
+        )
     args = parser.parse_args()
+    checkpoints = {b: getattr(args, f"{b}_checkpoint") for b in BACKENDS}
+    if missing := [b for b, path in checkpoints.items() if path and b not in args.backends]:
+        parser.error(f"a checkpoint is given for {missing}, which --backends leaves out")
     torch.manual_seed(0)
     suite = OmegaConf.to_container(OmegaConf.load(args.suite))
     episodes = args.episodes or suite["quick_episodes" if args.quick else "episodes"]
     start = time.perf_counter()
-    results = evaluate_suite(suite, episodes, args.backends)
+    results = evaluate_suite(suite, episodes, args.backends, checkpoints)
     results["seconds"] = round(time.perf_counter() - start, 1)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "policy_eval.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -203,3 +203,23 @@ def test_policy_eval_report_scores_each_backend(policy_eval, tmp_path):
     assert table.count("\n| diffusion |") == 1 and table.count("\n| ar |") == 1
     assert policy_eval.plot(results, tmp_path / "policy_eval.png").stat().st_size > 1000
     json.dumps(results)
+
+
+def test_policy_eval_runs_a_given_checkpoint(policy_eval, tiny_world_model_dir):
+    suite = {"task": "push", "seed": 1, "policies": [{"kind": "random"}, {"kind": "scripted"}]}
+    checkpoints = {"diffusion": tiny_world_model_dir}
+    results = policy_eval.evaluate_suite(suite, 2, ["diffusion"], checkpoints)
+    assert results["checkpoints"] == {"diffusion": str(tiny_world_model_dir)}
+    assert set(results["policies"]) == {"random", "scripted-0"}
+    for entry in results["policies"].values():
+        assert 0.0 <= entry["diffusion"]["success_rate"] <= 1.0
+    assert results["diffusion"]["n_policies"] == 2
+    json.dumps(results)
+
+
+def test_policy_eval_refuses_a_checkpoint_for_a_backend_it_skips(policy_eval, monkeypatch, capsys):
+    argv = ["policy_eval.py", "--backends", "diffusion", "--ar-checkpoint", "somewhere"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit):
+        policy_eval.main()
+    assert "checkpoint is given for ['ar'], which --backends leaves out" in capsys.readouterr().err
