@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 from cosmos_env.eval.media import markdown_table
+from cosmos_env.machine import machine_info
 
 COLUMNS = (
     "backend (decoder)",
@@ -103,7 +104,10 @@ def write(records: list[dict], fidelity: dict, speed: dict, out: Path) -> str:
         + "\n"
     )
     out.mkdir(parents=True, exist_ok=True)
-    (out / "backends.json").write_text(json.dumps(records, indent=2) + "\n")
+    # The machine blocks of the two runs these rows come from, beside the rows themselves.
+    machines = {"fidelity": fidelity.get("machine"), "env_speed": speed.get("machine")}
+    result = {"machine": machine_info(), "source_machines": machines, "records": records}
+    (out / "backends.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "backends.md").write_text(text)
     return text
 

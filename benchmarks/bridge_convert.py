@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from cosmos_env.eval.media import markdown_table
+from cosmos_env.machine import machine_info
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "data" / "converters" / "bridge_fixtures.py"
@@ -148,7 +149,8 @@ def main() -> None:
         start = time.perf_counter()
         write_source(work / "src" / "first", small)
         write_source(work / "src" / "rest", large - small)
-        results: dict = {"frames_per_trajectory": FRAMES, "source_image": [SIZE, SIZE]}
+        results: dict = {"machine": machine_info(), "frames_per_trajectory": FRAMES}
+        results["source_image"] = [SIZE, SIZE]
         results["image_size"], results["write_seconds"] = IMAGE_SIZE, time.perf_counter() - start
         for n, src in ((small, work / "src" / "first"), (large, work / "src")):
             results[f"convert_{n}"] = run_child(src, work / f"store_{n}.zarr")

@@ -3,7 +3,7 @@ and 64 sub-envs against one MuJoCo tabletop process, measured in the same run, w
 achieved GFLOP/s of a 64-env world-model step beside the machine's matmul rates.
 
     python benchmarks/env_speed.py [--quick] [--out DIR] [--checkpoints NAME_OR_DIR ...]
-                                   [--sampler-steps N] [--threads N]
+                                   [--sampler-steps N] [--threads N] [--amp SETTING ...]
 
 - ``mujoco_fps``: steps/s of one ``TabletopEnv('push')`` process stepping random actions
   and rendering every step (64x64), measured by ``gt_env_speed.env_frames_per_s`` (the
@@ -25,6 +25,13 @@ achieved GFLOP/s of a 64-env world-model step beside the machine's matmul rates.
   share of tokens both drew alike (1.0 = identical; the two paths sum in different orders,
   so a near-tie between two levels can rarely flip, and the rest of the frame follows it).
 
+- ``precision.<setting>.<backend>``: the same frames/s at each batch size with ``amp``
+  forced on (``true``), off (``false``) and ``auto`` (the envs' default: bf16 autocast
+  only where the CPU has it natively), measured interleaved in one run; each entry says
+  what its setting resolved to. ``--amp`` picks the settings (default all three; ``auto``
+  alone with ``--quick``, which then skips this section). The main entries above run
+  ``auto``; ``machine`` says which CPU it was.
+
 Writes DIR/env_speed.json and DIR/env_speed.md. Timings mean something only on an
 otherwise idle machine; ``loadavg_1min`` records how busy it was at the start.
 """
@@ -33,8 +40,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -46,6 +51,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from cosmos_env.dynamics.release import WorldModel, load_world_model, shipped_world_models
 from cosmos_env.envs.vector_env import WorldModelVectorEnv
 from cosmos_env.eval.media import markdown_table
+from cosmos_env.machine import machine_info, machine_line, set_torch_threads
+from cosmos_env.precision import amp_words, bf16_support, describe_amp, resolve_amp
 
 BATCHES = (1, 16, 64)
 
@@ -94,11 +101,28 @@ def vector_env_fps(env: WorldModelVectorEnv, seconds: float, warmup: int = 2) ->
     return {"fps": env.num_envs * steps / elapsed, "steps": steps, "step_s": elapsed / steps}
 
 
+def precision_speeds(
+    wm: WorldModel, settings: list[str], sampler_steps: int | None, seconds: float, mujoco_fps
+) -> dict:
+    """frames/s of the vector env at each batch size under each ``amp`` setting, the
+    settings interleaved batch by batch so that a drift in machine load hits all alike."""
+    result = {s: {"bf16_autocast": resolve_amp(s)} for s in settings}
+    for n in BATCHES:
+        for setting in settings:
+            env = WorldModelVectorEnv(
+                num_envs=n, world_model=wm, sampler_steps=sampler_steps, amp=setting
+            )
+            fps = vector_env_fps(env, seconds)["fps"]
+            result[setting] |= {f"fps_b{n}": fps, f"ratio_b{n}": fps / mujoco_fps}
+            env.close()
+    return result
+
+
 def world_model_speed(
     wm: WorldModel, sampler_steps: int | None, seconds: float, mujoco_fps: float
 ) -> dict:
     """frames/s of the vector env at each batch size, and FLOPs of the largest one's step."""
-    result: dict = {"checkpoint": str(wm.source), "amp": True}
+    result: dict = {"checkpoint": str(wm.source), "amp": describe_amp("auto")}
     if wm.discrete:  # the other decoder, and the KV cache against recomputing
         other = "autoregressive" if wm.sampler == "parallel" else "parallel"
         alt = {}
@@ -184,15 +208,37 @@ def _table(results: dict) -> str:
         notes.append(
             f"{backend} step at {b} sub-envs: {d[f'gflop_per_step_b{b}']:.2f} GFLOP "
             f"({d[f'mflop_per_frame_b{b}']:.1f} MFLOP/frame), {d[f'gflops_b{b}']:.1f} GFLOP/s "
-            "achieved (bf16 autocast)."
+            f"achieved ({amp_words(d['amp'])})."
         )
     table = markdown_table(["env", "sub-envs", "frames/s", "vs MuJoCo (1 process)"], rows)
-    return (
-        f"{table}\n\n{' '.join(notes)} Matmul 2048^2: "
-        f"{results['matmul_gflops_fp32']:.1f} GFLOP/s fp32, {results['matmul_gflops_bf16']:.1f} "
-        f"GFLOP/s bf16 (same run). Torch threads: {results['torch_threads']}; 1-min load "
-        f"average at start: {results['loadavg_1min']:.2f} (timings assume an idle machine).\n"
+    m = results["machine"]
+    text = (
+        f"{table}\n\n{' '.join(notes)} Matmul: {results['matmul_gflops_fp32']:.1f} GFLOP/s fp32 "
+        f"(2048^2), {results['matmul_gflops_bf16']:.1f} GFLOP/s bf16 "
+        f"({results['matmul_bf16_size']}^2), same run. {machine_line(m)} 1-min load average "
+        f"at start {m['loadavg_1min']:.2f} (timings assume an idle machine).\n"
     )
+    if "precision" in results:
+        text += "\n" + _precision_table(results) + "\n"
+    return text
+
+
+def _precision_table(results: dict) -> str:
+    """frames/s per amp setting and batch size, and how far ``auto`` is from the faster of
+    forced on and forced off (1.00 = as fast)."""
+    precision, rows = results["precision"], []
+    for backend in results["backends"]:
+        for n in BATCHES:
+            fps = {s: precision[s][backend][f"fps_b{n}"] for s in precision}
+            row = [backend, n] + [fps[s] for s in precision]
+            if {"auto", "true", "false"} <= fps.keys():
+                row.append(fps["auto"] / max(fps["true"], fps["false"]))
+            rows.append(row)
+    resolved = {s: precision[s]["bf16_autocast"] for s in precision}
+    head = [f"amp={s} ({'bf16' if on else 'fp32'}) frames/s" for s, on in resolved.items()]
+    if {"auto", "true", "false"} <= resolved.keys():
+        head.append("auto / faster of true, false")
+    return "Precision, same run:\n\n" + markdown_table(["backend", "sub-envs", *head], rows)
 
 
 def main() -> None:
@@ -213,30 +259,44 @@ def main() -> None:
         "--threads",
         type=int,
         default=0,
-        help="torch threads (default: torch's choice, one per core); 1 keeps timings sane "
-        "when another job holds the cores",
+        help="torch threads (default: one per usable core); 1 keeps timings sane when "
+        "another job holds the cores",
+    )
+    parser.add_argument(
+        "--amp",
+        nargs="+",
+        choices=["auto", "true", "false"],
+        default=None,
+        help="amp settings timed side by side (default: true false auto; auto alone with "
+        "--quick, which skips the precision section)",
     )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_torch_threads(args.threads)
     torch.manual_seed(0)
     # Load every model first: a bad checkpoint fails before anything is timed.
     models = [load_world_model(c) for c in args.checkpoints or shipped_world_models("push")]
-    results: dict = {
-        "quick": args.quick,
-        "machine": platform.processor() or platform.machine(),
-        "torch_threads": torch.get_num_threads(),
-        "loadavg_1min": os.getloadavg()[0],
-    }
+    settings = args.amp or (["auto"] if args.quick else ["true", "false", "auto"])
+    results: dict = {"quick": args.quick, "machine": machine_info()}
     results["mujoco_fps"] = env_frames_per_s(1, 500 if args.quick else 3000, 64)
     results["matmul_gflops_fp32"] = matmul_gflops(torch.float32)
-    results["matmul_gflops_bf16"] = matmul_gflops(torch.bfloat16)
+    # Emulated bf16 runs under 1 GFLOP/s: a 2048^2 matmul would take 20 s there.
+    results["matmul_bf16_size"] = 2048 if bf16_support().native else 512
+    results["matmul_gflops_bf16"] = matmul_gflops(torch.bfloat16, results["matmul_bf16_size"])
     seconds = 3.0 if args.quick else 15.0
     results["backends"] = [wm.backend for wm in models]
     for wm in models:
         speed = world_model_speed(wm, args.sampler_steps, seconds, results["mujoco_fps"])
         results[wm.backend] = speed
+    if settings != ["auto"]:
+        results["precision"] = {s: {} for s in settings}
+        for wm in models:
+            speeds = precision_speeds(
+                wm, settings, args.sampler_steps, seconds, results["mujoco_fps"]
+            )
+            for s in settings:
+                results["precision"][s]["bf16_autocast"] = speeds[s].pop("bf16_autocast")
+                results["precision"][s][wm.backend] = speeds[s]
     table = _table(results)
     (args.out / "env_speed.json").write_text(json.dumps(results, indent=2))
     (args.out / "env_speed.md").write_text(table)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from cosmos_env.eval.media import markdown_table
 from cosmos_env.eval.policy_ranking import wilson_interval
+from cosmos_env.machine import default_workers, machine_info, share_cores
 
 NOISE_LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
 TASKS = ("push", "pick_place")
@@ -48,9 +49,10 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     episodes = 20 if args.quick else 100
     jobs = [(task, noise, episodes) for task in TASKS for noise in NOISE_LEVELS]
-    with mp.get_context("spawn").Pool(2) as pool:
+    workers = default_workers(len(jobs))
+    with mp.get_context("spawn").Pool(workers, share_cores, (workers,)) as pool:
         outcomes = pool.map(_success_rate, jobs)
-    results: dict = {"episodes": episodes}
+    results: dict = {"machine": machine_info(), "episodes": episodes}
     rows = []
     for task, noise, wins in outcomes:
         low, high = wilson_interval(wins, episodes)

@@ -1,7 +1,7 @@
 """World-model fidelity against MuJoCo on held-out episodes, open loop, every backend.
 
     python benchmarks/fidelity.py [--quick] [--out DIR] [--checkpoints NAME_OR_PATH ...]
-        [--episodes N] [--seed S] [--sweep-steps]
+        [--episodes N] [--seed S] [--sweep-steps] [--amp auto|true|false]
 
 Fresh MuJoCo push episodes (scripted expert at noise 0.3, seed 9999: no training store
 uses it) are cut into 16-step windows starting at frames 0, 8, 16, 24 and 32; each world
@@ -16,7 +16,9 @@ Writes fidelity.json (per backend over all starts, e.g. ``diffusion.psnr_h16`` b
 ``ar.psnr_h16``, with per-horizon curves; each start alone under
 ``<backend>.by_start.<start>``; the AR model's other decoder under
 ``ar.decoders.<sampler>``), fidelity.md and fidelity.png. ``--sweep-steps`` also scores
-the diffusion sampler with 1, 2 and 3 steps (``diffusion.sweep.<steps>``).
+the diffusion sampler with 1, 2 and 3 steps (``diffusion.sweep.<steps>``). ``--amp``
+sets bf16 autocast (default ``auto``: where the CPU has it natively; ``false`` scores the
+releases in float32); ``amp`` and ``machine`` record what ran.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ import numpy as np
 from cosmos_env.dynamics.release import load_world_model, shipped_world_models
 from cosmos_env.eval import report
 from cosmos_env.eval.compare import HELD_OUT_SEED, compare, simulate, summarise, window
+from cosmos_env.machine import machine_info, machine_line
+from cosmos_env.precision import AmpSetting, amp_words, describe_amp
 
 TASK, POLICY, NOISE, HORIZON = "push", "scripted", 0.3, 16
 STARTS = (0, 8, 16, 24, 32)  # episodes last 50 steps: every window fits
@@ -50,13 +54,13 @@ def _label(entry: dict) -> str:
     return f"{entry['sampler']}, {entry['sampler_steps']} step(s)"
 
 
-def _over_starts(wm, full, seed: int, sampler: str, steps: int) -> dict:
+def _over_starts(wm, full, seed: int, sampler: str, steps: int, amp: AmpSetting) -> dict:
     """One sampler setting scored on every start's window; curves averaged over starts
     (each start has the same episodes), summary recomputed from them."""
     results = {}
     for start in STARTS:
         truth, history = window(full, start, HORIZON, wm.dynamics.cfg.context)
-        results[start] = compare(wm, truth, seed, sampler, steps, history=history)[0]
+        results[start] = compare(wm, truth, seed, sampler, steps, amp, history)[0]
     first = results[STARTS[0]]
     per_horizon = {
         k: [float(x) for x in np.mean([r["per_horizon"][k] for r in results.values()], axis=0)]
@@ -73,42 +77,44 @@ def _over_starts(wm, full, seed: int, sampler: str, steps: int) -> dict:
     entry["by_start"] = {str(s): r["summary"] for s, r in results.items()}
     if getattr(wm.dynamics.cfg, "state_track", False):
         truth, history = window(full, 0, HORIZON, wm.dynamics.cfg.context)
-        probe_start = compare(
-            wm, truth, seed, sampler, steps, history=history, true_initial_states=False
-        )[0]
+        probe_start = compare(wm, truth, seed, sampler, steps, amp, history, False)[0]
         entry["frames_only_start0"] = probe_start["summary"]
     return entry
 
 
-def _score_backend(wm, full, seed: int, sweep: bool) -> dict:
+def _score_backend(wm, full, seed: int, sweep: bool, amp: AmpSetting) -> dict:
     """The default sampler's entry; the AR model also scores its other decoder under
     ``decoders.<sampler>`` (MaskGIT-style parallel vs token by token), the diffusion
     model with ``sweep`` sampler steps 1-3 under ``sweep.<steps>``."""
-    main = _over_starts(wm, full, seed, wm.sampler, wm.sampler_steps)
+    main = _over_starts(wm, full, seed, wm.sampler, wm.sampler_steps, amp)
     main["checkpoint"] = str(wm.source)
     main["parameters"] = sum(p.numel() for p in wm.dynamics.parameters())
     if wm.discrete:
         other = "autoregressive" if wm.sampler == "parallel" else "parallel"
-        alt = _over_starts(wm, full, seed, other, wm.sampler_steps)
+        alt = _over_starts(wm, full, seed, other, wm.sampler_steps, amp)
         main["decoders"] = {other: alt}
     elif sweep:
         default = dict(main)  # a copy: fidelity.json cannot hold main inside itself
         main["sweep"] = {
             str(n): default
             if n == wm.sampler_steps
-            else _over_starts(wm, full, seed, wm.sampler, n)
+            else _over_starts(wm, full, seed, wm.sampler, n, amp)
             for n in SWEEP_STEPS
         }
     return main
 
 
-def run(checkpoints: list[str], episodes: int, seed: int, sweep: bool) -> dict:
+def run(
+    checkpoints: list[str], episodes: int, seed: int, sweep: bool, amp: AmpSetting = "auto"
+) -> dict:
     """Every score of the benchmark, as fidelity.json holds them: one entry per backend
     (``diffusion``, ``ar``), all on the same simulated episodes."""
     models = [load_world_model(c) for c in checkpoints]
     size = models[0].image_size
     full = simulate(TASK, POLICY, NOISE, episodes, max(STARTS) + HORIZON, seed, size)
     results = {
+        "machine": machine_info(),
+        "amp": describe_amp(amp),
         "task": TASK,
         "policy": POLICY,
         "noise": NOISE,
@@ -120,7 +126,7 @@ def run(checkpoints: list[str], episodes: int, seed: int, sweep: bool) -> dict:
     }
     for wm in models:
         backend = wm.backend
-        results[backend] = _score_backend(wm, full, seed, sweep)
+        results[backend] = _score_backend(wm, full, seed, sweep, amp)
         results["backends"].append(backend)
     return results
 
@@ -146,7 +152,8 @@ def write(results: dict, out: Path) -> str:
         f"World models vs MuJoCo, {results['task']}: {results['held_out_episodes']} held-out "
         f"episodes (seed {results['seed']}), scripted expert at noise {results['noise']}, open "
         f"loop for {results['horizon']} steps from frames {results['starts']} (the frames "
-        "before each start as context). `h16` columns are at h = 16.",
+        "before each start as context). `h16` columns are at h = 16. Precision: "
+        f"{amp_words(results['amp'])}. {machine_line(results['machine'])}",
         report.summary_table(rows, "model (sampler, steps)"),
     ]
     for backend in results["backends"]:
@@ -184,11 +191,11 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=None, help="default 64 (8 with --quick)")
     parser.add_argument("--seed", type=int, default=HELD_OUT_SEED)
     parser.add_argument("--sweep-steps", action="store_true", help="also sampler steps 1, 2, 3")
+    parser.add_argument("--amp", default="auto", choices=["auto", "true", "false"])
     args = parser.parse_args()
     episodes = args.episodes or (8 if args.quick else 64)
-    results = run(
-        args.checkpoints or shipped_world_models(TASK), episodes, args.seed, args.sweep_steps
-    )
+    checkpoints = args.checkpoints or shipped_world_models(TASK)
+    results = run(checkpoints, episodes, args.seed, args.sweep_steps, args.amp)
     print(write(results, args.out))
 
 

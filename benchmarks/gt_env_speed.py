@@ -1,6 +1,7 @@
-"""Ground-truth env speed: step + render frames/s of the tabletop MuJoCo env in one and in
-two processes, and the throughput of `generate` (200 scripted episodes, 2 workers) with the
-store's bytes per frame against raw uint8.
+"""Ground-truth env speed: step + render frames/s of the tabletop MuJoCo env in one process
+and in one process per usable core, and the throughput of `generate` (200 scripted
+episodes, its default worker count: one per core) with the store's bytes per frame against
+raw uint8.
 
     python benchmarks/gt_env_speed.py [--quick] [--out DIR]
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -22,12 +22,20 @@ import numpy as np
 from cosmos_env.config import GenerateConfig, WorldConfig
 from cosmos_env.eval.media import markdown_table
 from cosmos_env.generate import generate
+from cosmos_env.machine import (
+    default_workers,
+    machine_info,
+    machine_line,
+    share_cores,
+    usable_cores,
+)
 
 
-def _env_worker(args: tuple[int, int, int, object]) -> tuple[float, float, int]:
+def _env_worker(args: tuple[int, int, int, object, int]) -> tuple[float, float, int]:
     from cosmos_env.sim.tabletop_env import TabletopEnv
 
-    steps, image_size, seed, barrier = args
+    steps, image_size, seed, barrier, processes = args
+    share_cores(processes)
     env = TabletopEnv(task="push", image_size=image_size, terminate_on_success=False)
     rng = np.random.default_rng(seed)
     actions = rng.uniform(-1, 1, (steps, 7)).astype(np.float32)
@@ -50,7 +58,7 @@ def env_frames_per_s(processes: int, steps: int, image_size: int) -> float:
     with ctx.Manager() as manager:
         barrier = manager.Barrier(processes)
         with ctx.Pool(processes) as pool:
-            jobs = [(steps, image_size, 100 * i, barrier) for i in range(processes)]
+            jobs = [(steps, image_size, 100 * i, barrier, processes) for i in range(processes)]
             results = pool.map(_env_worker, jobs)
     start = min(r[0] for r in results)
     end = max(r[1] for r in results)
@@ -66,20 +74,21 @@ def main() -> None:
     steps = 500 if args.quick else 3000
     episodes = 20 if args.quick else 200
 
-    results: dict = {"quick": args.quick, "machine": platform.processor() or platform.machine()}
+    results: dict = {"quick": args.quick, "machine": machine_info()}
+    cores = results["processes"] = usable_cores()
     results["frames_per_s_1proc"] = env_frames_per_s(1, steps, 64)
-    results["frames_per_s_2proc"] = env_frames_per_s(2, steps, 64)
+    results["frames_per_s_all_cores"] = env_frames_per_s(cores, steps, 64)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = GenerateConfig(
             world=WorldConfig(),
             task="push",
             noise=0.3,
             episodes=episodes,
-            workers=2,
             out=str(Path(tmp) / "push.zarr"),
         )
         summary = generate(cfg)
     results["generate"] = {
+        "workers": default_workers(episodes),
         "episodes": summary["episodes"],
         "frames": summary["frames"],
         "steps_per_episode": summary["frames"] // summary["episodes"] - 1,
@@ -88,15 +97,15 @@ def main() -> None:
         "raw_bytes_per_frame": summary["raw_bytes_per_frame"],
         "compression_ratio": summary["raw_bytes_per_frame"] / summary["bytes_per_frame"],
     }
-    gen = results["generate"]
+    gen, all_cores = results["generate"], results["frames_per_s_all_cores"]
     table = markdown_table(
         ["measure", "value"],
         [
             ["env step+render, 1 process (frames/s, 64x64)", results["frames_per_s_1proc"]],
-            ["env step+render, 2 processes (frames/s, 64x64)", results["frames_per_s_2proc"]],
-            ["2-process speed-up", results["frames_per_s_2proc"] / results["frames_per_s_1proc"]],
+            [f"env step+render, {cores} processes (frames/s, 64x64)", all_cores],
+            [f"{cores}-process speed-up", all_cores / results["frames_per_s_1proc"]],
             [
-                f"generate {gen['episodes']} push episodes, 2 workers (frames/s)",
+                f"generate {gen['episodes']} push episodes, {gen['workers']} workers (frames/s)",
                 gen["frames_per_s"],
             ],
             ["store bytes per frame (rgb, compressed)", gen["bytes_per_frame"]],
@@ -105,6 +114,7 @@ def main() -> None:
         ],
     )
     (args.out / "gt_env_speed.json").write_text(json.dumps(results, indent=2))
+    table += f"\n\n{machine_line(results['machine'])}"
     (args.out / "gt_env_speed.md").write_text(table + "\n")
     print(table)
 

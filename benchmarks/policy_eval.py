@@ -28,6 +28,8 @@ from omegaconf import OmegaConf
 from cosmos_env.envs.core import env_world_model
 from cosmos_env.eval.media import markdown_table
 from cosmos_env.eval.policy_ranking import mmrv, pearson, spearman, wilson_interval
+from cosmos_env.machine import machine_info, machine_line
+from cosmos_env.precision import AmpSetting, amp_words, describe_amp
 from policies.evaluate import (
     EpisodeResults,
     initial_seeds,
@@ -88,10 +90,14 @@ def subset_agreement(per_policy: dict, backend: str) -> dict:
 
 
 def evaluate_suite(
-    suite: dict, episodes: int, backends: list[str], checkpoints: dict | None = None
+    suite: dict,
+    episodes: int,
+    backends: list[str],
+    checkpoints: dict | None = None,
+    amp: AmpSetting = "auto",
 ) -> dict:
     """Run the suite; the JSON-ready results. ``checkpoints`` maps a backend to the release
-    it runs instead of its shipped one."""
+    it runs instead of its shipped one; ``amp`` is the world-model envs' setting."""
     task = suite["task"]
     checkpoints = checkpoints or {}
     world_models = {b: env_world_model(task, checkpoints.get(b), b, None) for b in backends}
@@ -105,7 +111,7 @@ def evaluate_suite(
             entry = {"spec": dict(spec)}
             entry["mujoco"] = outcome(run_in_mujoco(policy, mujoco, seeds, task, POLICY_SEED))
             for backend, wm in world_models.items():
-                run = run_in_world_model(policy, wm, frames, states, task, POLICY_SEED)
+                run = run_in_world_model(policy, wm, frames, states, task, POLICY_SEED, amp=amp)
                 entry[backend] = outcome(run)
             per_policy[policy.name] = entry
             print(policy.name, {k: v["success_rate"] for k, v in entry.items() if k != "spec"})
@@ -136,6 +142,8 @@ def markdown(results: dict) -> str:
     text = f"{results['episodes']} episodes per policy and world, task {results['task']}"
     if checkpoints := results.get("checkpoints"):
         text += "; checkpoints: " + ", ".join(f"{b} `{c}`" for b, c in checkpoints.items())
+    if "amp" in results:  # what main() ran; evaluate_suite alone leaves both out
+        text += f". World models: {amp_words(results['amp'])}. {machine_line(results['machine'])}"
     text += "\n\n"
     text += markdown_table(header, rows) + "\n\n"
     stats = [
@@ -197,6 +205,12 @@ def main() -> None:
         parser.add_argument(
             f"--{backend}-checkpoint", type=Path, default=None, help="default: the shipped one"
         )
+    parser.add_argument(
+        "--amp",
+        default="auto",
+        choices=["auto", "true", "false"],
+        help="bf16 autocast of the world-model envs (auto: where the CPU has it natively)",
+    )
     args = parser.parse_args()
     checkpoints = {b: getattr(args, f"{b}_checkpoint") for b in BACKENDS}
     if missing := [b for b, path in checkpoints.items() if path and b not in args.backends]:
@@ -205,7 +219,8 @@ def main() -> None:
     suite = OmegaConf.to_container(OmegaConf.load(args.suite))
     episodes = args.episodes or suite["quick_episodes" if args.quick else "episodes"]
     start = time.perf_counter()
-    results = evaluate_suite(suite, episodes, args.backends, checkpoints)
+    results = {"machine": machine_info(), "amp": describe_amp(args.amp)}
+    results |= evaluate_suite(suite, episodes, args.backends, checkpoints, args.amp)
     results["seconds"] = round(time.perf_counter() - start, 1)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "policy_eval.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -33,6 +33,7 @@ from cosmos_env.config import GenerateConfig, load_config  # noqa: E402
 from cosmos_env.eval.media import markdown_table, write_png  # noqa: E402
 from cosmos_env.eval.metrics import psnr, ssim, to_unit  # noqa: E402
 from cosmos_env.generate import generate  # noqa: E402
+from cosmos_env.machine import machine_info
 from cosmos_env.tokenizer.data import load_clips  # noqa: E402
 from cosmos_env.tokenizer.release import decode_frames, encode_frames, load_tokenizer  # noqa: E402
 
@@ -43,7 +44,7 @@ def held_out_frames(directory: Path, episodes: int) -> np.ndarray:
     """uint8 (N, 64, 64, 3) frames of fresh push and pick-place episodes at noise 0.3."""
     for task in ("push", "pick_place"):
         overrides = [f"out={directory / f'{task}.zarr'}", f"task={task}", "noise=0.3"]
-        overrides += [f"episodes={episodes}", f"seed={HELD_OUT_SEED}", "workers=2"]
+        overrides += [f"episodes={episodes}", f"seed={HELD_OUT_SEED}"]
         generate(load_config("generate", GenerateConfig, overrides))
     return load_clips(directory, "train", 1, val_fraction=0.0)[:, 0]
 
@@ -134,7 +135,8 @@ def main() -> None:
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         frames = held_out_frames(Path(tmp), episodes=8 if args.quick else 40)
-    results: dict = {"held_out_frames": len(frames), "matmul_gflops": matmul_gflops()}
+    results: dict = {"machine": machine_info(), "held_out_frames": len(frames)}
+    results["matmul_gflops"] = matmul_gflops()
     curve = jpeg_curve(frames)
     results["jpeg_curve"] = curve
     samples = [frames[:: max(1, len(frames) // 6)][:6]]

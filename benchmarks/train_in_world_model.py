@@ -24,6 +24,7 @@ from cosmos_env.config import GenerateConfig, SynthesizeConfig, load_config
 from cosmos_env.eval.media import markdown_table
 from cosmos_env.eval.policy_ranking import wilson_interval
 from cosmos_env.generate import generate
+from cosmos_env.machine import machine_info
 from policies.bc import BCPolicy
 from policies.evaluate import initial_seeds, mujoco_vector_env, run_in_mujoco
 from policies.train_bc import load_train_bc_config, train_bc
@@ -77,7 +78,8 @@ def main() -> None:
     data_episodes, steps, eval_episodes = (60, 1000, 16) if args.quick else (200, 3000, 50)
     work = args.out / "train_in_world_model"
     start = time.perf_counter()
-    results: dict = {"backend": args.backend, "data_episodes": data_episodes}
+    results: dict = {"machine": machine_info(), "backend": args.backend}
+    results["data_episodes"] = data_episodes
     results |= {"bc_steps": steps, "eval_episodes": eval_episodes}
     for name, kind in (("mujoco_trained", "mujoco"), ("world_model_trained", args.backend)):
         store = record(kind, work / f"{kind}-push.zarr", data_episodes, args.backend)

@@ -4,13 +4,14 @@ overrides, then validate against the dataclass so that unknown keys and wrong ty
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from cosmos_env.dynamics.autoregressive.config import ARConfig
 from cosmos_env.dynamics.config import DynamicsConfig
+from cosmos_env.precision import resolve_amp
 from cosmos_env.tokenizer.config import TokenizerConfig
 
 T = TypeVar("T")
@@ -31,7 +32,7 @@ class GenerateConfig:
     noise: float = 0.0
     episodes: int = 200
     out: str = "outputs/data/tabletop-push.zarr"
-    workers: int = 2
+    workers: int = 0  # 0: one process per usable core (at most one per episode)
     seed: int = 0
     image_size: int = 64
     env_id: str | None = None
@@ -84,7 +85,7 @@ class TrainTokenizerConfig:
     grad_weight: float = 0.5  # image-gradient (structural) loss
     mse_weight: float = 10.0
     temporal_weight: float = 0.5  # temporal-difference loss (video only)
-    amp: bool = True  # bfloat16 autocast on the CPU: ~1.4x faster steps
+    amp: Any = "auto"  # "auto" | true | false: bf16 autocast ("auto": where the CPU has it)
     eval_every: int = 500
     save_every: int = 500
     eval_frames: int = 256
@@ -122,7 +123,7 @@ class TrainDynamicsConfig:
     early_steps: int = 16
     unroll_fraction: float = 0.0  # share of batches predicted from the model's own last frame
     state_batch: int = 0  # extra state-only windows per step for the state track (0: none)
-    amp: bool = True  # bfloat16 autocast on the CPU
+    amp: Any = "auto"  # "auto" | true | false: bf16 autocast ("auto": where the CPU has it)
     sampler: str = "euler"  # the release's default sampler and steps
     sampler_steps: int = 1
     eval_every: int = 500
@@ -156,7 +157,7 @@ class TrainARConfig:
     probe_weight: float = 1.0
     early_fraction: float = 0.25  # share of each batch from the first early_steps of episodes
     early_steps: int = 16
-    amp: bool = True  # bfloat16 autocast on the CPU
+    amp: Any = "auto"  # "auto" | true | false: bf16 autocast ("auto": where the CPU has it)
     sampler: str = "parallel"  # the release's default decoder: parallel | autoregressive
     sampler_steps: int = 8  # MaskGIT passes per frame (parallel)
     eval_every: int = 500
@@ -203,7 +204,7 @@ class RetrainConfig:
     pick_place_noise: list[float] = field(default_factory=lambda: [0.0, 0.3, 0.6])
     tokenizer_minutes: float = 20.0
     dynamics_minutes: float = 30.0
-    workers: int = 2
+    workers: int = 0  # generate's processes; 0: one per usable core
     seed: int = 0
 
 
@@ -227,7 +228,10 @@ def load_config(
         key, value = override.split("=", 1)
         OmegaConf.update(raw, key, value, force_add=False)
     merged = OmegaConf.merge(OmegaConf.structured(schema), raw)  # unknown keys raise here
-    return OmegaConf.to_object(merged)
+    cfg = OmegaConf.to_object(merged)
+    if hasattr(cfg, "amp"):
+        resolve_amp(cfg.amp)  # "auto" | true | false, checked before any work starts
+    return cfg
 
 
 @dataclass
@@ -242,7 +246,7 @@ class CompareConfig:
     start: int = 0  # first compared frame; > 0 gives the world model real context frames
     sampler: str | None = None  # None: the checkpoint's default
     sampler_steps: int | None = None
-    amp: bool = True  # bfloat16 autocast, as the world-model envs run
+    amp: Any = "auto"  # "auto" | true | false: bf16 autocast ("auto": where the CPU has it)
     seed: int = 9999  # held out: the training stores use small seeds (0-6)
     video_episodes: int = 4
     upscale: int = 4

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from cosmos_env.config import GenerateConfig, SynthesizeConfig
 from cosmos_env.data.store import EpisodeStore, IncompleteStoreError, StoreError
+from cosmos_env.machine import default_workers, share_cores
 from cosmos_env.sim.recorder import EpisodeRecorder, action_spec_of, features_for
 from cosmos_env.sim.tasks import get_task
 
@@ -115,6 +116,11 @@ def _init_worker(cfg: GenerateConfig) -> None:
     )
 
 
+def _init_pool_worker(cfg: GenerateConfig, workers: int) -> None:
+    share_cores(workers)  # torch and llvmpipe threads: this worker's share of the cores
+    _init_worker(cfg)
+
+
 def _run_episode(index: int) -> tuple[dict[str, np.ndarray], str, str]:
     from cosmos_env.sim.experts import ScriptedExpert
 
@@ -190,25 +196,29 @@ def _open_or_create(cfg: GenerateConfig) -> EpisodeStore:
 def generate(cfg: GenerateConfig) -> dict:
     """Write ``cfg.episodes`` episodes to ``cfg.out``; return a summary with frames/s."""
     _check_policy(cfg)
-    if cfg.episodes < 1 or cfg.workers < 1:
-        raise ValueError(f"need episodes >= 1 and workers >= 1, got {cfg.episodes}, {cfg.workers}")
+    if cfg.episodes < 1 or cfg.workers < 0:
+        raise ValueError(
+            f"need episodes >= 1 and workers >= 0 (0: one per core), got {cfg.episodes}, "
+            f"{cfg.workers}"
+        )
     store = _open_or_create(cfg)
     todo = range(store.n_episodes, cfg.episodes)
+    workers = cfg.workers or default_workers(len(todo))
     start = time.perf_counter()
     frames = 0
     desc = "synthesize" if isinstance(cfg, SynthesizeConfig) else "generate"
     with tqdm(total=cfg.episodes, initial=store.n_episodes, desc=desc, unit="ep") as bar:
-        if cfg.workers == 1:
+        if workers == 1:
             _init_worker(cfg)
             results = map(_run_episode, todo)
         else:
-            pool = mp.get_context("spawn").Pool(cfg.workers, _init_worker, (cfg,))
+            pool = mp.get_context("spawn").Pool(workers, _init_pool_worker, (cfg, workers))
             results = pool.imap(_run_episode, todo, chunksize=1)
         for episode, instruction, source in results:
             store.append_episode(episode, instruction, source)
             frames += len(episode["rgb"])
             bar.update()
-        if cfg.workers > 1:
+        if workers > 1:
             pool.close()
             pool.join()
     elapsed = time.perf_counter() - start

@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 
 from cosmos_env import checkpoint
+from cosmos_env.machine import set_torch_threads, usable_cores
+from cosmos_env.precision import AmpSetting, amp_text, resolve_amp
 
 
 def budget_lr(
@@ -49,6 +51,15 @@ def file_logger(name: str, out: Path) -> logging.Logger:
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
         log.addHandler(handler)
     return log
+
+
+def fit_machine(threads: int, amp: AmpSetting, log: logging.Logger) -> bool:
+    """Torch threads for this machine (``threads``, or 0 for the usable cores) and the
+    resolved bf16 autocast choice of ``amp``, both written to the log; returns the latter."""
+    count = set_torch_threads(threads)
+    enabled = resolve_amp(amp)
+    log.info("%d torch threads on %d usable cores; %s", count, usable_cores(), amp_text(amp))
+    return enabled
 
 
 def resume_training(

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from cosmos_env.dynamics.release import WorldModel
 from cosmos_env.envs.vector_env import WorldModelVectorEnv
 from cosmos_env.generate import episode_seed
+from cosmos_env.precision import AmpSetting
 from cosmos_env.sim.tabletop_env import TabletopEnv
 from cosmos_env.sim.tasks import get_task
 from policies.base import Policy
@@ -104,9 +105,10 @@ def run_in_world_model(
     env_seed: int = 0,
     steps: int | None = None,
     sampler_steps: int | None = None,
+    amp: AmpSetting = "auto",
 ) -> EpisodeResults:
     """``policy`` in a world-model vector env whose rows start from MuJoCo's initial
-    ``frames`` uint8 (N, H, W, 3) and true ``states`` (N, S)."""
+    ``frames`` uint8 (N, H, W, 3) and true ``states`` (N, S); ``amp`` as the env takes it."""
     steps = steps or get_task(task).max_episode_steps
     env = WorldModelVectorEnv(
         len(frames),
@@ -116,6 +118,7 @@ def run_in_world_model(
         reset_source="frames",
         terminate_on_success=False,
         max_episode_steps=steps,
+        amp=amp,
     )
     try:
         obs, info = env.reset(seed=env_seed, options={"frames": frames, "states": states})

@@ -26,6 +26,7 @@ from cosmos_env import checkpoint
 from cosmos_env.config import load_config
 from cosmos_env.data.store import EpisodeStore, StoreError
 from cosmos_env.dynamics.data import select_stores, store_action_spec
+from cosmos_env.machine import set_torch_threads
 from cosmos_env.sim import state_layout as sl
 from cosmos_env.training import budget_lr, file_logger, optimise
 from policies.bc import KIND, PROPRIO_SLOTS, BCConfig, BCNet, frames_to_unit, proprio_from_states
@@ -310,11 +311,10 @@ def train_bc(cfg: TrainBCConfig) -> dict:
     check_config(cfg)
     data = _prepare(cfg)
     train, val = data["train"], data["val"]
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     log = file_logger("train_bc", out)
+    set_torch_threads(cfg.threads)
     net, opt = _build(cfg, train)
     log.info("config %s", asdict(cfg))
     log.info(

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cosmos_env.machine import machine_info
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -55,6 +57,8 @@ def test_fidelity_report_lists_backends_decoders_and_sweep(fidelity, tmp_path):
     ar = entry("parallel", 8, 25.0)
     ar["decoders"] = {"autoregressive": entry("autoregressive", 8, 26.0)}
     results = {
+        "machine": machine_info(),
+        "amp": {"requested": False, "bf16_autocast": False, "reason": "set explicitly"},
         "task": "push",
         "noise": 0.3,
         "horizon": 2,
@@ -72,6 +76,7 @@ def test_fidelity_report_lists_backends_decoders_and_sweep(fidelity, tmp_path):
         if line.startswith("| diffusion (") or line.startswith("| ar (")
     ]
     assert len(rows) == 4  # diffusion at 1 (default) and 2 steps; ar parallel and token by token
+    assert "bf16 autocast off (amp=False: set explicitly)" in text and "Machine: " in text
     assert sum("default" in row for row in rows) == 2
     saved = json.loads((tmp_path / "fidelity.json").read_text())
     assert saved["ar"]["decoders"]["autoregressive"]["psnr_h1"] == 26.0
@@ -89,8 +94,12 @@ def load_benchmark(name: str):
     return module
 
 
+AUTO = {"requested": "auto", "bf16_autocast": False, "reason": "x86 CPU capability AVX2"}
+
+
 def speed_entry(sampler: str, fps: float) -> dict:
-    return {"checkpoint": f"/x/{sampler}", "sampler": sampler, "sampler_steps": 8} | {
+    entry = {"checkpoint": f"/x/{sampler}", "sampler": sampler, "sampler_steps": 8, "amp": AUTO}
+    return entry | {
         k: v
         for n in (1, 16, 64)
         for k, v in ((f"fps_b{n}", fps * n), (f"ratio_b{n}", fps * n / 500.0))
@@ -120,11 +129,11 @@ def speed_results() -> dict:
         },
     }
     return {
+        "machine": machine_info(),
         "mujoco_fps": 500.0,
         "matmul_gflops_fp32": 200.0,
-        "matmul_gflops_bf16": 800.0,
-        "torch_threads": 2,
-        "loadavg_1min": 0.1,
+        "matmul_gflops_bf16": 0.8,
+        "matmul_bf16_size": 512,
         "backends": ["diffusion", "ar"],
         "diffusion": diffusion,
         "ar": ar,
@@ -136,6 +145,22 @@ def test_env_speed_table_has_both_ar_decoders_and_the_kv_cache_figure():
     rows = [line for line in text.splitlines() if line.startswith("| ar (")]
     assert len(rows) == 6  # parallel and token by token at batch 1, 16, 64
     assert "12.0x faster at batch 1" in text and "100.00% at batch 1, 99.50% at 16" in text
+    assert "bf16 autocast off (amp=auto: x86 CPU capability AVX2)" in text
+    assert "Precision" not in text  # a run of "auto" alone has no precision table
+
+
+def test_env_speed_precision_table_compares_auto_with_the_faster_setting():
+    results = speed_results()
+    fps = {"true": 10.0, "false": 50.0, "auto": 49.0}
+    results["precision"] = {
+        s: {"bf16_autocast": s == "true"}
+        | {b: {f"fps_b{n}": v * n for n in (1, 16, 64)} for b in results["backends"]}
+        for s, v in fps.items()
+    }
+    text = load_benchmark("env_speed")._table(results)
+    rows = [line for line in text.splitlines() if line.startswith("| diffusion | ")]
+    assert len(rows) == 3 and all(row.endswith("| 0.980 |") for row in rows)
+    assert "amp=false (fp32) frames/s" in text and "amp=true (bf16) frames/s" in text
 
 
 def test_backend_table_has_one_row_per_backend_and_decoder(tmp_path):
@@ -160,7 +185,9 @@ def test_backend_table_has_one_row_per_backend_and_decoder(tmp_path):
     assert records[2]["psnr_h1"] == 26.0 and records[2]["fps_b64"] == 128.0
     text = backends.write(records, fidelity, speed_results(), tmp_path)
     assert text.count("| ar (") == 2 and "| diffusion (euler x1) |" in text
-    assert json.loads((tmp_path / "backends.json").read_text())[1]["parameters"] == 1000
+    saved = json.loads((tmp_path / "backends.json").read_text())
+    assert saved["records"][1]["parameters"] == 1000 and saved["machine"]["usable_cores"] >= 1
+    assert saved["source_machines"]["env_speed"] == speed_results()["machine"]
 
 
 def test_backend_table_refuses_reports_of_different_checkpoints():

@@ -25,6 +25,7 @@ from cosmos_env.dynamics.data import WindowBatcher, load_latent_episodes, select
 from cosmos_env.dynamics.evaluate import evaluate_dynamics
 from cosmos_env.dynamics.model import LatentDynamics
 from cosmos_env.dynamics.release import load_world_model, save_world_model
+from cosmos_env.machine import set_torch_threads
 from cosmos_env.training import budget_lr, file_logger, optimise
 
 TRACK_PREFIXES = ("state_dynamics.", "frame_head.")
@@ -107,11 +108,10 @@ def _card(old_card: str, cfg: RefitStateConfig, model, before, after, wall) -> s
 def refit_state_track(cfg: RefitStateConfig) -> dict:
     """Train the state track of ``cfg.world_model`` anew; release to ``cfg.out/release``
     and return the held-out scores before and after."""
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     log = file_logger("refit_state", out)
+    set_torch_threads(cfg.threads)
     log.info("config %s", asdict(cfg))
     world = load_world_model(cfg.world_model)
     if world.discrete:

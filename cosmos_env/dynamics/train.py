@@ -26,11 +26,13 @@ from cosmos_env.dynamics.data import (
 from cosmos_env.dynamics.evaluate import evaluate_dynamics
 from cosmos_env.dynamics.model import LatentDynamics
 from cosmos_env.dynamics.release import release_training_run
+from cosmos_env.precision import amp_text, autocast
 from cosmos_env.sim.tasks import get_task
 from cosmos_env.tokenizer.release import load_tokenizer
 from cosmos_env.training import (
     budget_lr,
     file_logger,
+    fit_machine,
     optimise,
     resume_training,
     save_training,
@@ -104,8 +106,8 @@ def _card(cfg: TrainDynamicsConfig, paths, train: LatentEpisodes, steps, wall, m
         f"- Training: {steps} steps at batch {cfg.batch_size} ({cfg.early_fraction:.0%} of each "
         f"batch from the first {cfg.early_steps} steps of episodes), AdamW lr {cfg.lr} cosine, "
         f"EMA {cfg.ema_decay}, log-normal sigmas (P_mean {d.p_mean}, P_std {d.p_std}), context "
-        f"noise up to {d.context_noise}, action dropout {d.action_dropout}, bf16 autocast "
-        f"{cfg.amp}"
+        f"noise up to {d.context_noise}, action dropout {d.action_dropout}, "
+        f"{amp_text(cfg.amp)}"
         + (f", {cfg.state_batch} extra state-track windows per step" if cfg.state_batch else "")
         + f"; wall time {wall / 60:.1f} min on {torch.get_num_threads()} CPU threads",
         f"- Sampler: {cfg.sampler}, {cfg.sampler_steps} step(s) on the Karras schedule "
@@ -119,12 +121,14 @@ def _card(cfg: TrainDynamicsConfig, paths, train: LatentEpisodes, steps, wall, m
     return "\n".join(lines) + "\n"
 
 
-def _unrolled_batch(model, batcher: WindowBatcher, cfg: TrainDynamicsConfig, rng, gen) -> dict:
+def _unrolled_batch(
+    model, batcher: WindowBatcher, cfg: TrainDynamicsConfig, rng, gen, amp: bool
+) -> dict:
     """A batch whose last context latent is the model's own one-step prediction (no
     gradient through it), so training sees the errors an open-loop rollout feeds back."""
     b = batcher.sample_unrolled(cfg.batch_size, rng)
     states = torch.cat([b["context_states"], b["next_state"][:, None]], dim=1)  # (B, K+1, S)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp):
+    with autocast(amp):
         first = model.predict_next(b["context"], b["actions"], gen, 1, "euler", states=states)
     return {
         "context": torch.cat([b["context"][:, 1:], first.float()[:, None]], dim=1),
@@ -137,12 +141,11 @@ def _unrolled_batch(model, batcher: WindowBatcher, cfg: TrainDynamicsConfig, rng
 
 def train_dynamics(cfg: TrainDynamicsConfig) -> dict:
     """Train, release to ``cfg.out/release`` and return the held-out metrics."""
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     get_task(cfg.task)  # fail fast on an unknown task
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     log = file_logger("train_dynamics", out)
+    amp = fit_machine(cfg.threads, cfg.amp, log)
     tokenizer = load_tokenizer(cfg.tokenizer)
     if tokenizer.cfg.code_channels != cfg.dynamics.latent_channels:
         raise ValueError(
@@ -201,12 +204,12 @@ def train_dynamics(cfg: TrainDynamicsConfig) -> dict:
     while step < cfg.steps and (time.perf_counter() - start) < cfg.max_minutes * 60:
         model.train()
         if rng.random() < cfg.unroll_fraction:
-            batch = _unrolled_batch(model, batcher, cfg, rng, gen)
+            batch = _unrolled_batch(model, batcher, cfg, rng, gen, amp)
         else:
             batch = batcher.sample(cfg.batch_size, rng, cfg.early_fraction, cfg.early_steps)
         for group in opt.param_groups:
             group["lr"] = _lr(cfg, step, elapsed)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp):
+        with autocast(amp):
             losses = model.losses(**batch, generator=gen)
         total = losses["diffusion"] + cfg.probe_weight * losses["probe"]
         total = total + losses.get("state", 0.0)

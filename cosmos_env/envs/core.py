@@ -18,6 +18,8 @@ from cosmos_env.envs.resets import (
     check_states,
     held_out_first_frames,
 )
+from cosmos_env.machine import set_torch_threads
+from cosmos_env.precision import AmpSetting, autocast, resolve_amp
 from cosmos_env.sim.tasks import get_task
 
 
@@ -63,7 +65,7 @@ class WorldModelCore:
         sampler_steps: int | None,
         reset_source: str,
         store: str | None,
-        amp: bool,
+        amp: AmpSetting,
     ) -> None:
         if reset_source not in RESET_SOURCES:
             raise ValueError(f"reset_source {reset_source!r} unknown; choose from {RESET_SOURCES}")
@@ -74,7 +76,8 @@ class WorldModelCore:
         self.sampler = sampler or world_model.sampler
         self.sampler_steps = int(sampler_steps or world_model.sampler_steps)
         self.reset_source = reset_source
-        self.amp = amp
+        self.amp = resolve_amp(amp)  # "auto": bf16 only where the CPU has it natively
+        set_torch_threads()  # no more threads than usable cores
         size, cfg = world_model.image_size, world_model.dynamics.cfg
         self.image_size, self.state_dim = size, cfg.state_dim
         self.frames = np.zeros((num_envs, size, size, 3), np.uint8)
@@ -136,7 +139,7 @@ class WorldModelCore:
     def step(self, actions: np.ndarray, generator: torch.Generator) -> None:
         """Advance every row by its action (N, A) float32 in [-1, 1]."""
         action = torch.from_numpy(actions)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.amp):
+        with autocast(self.amp):
             latent, state = step_context(
                 self.wm.dynamics, self.context, action, generator, self.sampler_steps, self.sampler
             )

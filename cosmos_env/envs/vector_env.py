@@ -15,6 +15,7 @@ from gymnasium.vector.utils import batch_space
 from cosmos_env.dynamics.release import WorldModel
 from cosmos_env.envs.core import WorldModelCore, env_world_model
 from cosmos_env.envs.world_model_env import torch_generator
+from cosmos_env.precision import AmpSetting
 from cosmos_env.sim.action_check import validate_action
 from cosmos_env.sim.tabletop_world import BRIDGE_ACTION_SPEC
 
@@ -58,7 +59,7 @@ class WorldModelVectorEnv(VectorEnv):
         terminate_on_success: bool = True,
         max_episode_steps: int | None = None,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
-        amp: bool = True,
+        amp: AmpSetting = "auto",
         render_mode: str | None = "rgb_array",
         world_model: WorldModel | None = None,
     ) -> None:

@@ -12,6 +12,7 @@ from gymnasium import spaces
 
 from cosmos_env.dynamics.release import WorldModel
 from cosmos_env.envs.core import WorldModelCore, env_world_model
+from cosmos_env.precision import AmpSetting
 from cosmos_env.sim import state_layout as sl
 from cosmos_env.sim.action_check import validate_action
 from cosmos_env.sim.tabletop_world import BRIDGE_ACTION_SPEC
@@ -47,6 +48,11 @@ class WorldModelEnv(gym.Env):
     and MuJoCo resets start the state track from the true state; caller frames without
     states start it from the probe's reading. Same seed and actions give the same frames.
 
+    ## Precision
+    ``amp="auto"`` (default) runs the dynamics under bf16 autocast only where the CPU has
+    bf16 natively (``cosmos_env.precision``), float32 elsewhere; ``True`` / ``False`` force
+    it. ``env.unwrapped.core.amp`` holds the resolved choice.
+
     ## Episode end
     Terminated on success when ``terminate_on_success``; truncated by the registered
     ``max_episode_steps`` (the MuJoCo task's time limit).
@@ -66,7 +72,7 @@ class WorldModelEnv(gym.Env):
         store: str | None = None,
         sparse_reward: bool = False,
         terminate_on_success: bool = True,
-        amp: bool = True,
+        amp: AmpSetting = "auto",
         render_mode: str | None = "rgb_array",
         world_model: WorldModel | None = None,
     ) -> None:

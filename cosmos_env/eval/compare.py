@@ -26,6 +26,7 @@ from cosmos_env.dynamics.rollout import rollout
 from cosmos_env.eval import report
 from cosmos_env.eval.metrics import position_errors_cm, psnr, ssim, to_unit
 from cosmos_env.generate import episode_seed
+from cosmos_env.precision import AmpSetting, autocast, describe_amp, resolve_amp
 from cosmos_env.sim.experts import ScriptedExpert
 from cosmos_env.sim.tabletop_env import TabletopEnv
 from cosmos_env.sim.tasks import TASKS
@@ -174,7 +175,7 @@ def predict(
     seed: int,
     sampler: str,
     steps: int,
-    amp: bool = True,
+    amp: AmpSetting = "auto",
     history: History | None = None,
     true_initial_states: bool = True,
 ) -> Predictions:
@@ -198,7 +199,7 @@ def predict(
         initial_states = np.concatenate([history.states, initial_states], axis=1)
     start_states = torch.from_numpy(initial_states).float() if true_initial_states else None
     actions = torch.from_numpy(truth.actions)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+    with autocast(resolve_amp(amp)):
         warm = (wm.dynamics, initial, actions[:, :1], torch.Generator(), steps, sampler, past)
         rollout(*warm, start_states)
         generator = torch.Generator().manual_seed(seed)
@@ -274,7 +275,7 @@ def compare(
     seed: int,
     sampler: str,
     steps: int,
-    amp: bool = True,
+    amp: AmpSetting = "auto",
     history: History | None = None,
     true_initial_states: bool = True,
 ) -> tuple[dict, Predictions]:
@@ -288,7 +289,8 @@ def compare(
         "mujoco_frames_per_s": n_frames / truth.seconds,
         "world_model_frames_per_s_batched": n_frames / pred.seconds,
     }
-    result = {"sampler": sampler, "sampler_steps": steps, "summary": summarise(per_horizon)}
+    result = {"sampler": sampler, "sampler_steps": steps, "amp": describe_amp(amp)}
+    result["summary"] = summarise(per_horizon)
     return result | {"per_horizon": per_horizon, "timing": timing}, pred
 
 

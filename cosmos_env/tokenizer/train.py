@@ -16,12 +16,14 @@ from tqdm import tqdm
 
 from cosmos_env.config import TrainTokenizerConfig
 from cosmos_env.eval.metrics import psnr, ssim, to_unit
+from cosmos_env.precision import amp_text, autocast
 from cosmos_env.tokenizer.data import load_clips, store_paths
 from cosmos_env.tokenizer.model import Tokenizer
 from cosmos_env.tokenizer.release import save_tokenizer
 from cosmos_env.training import (
     budget_lr,
     file_logger,
+    fit_machine,
     optimise,
     resume_training,
     save_training,
@@ -92,7 +94,7 @@ def _card(
         f"{cfg.val_fraction})\n"
         f"{rate}"
         f"- Training: {steps} steps at batch {cfg.batch_size}, AdamW lr {cfg.lr} cosine, EMA "
-        f"{cfg.ema_decay}, bf16 autocast {cfg.amp}; wall time {wall / 60:.1f} min on "
+        f"{cfg.ema_decay}, {amp_text(cfg.amp)}; wall time {wall / 60:.1f} min on "
         f"{torch.get_num_threads()} CPU threads\n"
         f"- Held-out metrics (EMA weights): PSNR {metrics['psnr']:.2f} dB, "
         f"SSIM {metrics['ssim']:.4f}\n"
@@ -103,11 +105,10 @@ def _card(
 
 def train_tokenizer(cfg: TrainTokenizerConfig) -> dict:
     """Train, release to ``cfg.out`` and return the held-out metrics."""
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     log = file_logger("train_tokenizer", out)
+    amp = fit_machine(cfg.threads, cfg.amp, log)
     tok_cfg = cfg.tokenizer
     if tok_cfg.is_video and (cfg.clip_frames - 1) % tok_cfg.temporal_factor:
         raise ValueError(f"clip_frames must be 1 + k*{tok_cfg.temporal_factor} for {tok_cfg.name}")
@@ -146,7 +147,7 @@ def train_tokenizer(cfg: TrainTokenizerConfig) -> dict:
         video = to_unit(torch.from_numpy(train_clips[idx])).transpose(1, 2)  # (B, 3, T, H, W)
         for group in opt.param_groups:
             group["lr"] = _lr(cfg, step, elapsed)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp):
+        with autocast(amp):
             recon, _ = model(video)
         losses = reconstruction_loss(recon.float(), video, cfg)
         optimise(opt, losses["total"], model)

@@ -53,6 +53,7 @@ def test_training_lowers_the_loss_and_releases(store_dir, tmp_path):
     result = train_tokenizer(_train_cfg(store_dir, tmp_path / "run", steps=40, lr=3e-3))
     log = (tmp_path / "run" / "train.log").read_text()
     assert "finished: 40 steps" in log
+    assert "torch threads on" in log and "bf16 autocast off (amp=False: set explicitly)" in log
     losses = [
         float(line.split("loss ")[1].split()[0]) for line in log.splitlines() if " loss " in line
     ]
@@ -60,7 +61,8 @@ def test_training_lowers_the_loss_and_releases(store_dir, tmp_path):
     release = tmp_path / "run" / "release"
     config = json.loads((release / "config.json").read_text())
     assert config["tokenizer"]["channels"] == [8, 16] and config["steps"] == 40
-    assert "PSNR" in (release / "card.md").read_text()
+    card = (release / "card.md").read_text()
+    assert "PSNR" in card and "bf16 autocast off (amp=False" in card
     model = load_tokenizer(release)
     assert not model.training and len(model.checksum) == 12
     if len(losses) >= 1:

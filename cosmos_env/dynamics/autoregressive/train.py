@@ -25,12 +25,14 @@ from cosmos_env.dynamics.data import (
     select_stores,
 )
 from cosmos_env.dynamics.release import release_training_run
+from cosmos_env.precision import amp_text, autocast
 from cosmos_env.sim.tasks import get_task
 from cosmos_env.tokenizer.model import Tokenizer
 from cosmos_env.tokenizer.release import load_tokenizer
 from cosmos_env.training import (
     budget_lr,
     file_logger,
+    fit_machine,
     optimise,
     resume_training,
     save_training,
@@ -119,7 +121,7 @@ def _card(cfg: TrainARConfig, paths, train: LatentEpisodes, n_params, steps, wal
         f"batch from the first {cfg.early_steps} steps of episodes), AdamW lr {cfg.lr} cosine, "
         f"weight decay {cfg.weight_decay}, EMA {cfg.ema_decay}, z-loss {d.z_loss}, MaskGIT "
         f"weight {cfg.parallel_weight} (masked fraction cosine in [{d.mask_prob_min}, "
-        f"{d.mask_prob_max}]), bf16 autocast {cfg.amp}; wall time {wall / 60:.1f} min on "
+        f"{d.mask_prob_max}]), {amp_text(cfg.amp)}; wall time {wall / 60:.1f} min on "
         f"{torch.get_num_threads()} CPU threads",
         f"- Default decoder: {cfg.sampler}"
         + (f", {cfg.sampler_steps} MaskGIT passes per frame" if cfg.sampler == "parallel" else ""),
@@ -134,14 +136,13 @@ def _card(cfg: TrainARConfig, paths, train: LatentEpisodes, n_params, steps, wal
 
 def train_ar(cfg: TrainARConfig) -> dict:
     """Train, release to ``cfg.out/release`` and return the held-out metrics."""
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     get_task(cfg.task)  # fail fast on an unknown task
     if cfg.sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {cfg.sampler!r}")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     log = file_logger("train_ar", out)
+    amp = fit_machine(cfg.threads, cfg.amp, log)
     tokenizer, paths, train, val = _load_data(cfg)
     batcher = TokenWindowBatcher(train, cfg.dynamics.context)
     torch.manual_seed(cfg.seed)
@@ -179,7 +180,7 @@ def train_ar(cfg: TrainARConfig) -> dict:
         batch = batcher.sample(cfg.batch_size, rng, cfg.early_fraction, cfg.early_steps)
         for group in opt.param_groups:
             group["lr"] = _lr(cfg, step, elapsed)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp):
+        with autocast(amp):
             losses = model.losses(**batch, generator=gen)
         optimise(opt, _total(losses, cfg), model)
         update_ema(ema, model, step, cfg.ema_decay)
