@@ -102,19 +102,32 @@ def vector_env_fps(env: WorldModelVectorEnv, seconds: float, warmup: int = 2) ->
 
 
 def precision_speeds(
-    wm: WorldModel, settings: list[str], sampler_steps: int | None, seconds: float, mujoco_fps
+    wm: WorldModel,
+    settings: list[str],
+    sampler_steps: int | None,
+    seconds: float,
+    mujoco_fps: float,
+    rounds: int = 5,
 ) -> dict:
-    """frames/s of the vector env at each batch size under each ``amp`` setting, the
-    settings interleaved batch by batch so that a drift in machine load hits all alike."""
+    """frames/s of the vector env at each batch size under each ``amp`` setting: ``rounds``
+    short timings per setting, the settings taking turns (in a rotating order) so that a
+    drift in machine load hits all alike; the median, and every round's figure, which
+    show the noise."""
     result = {s: {"bf16_autocast": resolve_amp(s)} for s in settings}
     for n in BATCHES:
-        for setting in settings:
-            env = WorldModelVectorEnv(
-                num_envs=n, world_model=wm, sampler_steps=sampler_steps, amp=setting
-            )
-            fps = vector_env_fps(env, seconds)["fps"]
-            result[setting] |= {f"fps_b{n}": fps, f"ratio_b{n}": fps / mujoco_fps}
-            env.close()
+        envs = {
+            s: WorldModelVectorEnv(num_envs=n, world_model=wm, sampler_steps=sampler_steps, amp=s)
+            for s in settings
+        }
+        runs: dict[str, list[float]] = {s: [] for s in settings}
+        for r in range(rounds):
+            for setting in settings[r % len(settings) :] + settings[: r % len(settings)]:
+                runs[setting].append(vector_env_fps(envs[setting], seconds / rounds)["fps"])
+        for setting, fps in runs.items():
+            median = float(np.median(fps))
+            result[setting] |= {f"fps_b{n}": median, f"ratio_b{n}": median / mujoco_fps}
+            result[setting][f"fps_rounds_b{n}"] = fps
+            envs[setting].close()
     return result
 
 
@@ -223,22 +236,36 @@ def _table(results: dict) -> str:
     return text
 
 
+def _fps_cell(entry: dict, n: int) -> str:
+    """Median frames/s, with the rounds' range where they were recorded."""
+    rounds = entry.get(f"fps_rounds_b{n}")
+    spread = f" [{min(rounds):.0f}-{max(rounds):.0f}]" if rounds else ""
+    return f"{entry[f'fps_b{n}']:.1f}{spread}"
+
+
 def _precision_table(results: dict) -> str:
-    """frames/s per amp setting and batch size, and how far ``auto`` is from the faster of
-    forced on and forced off (1.00 = as fast)."""
+    """frames/s per amp setting and batch size; with all three settings, ``auto`` over the
+    faster of forced on and off (1.00: as fast) and over its twin, the forced setting that
+    runs the same path (how far two timings of the same code differ: the noise)."""
     precision, rows = results["precision"], []
+    resolved = {s: precision[s]["bf16_autocast"] for s in precision}
+    full = {"auto", "true", "false"} <= resolved.keys()
     for backend in results["backends"]:
         for n in BATCHES:
-            fps = {s: precision[s][backend][f"fps_b{n}"] for s in precision}
-            row = [backend, n] + [fps[s] for s in precision]
-            if {"auto", "true", "false"} <= fps.keys():
-                row.append(fps["auto"] / max(fps["true"], fps["false"]))
+            entries = {s: precision[s][backend] for s in precision}
+            row = [backend, n] + [_fps_cell(entries[s], n) for s in precision]
+            if full:
+                fps = {s: e[f"fps_b{n}"] for s, e in entries.items()}
+                twin = "true" if resolved["auto"] else "false"
+                row += [fps["auto"] / max(fps["true"], fps["false"]), fps["auto"] / fps[twin]]
             rows.append(row)
-    resolved = {s: precision[s]["bf16_autocast"] for s in precision}
     head = [f"amp={s} ({'bf16' if on else 'fp32'}) frames/s" for s, on in resolved.items()]
-    if {"auto", "true", "false"} <= resolved.keys():
-        head.append("auto / faster of true, false")
-    return "Precision, same run:\n\n" + markdown_table(["backend", "sub-envs", *head], rows)
+    if full:
+        head += ["auto / faster of true, false", "auto / same path forced (noise)"]
+    return (
+        "Precision, same run (median of the rounds, their range in brackets):\n\n"
+        + markdown_table(["backend", "sub-envs", *head], rows)
+    )
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ COMMANDS = {
     "retrain": "reproduce the shipped push world model from nothing: data, tokenizer, dynamics",
     "convert": "bring robot data into a store: convert bridge|onex SRC DST",
     "export": "write a store for other tools: export lerobot STORE DST | minari STORE ID",
+    "machine": "what this machine has and what the defaults chose: cores, threads, bf16",
 }
 
 
@@ -108,6 +109,12 @@ def main(argv: list[str] | None = None) -> int:
         from cosmos_env.data.cli import convert_command, export_command
 
         (convert_command if command == "convert" else export_command)(overrides)
+        return 0
+    if command == "machine":
+        from cosmos_env.machine import machine_info
+        from cosmos_env.precision import describe_amp
+
+        print(json.dumps(machine_info() | {"amp_auto": describe_amp("auto")}, indent=2))
         return 0
     if command == "retrain":
         from cosmos_env.config import RetrainConfig, load_config

@@ -69,10 +69,12 @@ def _best_seconds(a: torch.Tensor, repeats: int) -> float:
     return best
 
 
-def bf16_from_timing(size: int = 256, repeats: int = 3) -> Bf16Support:
+def bf16_from_timing(size: int = 512, repeats: int = 2) -> Bf16Support:
     """A one-off timing: bf16 counts as native when a ``size``^2 bf16 matmul is faster than
-    the float32 one (autocast also pays for casts, so merely equal speed is a loss).
-    About 0.1 s where bf16 is emulated, a few ms where it is not."""
+    the float32 one (autocast also pays for casts, so merely equal speed is a loss). At
+    512^2 the arithmetic, not thread start-up, sets the time (at 256^2 an emulated bf16
+    matmul here timed as fast as fp32); about 0.4 s where bf16 is emulated, 10 ms where
+    it is not."""
     a = torch.randn(size, size, generator=torch.Generator().manual_seed(0))
     fp32 = _best_seconds(a, repeats)
     bf16 = _best_seconds(a.bfloat16(), repeats)

@@ -157,9 +157,11 @@ def test_env_speed_precision_table_compares_auto_with_the_faster_setting():
         | {b: {f"fps_b{n}": v * n for n in (1, 16, 64)} for b in results["backends"]}
         for s, v in fps.items()
     }
+    results["precision"]["false"]["diffusion"]["fps_rounds_b1"] = [48.0, 50.0, 53.0]
     text = load_benchmark("env_speed")._table(results)
     rows = [line for line in text.splitlines() if line.startswith("| diffusion | ")]
-    assert len(rows) == 3 and all(row.endswith("| 0.980 |") for row in rows)
+    assert rows[0].startswith("| diffusion | 1 | 10.0 | 50.0 [48-53] | 49.0 |")
+    assert len(rows) == 3 and all(row.endswith("| 0.980 | 0.980 |") for row in rows)
     assert "amp=false (fp32) frames/s" in text and "amp=true (bf16) frames/s" in text
 
 

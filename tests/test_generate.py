@@ -90,3 +90,14 @@ def test_gym_world_records_with_random_policy(tmp_path):
 def test_bad_generate_settings(tmp_path, overrides, message):
     with pytest.raises(ValueError, match=message):
         generate(_cfg(tmp_path, **overrides))
+
+
+def test_workers_zero_means_one_per_core_and_negative_is_refused(tmp_path, monkeypatch):
+    import cosmos_env.generate as gen
+
+    asked = []
+    monkeypatch.setattr(gen, "default_workers", lambda jobs: asked.append(jobs) or 1)
+    summary = generate(_cfg(tmp_path / "auto", workers=0))
+    assert asked == [3] and summary["episodes"] == 3  # sized to the episodes still to do
+    with pytest.raises(ValueError, match=r"workers >= 0 \(0: one per core\), got 3, -1"):
+        generate(_cfg(tmp_path / "bad", workers=-1))

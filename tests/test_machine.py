@@ -7,6 +7,8 @@ import os
 import torch
 
 from cosmos_env import machine
+from cosmos_env.__main__ import main
+from cosmos_env.precision import bf16_support
 
 
 def test_usable_cores_respect_a_container_quota(monkeypatch):
@@ -80,3 +82,10 @@ def test_the_machine_block_says_what_ran():
     json.dumps(info)
     line = machine.machine_line(info)
     assert info["cpu_model"] in line and info["torch_cpu_capability"] in line
+
+
+def test_the_machine_command_prints_the_block_and_what_auto_chose(capsys):
+    assert main(["machine"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["amp_auto"]["bf16_autocast"] is bf16_support().native
+    assert printed["usable_cores"] == machine.usable_cores()
