@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/fidelity.py $(if $(QUICK),--quick) --out $(OUT)/bench
 	$(PY) benchmarks/env_speed.py $(if $(QUICK),--quick) --out $(OUT)/bench
 	$(PY) benchmarks/bridge_convert.py $(if $(QUICK),--quick) --out $(OUT)/bench
+	$(PY) benchmarks/store_faults.py $(if $(QUICK),--quick) --out $(OUT)/bench
 	$(PY) benchmarks/backends.py --out $(OUT)/bench
 	$(PY) benchmarks/policy_eval.py $(if $(QUICK),--quick) --out $(OUT)/bench
 	$(PY) benchmarks/train_in_world_model.py $(if $(QUICK),--quick) --out $(OUT)/bench

@@ -1,8 +1,14 @@
-"""``python -m cosmos_env <command> [hydra overrides]``."""
+"""``python -m cosmos_env <command> [hydra overrides]``.
+
+A user error (a bad value, a missing or corrupt file, an unknown config key) prints one
+line and exits 2; a bug keeps its traceback. ``--debug`` (or ``HYDRA_FULL_ERROR=1``) shows
+the traceback of user errors too.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -21,12 +27,14 @@ COMMANDS = {
     "retrain": "reproduce the shipped push world model from nothing: data, tokenizer, dynamics",
     "convert": "bring robot data into a store: convert bridge|onex SRC DST",
     "export": "write a store for other tools: export lerobot STORE DST | minari STORE ID",
+    "verify": "check every chunk of a store: verify STORE (exit 1 when something is bad)",
+    "migrate": "copy a store without checksums into a new one with them: migrate SRC DST",
     "machine": "what this machine has and what the defaults chose: cores, threads, bf16",
 }
 
 
 def _usage() -> str:
-    lines = ["usage: python -m cosmos_env <command> [key=value ...]", "", "commands:"]
+    lines = ["usage: python -m cosmos_env [--debug] <command> [key=value ...]", "", "commands:"]
     lines += [f"  {name:10s} {text}" for name, text in COMMANDS.items()]
     return "\n".join(lines)
 
@@ -110,6 +118,14 @@ def main(argv: list[str] | None = None) -> int:
 
         (convert_command if command == "convert" else export_command)(overrides)
         return 0
+    if command == "verify":
+        from cosmos_env.data.cli import verify_command
+
+        return verify_command(overrides)
+    if command == "migrate":
+        from cosmos_env.data.cli import migrate_command
+
+        return migrate_command(overrides)
     if command == "machine":
         from cosmos_env.machine import machine_info
         from cosmos_env.precision import describe_amp
@@ -126,5 +142,32 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+def is_user_error(error: BaseException) -> bool:
+    """Errors that bad input causes (they name the problem), as opposed to bugs."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from cosmos_env.checkpoint import CheckpointError
+    from cosmos_env.data.layout import StoreError
+
+    user = (ValueError, OSError, StoreError, CheckpointError, HydraException)
+    return isinstance(error, (*user, OmegaConfBaseException))
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """``main`` for the command line: user errors as one line on stderr and exit code 2."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("HYDRA_FULL_ERROR") == "1"
+    argv = [a for a in argv if a != "--debug"]
+    try:
+        return main(argv)
+    except Exception as error:
+        if debug or not is_user_error(error):
+            raise
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"error: {message} (--debug shows the traceback)", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

@@ -2,7 +2,9 @@
 atomically; training state as ``.pt`` loaded with ``weights_only=True``.
 
 A save never leaves a half-written release where a good one was: files go to a temporary
-sibling directory that replaces the target only once complete.
+sibling directory that replaces the target only once complete. ``config.json`` records the
+sha256 of every file a loader reads (``"sha256": {"model.safetensors": ..., ...}``), and
+loading checks it, so a file that changed after release is refused, never read wrong.
 """
 
 from __future__ import annotations
@@ -12,17 +14,24 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, save_file
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+WEIGHTS_FILE = "model.safetensors"
+DIGESTS = "sha256"  # config.json's key: file name -> hex sha256 of the file
 
 
 class CheckpointError(Exception):
     """A checkpoint is missing, corrupt, or does not match its config."""
+
+
+class UnverifiedCheckpointWarning(UserWarning):
+    """A release's config.json records no sha256 of a file it loads (an older release)."""
 
 
 def save_release(
@@ -34,25 +43,23 @@ def save_release(
     half: bool = False,
 ) -> Path:
     """Write ``model.safetensors``, ``config.json``, ``card.md`` and any extra ``files``
-    (name -> bytes) to ``directory`` atomically. ``half`` stores floating-point parameters
-    as float16 (buffers stay float32) to halve the file; loading casts them back."""
+    (name -> bytes) to ``directory`` atomically; config.json gains the sha256 of the weights
+    and of every extra file. ``half`` stores floating-point parameters as float16 (buffers
+    stay float32) to halve the file; loading casts them back. A tensor registered under
+    several names (a shared module, tied weights) is stored once."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; a release is meant to be read by all
     try:
-        tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-        if half:
-            params = {name for name, _ in model.named_parameters()}
-            for key in params & set(tensors):
-                if tensors[key].is_floating_point():
-                    tensors[key] = tensors[key].half()
-        save_file(tensors, tmp / "model.safetensors")
+        save_file(_tensors_to_save(model, half), tmp / WEIGHTS_FILE)
+        for name, data in (files or {}).items():
+            (tmp / name).write_bytes(data)
+        digests = {name: file_sha256(tmp / name) for name in [WEIGHTS_FILE, *(files or {})]}
+        config = {**config, DIGESTS: digests}
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         if card:
             (tmp / "card.md").write_text(card)
-        for name, data in (files or {}).items():
-            (tmp / name).write_bytes(data)
         for path in tmp.iterdir():
             path.chmod(0o644)
         if directory.exists():
@@ -67,6 +74,93 @@ def save_release(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return directory
+
+
+def _tensors_to_save(model: torch.nn.Module, half: bool) -> dict[str, torch.Tensor]:
+    """The state dict with each aliased tensor once (safetensors refuses shared memory),
+    on the CPU, parameters in float16 if ``half``."""
+    state = model.state_dict()
+    aliases = _aliases(state)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items() if k not in aliases}
+    if half:
+        params = {name for name, _ in model.named_parameters(remove_duplicate=False)}
+        for key in params & set(tensors):
+            if tensors[key].is_floating_point():
+                tensors[key] = tensors[key].half()
+    return tensors
+
+
+def _aliases(state: dict[str, torch.Tensor]) -> dict[str, str]:
+    """State-dict names that are the very tensor of an earlier name -> that name."""
+    first: dict[tuple, str] = {}
+    aliases = {}
+    for name, t in state.items():
+        if t.numel() == 0:
+            continue
+        key = (t.device, t.data_ptr(), t.dtype, tuple(t.shape), t.stride())
+        if key in first:
+            aliases[name] = first[key]
+        else:
+            first[key] = name
+    return aliases
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of the file at ``path``, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(2**20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_verified(directory: Path, name: str) -> bytes:
+    """The bytes of ``directory/name``, read once and checked against the sha256 that
+    ``config.json`` records: a mismatch is a `CheckpointError` naming the file and both
+    digests; a release that records none (saved before digests) warns and loads."""
+    return _read_checked(Path(directory), name)[0]
+
+
+def _read_checked(directory: Path, name: str) -> tuple[bytes, str]:
+    """`read_verified`, also returning the file's hex sha256."""
+    path = directory / name
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path}: {e}") from e
+    digests = read_config(directory).get(DIGESTS, {})
+    if not isinstance(digests, dict):
+        raise CheckpointError(f"{directory}/config.json: '{DIGESTS}' is not a name -> digest map")
+    expected, actual = digests.get(name), hashlib.sha256(data).hexdigest()
+    if expected is None:
+        warnings.warn(
+            f"{directory}/config.json records no sha256 of {name} (a release saved before "
+            "digests were recorded), so corruption of the file cannot be detected; re-export "
+            "the release, or if you trust the file, record its digest with "
+            f"cosmos_env.checkpoint.record_digests({str(directory)!r}, [{name!r}])",
+            UnverifiedCheckpointWarning,
+            stacklevel=4,
+        )
+    elif actual != expected:
+        raise CheckpointError(
+            f"{path} is corrupt: its sha256 is {actual}, but {directory}/config.json records "
+            f"{expected}. The file changed after release (a broken download, copy or disk, "
+            "or an edit); re-download the checkpoint or re-export it from its training run"
+        )
+    return data, actual
+
+
+def record_digests(directory: Path, names: list[str]) -> dict[str, str]:
+    """Add the sha256 of ``names`` (files in ``directory``) to its ``config.json``, the
+    other entries unchanged; for an older release whose files you trust. Returns the map."""
+    directory = Path(directory)
+    config = read_config(directory)
+    config[DIGESTS] = {**config.get(DIGESTS, {}), **{n: file_sha256(directory / n) for n in names}}
+    tmp = directory / ".config.json.tmp"
+    tmp.write_text(json.dumps(config, indent=2) + "\n")
+    tmp.chmod(0o644)
+    os.replace(tmp, directory / "config.json")
+    return config[DIGESTS]
 
 
 def resolve(name_or_path: str | Path) -> Path:
@@ -92,16 +186,19 @@ def read_config(directory: Path) -> dict[str, Any]:
         raise CheckpointError(f"cannot read {directory}/config.json: {e}") from e
 
 
-def load_weights(directory: Path, model: torch.nn.Module) -> None:
-    """Load ``model.safetensors`` into ``model``; any missing, unexpected or mis-shaped
-    tensor is a `CheckpointError` that says the weights do not match the config."""
-    path = Path(directory) / "model.safetensors"
+def load_weights(directory: Path, model: torch.nn.Module) -> str:
+    """Load ``model.safetensors`` into ``model`` after checking its sha256 (`read_verified`)
+    and return that hex digest; any missing, unexpected or mis-shaped tensor is a
+    `CheckpointError` that says the weights do not match the config."""
+    path = Path(directory) / WEIGHTS_FILE
+    data, digest = _read_checked(Path(directory), WEIGHTS_FILE)
     try:
-        tensors = load_file(path)
+        tensors = load(data)
     except Exception as e:  # safetensors raises several types for corrupt files
         raise CheckpointError(f"cannot read {path}: {e}") from e
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
+    aliases = _aliases(expected)  # stored once, under their first name
+    missing = sorted(set(expected) - set(aliases) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     shapes = [
         f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(v.shape)}"
@@ -114,13 +211,15 @@ def load_weights(directory: Path, model: torch.nn.Module) -> None:
             f"unexpected {unexpected[:5]}, shape mismatches {shapes[:5]}. "
             "The config and the weights come from different models; re-export the checkpoint"
         )
+    tensors |= {alias: tensors[name] for alias, name in aliases.items() if alias not in tensors}
     model.load_state_dict(tensors)
+    return digest
 
 
 def weights_checksum(directory: Path, length: int = 12) -> str:
-    """Short sha256 of ``model.safetensors``: names caches made with these weights."""
-    digest = hashlib.sha256((Path(directory) / "model.safetensors").read_bytes()).hexdigest()
-    return digest[:length]
+    """Short sha256 of ``model.safetensors``: names caches made with these weights (a
+    loaded tokenizer gets it from `load_weights`, without reading the file again)."""
+    return file_sha256(Path(directory) / WEIGHTS_FILE)[:length]
 
 
 def save_training_state(path: Path, state: dict[str, Any]) -> None:

@@ -155,11 +155,7 @@ def _open_or_create(cfg: GenerateConfig) -> EpisodeStore:
             store = EpisodeStore.open(out, "r")
         except IncompleteStoreError:
             store = EpisodeStore.open(out, "a")
-            if store.attrs["extra"].get(command) != settings:
-                raise StoreError(
-                    f"{out} holds an unfinished store made with other settings; "
-                    "pass overwrite=true to start again"
-                ) from None
+            _check_resume(out, store, store.attrs["extra"].get(command) or {}, settings, cfg)
             return store  # resume: seeds depend on the episode index only
         raise StoreError(f"{out} already holds a complete store; pass overwrite=true to replace it")
     env = make_world_env(cfg)
@@ -191,6 +187,29 @@ def _open_or_create(cfg: GenerateConfig) -> EpisodeStore:
         attrs=attrs,
         overwrite=cfg.overwrite,
     )
+
+
+def _check_resume(
+    out: Path, store: EpisodeStore, before: dict, settings: dict, cfg: GenerateConfig
+) -> None:
+    """Refuse to resume an unfinished store made with other settings (naming each one) or
+    holding more episodes than asked for."""
+    changed = [
+        f"{key}={before.get(key)!r} (now {settings.get(key)!r})"
+        for key in sorted(before.keys() | settings.keys())
+        if before.get(key) != settings.get(key)
+    ]
+    if changed:
+        raise StoreError(
+            f"{out} holds an unfinished store made with other settings: {', '.join(changed)}; "
+            "resume with the same settings, or pass overwrite=true to start again"
+        )
+    if store.n_episodes > cfg.episodes:
+        raise StoreError(
+            f"{out} already holds {store.n_episodes} committed episodes, more than "
+            f"episodes={cfg.episodes}; ask for at least {store.n_episodes} to resume, or pass "
+            "overwrite=true to start again"
+        )
 
 
 def generate(cfg: GenerateConfig) -> dict:

@@ -3,7 +3,7 @@
     make_policy({"kind": "scripted", "noise": 0.25})
     make_policy({"kind": "bc", "checkpoint": "outputs/policies/bc-push/step_1000"})
     make_policy({"kind": "cem"}, world_model=wm)
-    make_policy({"kind": "ppo", "checkpoint": "outputs/policies/ppo-push.zip"})
+    make_policy({"kind": "ppo", "checkpoint": "outputs/policies/ppo-push"})
 
 Classes are imported lazily, so listing the zoo does not load torch models or SB3.
 """
@@ -20,7 +20,8 @@ KINDS = {
     "scripted": "the MuJoCo expert on info['state'] (noise 0 = expert, 1 = random)",
     "bc": "behaviour cloning release (checkpoint=DIR)",
     "cem": "CEM-MPC imagining in the diffusion world model's state track",
-    "ppo": "Stable-Baselines3 PPO trained in the world-model env (checkpoint=ZIP)",
+    "ppo": "Stable-Baselines3 PPO trained in the world-model env (checkpoint=DIR; an SB3 "
+    ".zip only with trust_remote_code=true: unpickling it runs arbitrary code)",
 }
 
 
@@ -34,8 +35,8 @@ def _options(spec: dict[str, Any], allowed: set[str]) -> dict[str, Any]:
     return {k: v for k, v in spec.items() if k in allowed}
 
 
-def _checkpoint(spec: dict[str, Any]) -> str:
-    _options(spec, {"checkpoint"})
+def _checkpoint(spec: dict[str, Any], allowed: frozenset[str] = frozenset()) -> str:
+    _options(spec, {"checkpoint", *allowed})
     if not spec.get("checkpoint"):
         raise ValueError(f"a {spec['kind']!r} policy needs checkpoint=PATH (a trained release)")
     return str(spec["checkpoint"])
@@ -71,7 +72,11 @@ def make_policy(
     else:
         from policies.ppo import PPOPolicy
 
-        policy = PPOPolicy.load(_checkpoint(spec))
+        path = _checkpoint(spec, frozenset({"trust_remote_code"}))
+        trust = spec.get("trust_remote_code", False)
+        if not isinstance(trust, bool):
+            raise ValueError(f"trust_remote_code must be true or false, got {trust!r}")
+        policy = PPOPolicy.load(path, trust_remote_code=trust)
     if "name" in spec:
         policy.name = str(spec["name"])
     return policy

@@ -101,3 +101,28 @@ def test_workers_zero_means_one_per_core_and_negative_is_refused(tmp_path, monke
     assert asked == [3] and summary["episodes"] == 3  # sized to the episodes still to do
     with pytest.raises(ValueError, match=r"workers >= 0 \(0: one per core\), got 3, -1"):
         generate(_cfg(tmp_path / "bad", workers=-1))
+
+
+def _interrupted(cfg: GenerateConfig, keep: int) -> None:
+    """Make the complete store at cfg.out look like a killed run with ``keep`` episodes."""
+    store = EpisodeStore.open(cfg.out, "a")
+    store._root.attrs["status"] = "writing"
+    store._meta["episode_ends"].resize((keep,))
+
+
+def test_a_resume_names_each_changed_setting(tmp_path):
+    cfg = _cfg(tmp_path)
+    generate(cfg)
+    _interrupted(cfg, 2)
+    with pytest.raises(StoreError, match=r"noise=0\.0 \(now 0\.3\), seed=0 \(now 5\); resume"):
+        generate(_cfg(tmp_path, noise=0.3, seed=5))
+
+
+def test_a_resume_asking_for_fewer_episodes_than_committed_refuses(tmp_path):
+    generate(_cfg(tmp_path, episodes=4))
+    _interrupted(_cfg(tmp_path), 3)
+    with pytest.raises(
+        StoreError, match="already holds 3 committed episodes, more than episodes=2"
+    ):
+        generate(_cfg(tmp_path, episodes=2))
+    assert not EpisodeStore.open(tmp_path / "push.zarr", "a").is_complete  # nothing finalised

@@ -1,19 +1,26 @@
-"""``python -m cosmos_env convert|export ...``: positional command lines for moving data
-in and out of the episode store (paths, not Hydra overrides: they are one-off jobs on
-someone's files).
+"""``python -m cosmos_env convert|export|verify|migrate ...``: positional command lines for
+moving data in and out of the episode store and checking it (paths, not Hydra overrides:
+they are one-off jobs on someone's files).
 
     python -m cosmos_env convert bridge SRC DST [--image-size 64] [--camera images0]
     python -m cosmos_env convert onex SRC DST [--image-size 64] [--version auto]
     python -m cosmos_env export lerobot STORE DST [--overwrite]
     python -m cosmos_env export minari STORE DATASET_ID
+    python -m cosmos_env verify STORE
+    python -m cosmos_env migrate SRC DST [--overwrite]
 
-Each shows a progress bar and ends with a summary (episodes, frames, skipped items with
-their reasons); a conversion killed midway resumes when run again with the same DST.
+Conversions and exports show a progress bar and end with a summary (episodes, frames,
+skipped items with their reasons); a conversion killed midway resumes when run again with
+the same DST. ``verify`` prints one clean line, or one line per bad chunk, and exits 0 when
+clean, 1 when something is bad, 2 when STORE is no store.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
+from pathlib import Path
 
 
 def _convert_parser() -> argparse.ArgumentParser:
@@ -80,3 +87,61 @@ def export_command(argv: list[str]) -> dict:
         summary = export_minari(args.store, args.dataset_id)
     print(summary)
     return summary.to_dict()
+
+
+def verify_command(argv: list[str]) -> int:
+    """Run ``verify STORE``; returns the exit code (0 clean, 1 problems, 2 no store)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m cosmos_env verify", description="check every chunk of a store"
+    )
+    parser.add_argument("store", help="an episode store (.zarr)")
+    path = Path(parser.parse_args(argv).store)
+    if not (path / "zarr.json").is_file():
+        print(f"verify: {path} is not an episode store (no {path / 'zarr.json'})", file=sys.stderr)
+        return 2
+    from cosmos_env.data import EpisodeStore, NoChecksumWarning, StoreError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoChecksumWarning)  # it is the report's first note
+        try:
+            report = EpisodeStore.open(path, allow_incomplete=True).verify()
+        except StoreError as e:  # damaged beyond opening: the error names what
+            print(f"{path}: unreadable: {e}")
+            return 1
+    for line in report.notes:
+        print(f"{path}: note: {line}", file=sys.stderr)
+    for line in report.lines():
+        print(line)
+    if not report.ok:
+        print(
+            f"{path}: {len(report.problems)} problems ({report.chunks} chunks checked): "
+            "re-generate or re-convert the store, or restore it from a copy",
+            file=sys.stderr,
+        )
+    return 0 if report.ok else 1
+
+
+def migrate_command(argv: list[str]) -> int:
+    """Run ``migrate SRC DST``: a copy of SRC with checksums at DST; returns the exit code
+    (1, with the reason on one line, when SRC cannot be migrated)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m cosmos_env migrate",
+        description="copy a store without checksums into a new store with them",
+    )
+    parser.add_argument("src", help="the store to copy (complete)")
+    parser.add_argument("dst", help="the new store")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing dst")
+    args = parser.parse_args(argv)
+    from cosmos_env.data import StoreError
+    from cosmos_env.data.migrate import migrate_store
+
+    try:
+        summary = migrate_store(Path(args.src), Path(args.dst), args.overwrite)
+    except StoreError as e:
+        print(f"migrate: {e}", file=sys.stderr)
+        return 1
+    print(
+        f"{summary['src']} -> {summary['dst']}: {summary['episodes']} episodes, "
+        f"{summary['frames']} frames, with checksums"
+    )
+    return 0

@@ -14,6 +14,13 @@ Layout of a store directory::
     meta/source_id            (E,) str, where each episode came from (file, seed, ...)
     meta/stats                group whose attrs hold {key: {mean, std, min, max, q01, q99, count}}
 
+Integrity: every data and meta array ends its codec chain with crc32c, and every chunk a
+write touches is stored, even one equal to the fill value (the ``integrity`` attr says so;
+`finalize` adds a manifest of the arrays and a digest of the attrs). Reads check that the
+chunks they touch have files (one stat each) and trace a failed decode to its chunk: a bad
+chunk raises `CorruptChunkError` naming array, rows, episodes and file, never reads as
+zeros. `verify` checks every chunk; stores written before checksums read with a warning.
+
 Atomicity: one writer at a time. Each file write of zarr's LocalStore is atomic (temp file +
 rename). `append_episode` writes the data rows first, then the per-episode strings, and
 writes ``meta/episode_ends`` last: that element is the commit point. Readers only see rows up
@@ -28,6 +35,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -37,11 +45,13 @@ import numpy as np
 import zarr
 
 from cosmos_env.data import layout
+from cosmos_env.data.chunks import ChunkReader
 from cosmos_env.data.layout import (
     COMPLETE,
     FORMAT_VERSION,
     WRITING,
     IncompleteStoreError,
+    NoChecksumWarning,
     StoreError,
 )
 from cosmos_env.data.spec import (
@@ -52,6 +62,7 @@ from cosmos_env.data.spec import (
     complete_episode,
 )
 from cosmos_env.data.stats import compute_stats, stats_from_json, stats_to_json
+from cosmos_env.data.verify import VerifyReport, verify_store
 
 __all__ = ["FORMAT_VERSION", "EpisodeStore", "IncompleteStoreError", "StoreError"]
 
@@ -71,9 +82,13 @@ class EpisodeStore:
         attrs = root.attrs.asdict()
         self._features = {k: FeatureSpec.from_dict(v) for k, v in attrs["schema"].items()}
         self._action_spec = ActionSpec.from_dict(attrs["action_spec"])
-        self._meta = {name: root[f"meta/{name}"] for name in layout.META_ARRAYS}
-        self._data = {key: root[f"data/{key}"] for key in self._features}
-        ends = layout.committed_ends(self._meta, self._data)
+        self._meta = {name: layout.open_array(root, f"meta/{name}") for name in layout.META_ARRAYS}
+        self._data = {key: layout.open_array(root, f"data/{key}") for key in self._features}
+        self._ends_buf, self._n_episodes = np.zeros(0, np.int64), 0
+        self._reader = ChunkReader(path, lambda: self._ends, layout.has_checksums(attrs))
+        raw = self._meta["episode_ends"]  # while "writing", slack past the commits has no chunks
+        raw = self._reader.rows(raw, 0, raw.shape[0], present=attrs["status"] == COMPLETE)
+        ends = layout.committed_ends(raw, self._meta, self._data)
         self._ends_buf, self._n_episodes = ends, len(ends)  # buffer grows by doubling
         self._stats: dict[str, dict[str, np.ndarray]] | None = None
 
@@ -119,6 +134,7 @@ class EpisodeStore:
             "camera": dict(camera or {}),
             "robot": str(robot),
             "extra": dict(attrs or {}),
+            "integrity": dict(layout.INTEGRITY),
         }
         try:
             json.dumps(group_attrs, allow_nan=False)
@@ -157,6 +173,8 @@ class EpisodeStore:
             store = cls(path, root, mode)
         except (KeyError, ValueError, TypeError) as e:
             raise StoreError(f"episode store {path} is corrupt: {type(e).__name__}: {e}") from e
+        if not store._reader.strict:
+            warnings.warn(layout.no_checksums_message(path), NoChecksumWarning, stacklevel=2)
         if status == COMPLETE:
             store._check_complete()
         if mode == "a":
@@ -184,13 +202,16 @@ class EpisodeStore:
         end = start + len(ep["is_first"])
         layout.reserve(self._data.values(), end)
         layout.reserve(self._meta.values(), k + 1)
-        writes = [
-            arr.async_array.setitem(slice(start, end), ep[key]) for key, arr in self._data.items()
-        ]
-        writes += [self._meta["instruction"].async_array.setitem(k, instruction)]
-        writes += [self._meta["source_id"].async_array.setitem(k, source_id)]
-        layout.run_concurrently(writes)  # one slice write per array, all in flight together
-        self._meta["episode_ends"][k] = end  # commit point: the episode is visible from here on
+        tails = [(a, self._reader.tail(a, start)) for a in self._data.values()]
+        tails += [(a, self._reader.tail(a, k)) for a in self._meta.values()]
+        with self._reader.guard(tails):  # writes read back the chunks that hold written rows
+            writes = [
+                a.async_array.setitem(slice(start, end), ep[key]) for key, a in self._data.items()
+            ]
+            writes += [self._meta["instruction"].async_array.setitem(k, instruction)]
+            writes += [self._meta["source_id"].async_array.setitem(k, source_id)]
+            layout.run_concurrently(writes)  # one slice write per array, all in flight together
+            self._meta["episode_ends"][k] = end  # commit point: the episode is visible from here
         self._push_end(end)
         self._stats = None
         return k
@@ -203,8 +224,26 @@ class EpisodeStore:
         self._fit_to_committed()
         stats = compute_stats(self)
         self._root["meta/stats"].attrs.put(stats_to_json(stats))
-        self._root.attrs["status"] = COMPLETE  # only after the stats are on disk
+        update: dict[str, Any] = {"status": COMPLETE}  # only after the stats are on disk
+        if self._reader.strict:  # one attrs write: the manifest is in place when complete
+            manifest = layout.manifest(self._root, self._arrays())
+            update["integrity"] = {**layout.INTEGRITY, "manifest": manifest}
+        self._root.attrs.update(update)
         self._stats = stats
+
+    def verify(self) -> VerifyReport:
+        """Check every chunk of every data and meta array (file, crc32c, decoding) and the
+        metadata, up to the committed rows; see `verify.py`."""
+        return verify_store(self._root, self._arrays(), self._reader, self._ends, self._features)
+
+    @classmethod
+    def migrate(cls, src: PathLike, dst: PathLike, overwrite: bool = False) -> EpisodeStore:
+        """Copy the complete store `src` (one without checksums) into a new store with
+        checksums at `dst`, after verifying it; return the new store (see `migrate.py`)."""
+        from cosmos_env.data.migrate import migrate_store
+
+        migrate_store(Path(src), Path(dst), overwrite)
+        return cls.open(dst)
 
     def __enter__(self) -> EpisodeStore:
         return self
@@ -297,11 +336,13 @@ class EpisodeStore:
 
     def instruction(self, i: int) -> str:
         """Language instruction of episode `i`."""
-        return str(self._meta["instruction"][self._episode_index(i)])
+        i = self._episode_index(i)
+        return str(self._reader.rows(self._meta["instruction"], i, i + 1)[0])
 
     def source_id(self, i: int) -> str:
         """Source id of episode `i` (file name, seed, ...)."""
-        return str(self._meta["source_id"][self._episode_index(i)])
+        i = self._episode_index(i)
+        return str(self._reader.rows(self._meta["source_id"], i, i + 1)[0])
 
     def bytes_stored(self, key: str | None = None) -> int:
         """Bytes on disk of ``data/<key>``, or of the whole store directory when key is None."""
@@ -360,7 +401,8 @@ class EpisodeStore:
             raise IndexError(
                 f"rows [{global_start}, {global_end}) out of range [0, {self.n_frames}]"
             )
-        return {k: self._data[k][global_start:global_end] for k in self._check_keys(keys)}
+        read = self._reader.rows
+        return {k: read(self._data[k], global_start, global_end) for k in self._check_keys(keys)}
 
     def get_frames(
         self, rows: np.ndarray, keys: Sequence[str] | None = None
@@ -372,7 +414,7 @@ class EpisodeStore:
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
         if rows.size and (rows.min() < 0 or rows.max() >= self.n_frames):
             raise IndexError(f"rows out of range [0, {self.n_frames})")
-        return {k: self._data[k].oindex[rows] for k in self._check_keys(keys)}
+        return {k: self._reader.gather(self._data[k], rows) for k in self._check_keys(keys)}
 
     def split(self, val_fraction: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Deterministic train/val split by episode: (train, val) sorted int64 index arrays.
@@ -401,6 +443,10 @@ class EpisodeStore:
             )
         self._ends_buf[self._n_episodes] = end
         self._n_episodes += 1
+
+    def _arrays(self) -> dict[str, zarr.Array]:
+        """Every data and meta array by its path in the store ("data/rgb", ...)."""
+        return {a.path: a for a in (*self._data.values(), *self._meta.values())}
 
     def _episode_index(self, i: int) -> int:
         n = self.n_episodes

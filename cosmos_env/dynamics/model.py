@@ -9,7 +9,7 @@ from torch import nn
 
 from cosmos_env.dynamics.config import DynamicsConfig
 from cosmos_env.dynamics.diffusion.denoiser import Denoiser
-from cosmos_env.dynamics.diffusion.samplers import get_sampler, guided, karras_sigmas
+from cosmos_env.dynamics.diffusion.samplers import SAMPLERS, get_sampler, guided, karras_sigmas
 from cosmos_env.dynamics.gripper_frame import GripperFrameHead
 from cosmos_env.dynamics.keypoints import keypoint_maps
 from cosmos_env.dynamics.state_dynamics import (
@@ -40,6 +40,8 @@ class LatentDynamics(nn.Module):
     it with a learned state dynamics, and ``predict_next`` draws the frame that goes with
     it (states (B, K+1, S): the context's and the next frame's).
     """
+
+    samplers = tuple(SAMPLERS)  # what ``predict_next`` samples with
 
     def __init__(self, cfg: DynamicsConfig) -> None:
         super().__init__()

@@ -120,7 +120,8 @@ def load_world_model(
     name_or_path: str | Path = DEFAULT_WORLD_MODEL, tokenizer: str | Path | Tokenizer | None = None
 ) -> WorldModel:
     """A shipped world model by name (``diffusion-push``) or a release directory, with
-    its tokenizer (by default the one it records; any other must have the same weights)."""
+    its tokenizer (by default the one it records; any other must have the same weights);
+    every file is checked against the sha256 its config.json records."""
     directory = checkpoint.resolve(name_or_path)
     raw = checkpoint.read_config(directory)
     if "dynamics" not in raw or "tokenizer" not in raw:
@@ -145,7 +146,7 @@ def load_world_model(
     dynamics = model_class(cfg)
     checkpoint.load_weights(directory, dynamics)
     dynamics.eval().requires_grad_(False)
-    resets = np.load(directory / RESET_FILE)
+    resets = _load_resets(directory)
     return WorldModel(
         tokenizer=tokenizer,
         dynamics=dynamics,
@@ -156,6 +157,21 @@ def load_world_model(
         reset_states=resets["states"],
         source=directory,
     )
+
+
+def _load_resets(directory: Path) -> dict[str, np.ndarray]:
+    """The release's held-out reset frames and states (``reset_frames.npz``), checked
+    against its digest; an unreadable file is a `CheckpointError` naming it."""
+    data = checkpoint.read_verified(directory, RESET_FILE)
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            resets = {key: npz[key] for key in ("frames", "states")}
+    except (ValueError, OSError, KeyError, EOFError) as e:
+        raise checkpoint.CheckpointError(
+            f"{directory / RESET_FILE} is not a reset-frames archive (frames, states): "
+            f"{type(e).__name__}: {e}. Re-download or re-export the checkpoint"
+        ) from e
+    return resets
 
 
 def _portable_source(tokenizer: Tokenizer) -> str:

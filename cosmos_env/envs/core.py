@@ -9,6 +9,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from cosmos_env.checkpoint import CheckpointError
 from cosmos_env.dynamics.release import BACKENDS, WorldModel, default_checkpoint, load_world_model
 from cosmos_env.dynamics.rollout import initial_context, step_context
 from cosmos_env.envs.resets import (
@@ -35,6 +36,9 @@ def env_world_model(
     """The world model an env runs: ``checkpoint`` if given, else the shipped one of
     ``backend`` (default "diffusion") for ``task``; a checkpoint of another kind than the
     requested backend is refused."""
+    get_task(task)  # an unknown task is named as such, not as a missing checkpoint
+    if backend is not None and backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r} unknown; choose one of {sorted(BACKENDS)}")
     wm = shared_world_model(
         str(checkpoint or default_checkpoint(backend or "diffusion", task)), tokenizer
     )
@@ -45,6 +49,20 @@ def env_world_model(
             f"{BACKENDS[backend]} checkpoint or leave out one of the two"
         )
     return wm
+
+
+def check_sampler_steps(steps, default: int) -> int:
+    """``steps`` as a positive int (None: ``default``); 0, negatives, fractions and bools
+    are refused rather than rounded or replaced."""
+    if steps is None:
+        return int(default)
+    try:
+        whole = not isinstance(steps, bool) and float(steps).is_integer()
+    except (TypeError, ValueError):
+        whole = False
+    if not whole or int(steps) < 1:
+        raise ValueError(f"sampler_steps must be a whole number >= 1 or None, got {steps!r}")
+    return int(steps)
 
 
 class WorldModelCore:
@@ -74,7 +92,13 @@ class WorldModelCore:
         self.num_envs = num_envs
         self.sparse_reward = sparse_reward
         self.sampler = sampler or world_model.sampler
-        self.sampler_steps = int(sampler_steps or world_model.sampler_steps)
+        samplers = world_model.dynamics.samplers
+        if self.sampler not in samplers:
+            raise ValueError(
+                f"sampler={self.sampler!r} unknown to {world_model.source.name} "
+                f"({world_model.backend}); choose one of {samplers}"
+            )
+        self.sampler_steps = check_sampler_steps(sampler_steps, world_model.sampler_steps)
         self.reset_source = reset_source
         self.amp = resolve_amp(amp)  # "auto": bf16 only where the CPU has it natively
         set_torch_threads()  # no more threads than usable cores
@@ -143,6 +167,7 @@ class WorldModelCore:
             latent, state = step_context(
                 self.wm.dynamics, self.context, action, generator, self.sampler_steps, self.sampler
             )
+        check_finite_prediction(self.wm, self.amp, latent=latent, state=state)
         self.frames[:] = self.wm.decode(latent if self.wm.discrete else latent.float()).numpy()
         self.states[:] = state.double().numpy()
 
@@ -155,3 +180,18 @@ class WorldModelCore:
     def close(self) -> None:
         if self._mujoco is not None:
             self._mujoco.close()
+
+
+def check_finite_prediction(wm: WorldModel, amp: bool, **predicted: torch.Tensor) -> None:
+    """Raise a `CheckpointError` naming ``wm``'s checkpoint if any predicted tensor (B, ...)
+    holds NaN or inf, which a sound model never gives: its weights are corrupt or diverged.
+    Costs one ``isfinite`` per tensor; the rows are located only on failure."""
+    for what, tensor in predicted.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            rows = (~torch.isfinite(tensor.flatten(1)).all(1)).nonzero().flatten().tolist()
+            hint = "; bf16 autocast was on, so also try amp=False" if amp else ""
+            raise CheckpointError(
+                f"the world model {wm.source} predicted a non-finite {what} (NaN or inf) for "
+                f"sub-envs {rows}: its weights are corrupt or diverged. Re-download the "
+                f"checkpoint or re-export it from its training run{hint}"
+            )

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import zarr
+from zarr.codecs import Crc32cCodec
 
 from cosmos_env.data import ActionSpec, EpisodeStore, FeatureSpec, standard_features
 
@@ -85,3 +87,27 @@ def filled(tmp_path: Path) -> tuple[EpisodeStore, list[dict[str, np.ndarray]]]:
     """A finalized store of LENGTHS episodes opened read-only, and its source episodes."""
     episodes = fill_store(tmp_path / "store.zarr")
     return EpisodeStore.open(tmp_path / "store.zarr"), episodes
+
+
+def strip_checksums(path: Path | str) -> None:
+    """Rewrite the store at `path` the way cosmos-env wrote stores before checksums: no crc32c
+    codec, no ``integrity`` attr, and chunks equal to the fill value not stored (zarr's
+    default). Same shapes, chunks, data types and other codecs."""
+    root = zarr.open_group(str(path), mode="r+")
+    for group in ("data", "meta"):
+        for name, arr in list(root[group].arrays()):
+            values = arr[:]
+            new = root[group].create_array(
+                name,
+                shape=arr.shape,
+                chunks=arr.chunks,
+                dtype=arr.metadata.data_type,
+                fill_value=arr.fill_value,
+                serializer=arr.serializer,
+                compressors=[c for c in arr.compressors if not isinstance(c, Crc32cCodec)],
+                overwrite=True,
+            )
+            new[:] = values
+    attrs = root.attrs.asdict()
+    del attrs["integrity"]
+    root.attrs.put(attrs)

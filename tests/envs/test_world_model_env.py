@@ -264,3 +264,27 @@ def test_models_without_a_state_track_report_the_probe_state(tiny_probe_world_mo
     expected = core.wm.dynamics.predict_state(core.context.latents[:, -1].float())
     np.testing.assert_allclose(info["state"], expected[0].numpy(), atol=5e-2)
     env.close()
+
+
+def test_non_finite_predictions_raise_naming_the_checkpoint(tiny_world_model_dir, tmp_path):
+    from cosmos_env.checkpoint import CheckpointError
+    from cosmos_env.dynamics.release import load_world_model, save_world_model
+
+    wm = load_world_model(tiny_world_model_dir)  # a fresh copy, not the envs' shared one
+    with torch.no_grad():  # weights as a diverged run (or an old, corrupt file) leaves them
+        for p in wm.dynamics.parameters():
+            p.fill_(float("nan"))
+    directory = save_world_model(
+        tmp_path / "nan", wm.dynamics, wm.tokenizer, "push", "euler", 1,
+        wm.reset_frames, wm.reset_states,
+    )  # fmt: skip
+    envs = [
+        gym.make(ENV_ID, checkpoint=str(directory)),
+        gym.make_vec(ENV_ID, 2, vectorization_mode="vector_entry_point", checkpoint=str(directory)),
+    ]
+    for env, action in zip(envs, (actions(1)[0], actions(2)), strict=True):
+        env.reset(seed=0)
+        with pytest.raises(CheckpointError, match="non-finite latent") as err:
+            env.step(action)
+        assert str(directory) in str(err.value) and "Re-download" in str(err.value)
+        env.close()

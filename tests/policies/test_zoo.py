@@ -147,10 +147,13 @@ def test_ppo_trains_in_the_world_model_and_acts_in_mujoco(tiny_world_model_dir, 
     from policies.ppo import train_ppo
 
     summary = train_ppo(
-        64, tmp_path / "ppo.zip", num_envs=2, checkpoint=str(tiny_world_model_dir), n_steps=32
+        64, tmp_path / "ppo", num_envs=2, checkpoint=str(tiny_world_model_dir), n_steps=32
     )
-    assert summary["steps"] >= 64 and (tmp_path / "ppo.zip").exists()
-    policy = make_policy({"kind": "ppo", "checkpoint": str(tmp_path / "ppo.zip")})
+    assert summary["steps"] >= 64
+    assert {"model.safetensors", "config.json", "card.md"} <= {
+        p.name for p in (tmp_path / "ppo").iterdir()
+    }  # a release, not a pickled .zip
+    policy = make_policy({"kind": "ppo", "checkpoint": str(tmp_path / "ppo")})
     env = TabletopEnv("push")
     obs, info = env.reset(seed=0)
     action = policy.act(obs, info)

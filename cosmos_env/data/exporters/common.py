@@ -1,15 +1,18 @@
 """What every exporter shares: the closing summary, opening the source store with clear
 errors, and publishing a finished output directory in one rename.
 
-An export builds its output in a partial directory next to the destination and renames it
-into place only when everything is written, so an interrupted export never leaves
-something at the destination that reads as complete.
+An export builds its output in a partial directory of its own next to the destination and
+renames it into place only when everything is written, so an interrupted export never
+leaves something at the destination that reads as complete. A run deletes only the partial
+directory it made: another run's may still be in use.
 """
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,9 +61,18 @@ def open_source(store_path: PathLike, required: Iterable[str] = ("rgb", "state",
     return store
 
 
-def partial_path(dst: Path) -> Path:
-    """The directory an export of `dst` is built in: a hidden sibling of `dst`."""
-    return dst.parent / f".{dst.name}.partial"
+@contextmanager
+def partial_directory(parent: Path, name: str) -> Iterator[Path]:
+    """A new hidden directory ``parent/.<name>.partial-XXXX`` for this run's output,
+    deleted when the run ends (by then a finished export has been renamed away); a killed
+    run leaves it behind, and no later run deletes what it did not make."""
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the export is meant to be read by all
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def check_destination(dst: Path, overwrite: bool, looks_like_output: str) -> None:

@@ -34,15 +34,14 @@ Mapping from the store (rows as DESIGN.md's data contract defines them):
 - Extra store keys (beyond rgb, state, action, reward, is_first, is_last) are not exported;
   the summary names them.
 
-Atomicity: everything is written under a hidden sibling ``.<name>.partial`` of ``dst`` and
-renamed to ``dst`` at the end, so an interrupted export never reads as complete. Re-running
-starts over (an old partial directory is deleted first).
+Atomicity: everything is written under a hidden sibling ``.<name>.partial-XXXX`` of ``dst``
+(this run's own) and renamed to ``dst`` at the end, so an interrupted export never reads as
+complete. Re-running starts over in a new partial directory.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any, Literal
 
@@ -56,7 +55,7 @@ from cosmos_env.data.exporters.common import (
     PathLike,
     check_destination,
     open_source,
-    partial_path,
+    partial_directory,
     publish,
 )
 from cosmos_env.data.exporters.lerobot_writers import (
@@ -106,33 +105,30 @@ def export_lerobot(
         raise ValueError("need chunks_size >= 1 and file size limits >= 0")
     store, dst = open_source(store_path), Path(dst)
     check_destination(dst, overwrite, "meta/info.json")
-    tmp = partial_path(dst)
-    if tmp.exists():
-        shutil.rmtree(tmp)  # left by an interrupted run: start over
-    tmp.mkdir(parents=True)
-    video_key = f"observation.images.{_camera_name(store, camera)}"
-    tasks = _task_indices(store)
-    data = RollingParquet(tmp, chunks_size, data_files_size_in_mb)
-    video = RollingVideo(
-        tmp, video_key, store, video_codec, crf, chunks_size, video_files_size_in_mb
-    )
-    rows = []
-    try:
-        for i in tqdm(range(store.n_episodes), desc="export lerobot", unit="episode"):
-            rows.append(_export_episode(store, i, tasks, actions, data, video))
-    except BaseException:
-        video.close()  # stop ffmpeg; the partial directory is deleted by the next run
-        raise
-    data.close()
-    video.close()
     sizes = {
         "chunks_size": chunks_size,
         "data_files_size_in_mb": data_files_size_in_mb,
         "video_files_size_in_mb": video_files_size_in_mb,
     }
-    _write_meta(tmp, store, rows, tasks, video, actions, sizes)
-    _write_card(tmp, store, repo_id or dst.name)
-    publish(tmp, dst)
+    with partial_directory(dst.parent, dst.name) as tmp:
+        video_key = f"observation.images.{_camera_name(store, camera)}"
+        tasks = _task_indices(store)
+        data = RollingParquet(tmp, chunks_size, data_files_size_in_mb)
+        video = RollingVideo(
+            tmp, video_key, store, video_codec, crf, chunks_size, video_files_size_in_mb
+        )
+        rows = []
+        try:
+            for i in tqdm(range(store.n_episodes), desc="export lerobot", unit="episode"):
+                rows.append(_export_episode(store, i, tasks, actions, data, video))
+        except BaseException:
+            video.close()  # stop ffmpeg; the partial directory goes with this run
+            raise
+        data.close()
+        video.close()
+        _write_meta(tmp, store, rows, tasks, video, actions, sizes)
+        _write_card(tmp, store, repo_id or dst.name)
+        publish(tmp, dst)
     return _summary(store, dst, video, actions)
 
 

@@ -21,9 +21,12 @@ Images are stored losslessly by default (``jpeg_encoding=False``); Minari's own 
 JPEG, is smaller but lossy.
 
 Where: Minari's datasets root (``$MINARI_DATASETS_PATH``, else ``~/.minari/datasets``), or
-`data_path` when given (then point ``MINARI_DATASETS_PATH`` there to load it). Atomicity:
-the dataset is built under a hidden sibling of the root and moved into place at the end,
-so an interrupted export leaves nothing in the root; re-running starts over.
+`data_path` when given (then point ``MINARI_DATASETS_PATH`` there to load it). The id is
+checked before anything touches the disk: a malformed id, or one whose parts would leave
+the root (``..``, an absolute path), is refused. Atomicity: the dataset is built in a
+hidden directory of this run's own inside the root (Minari lists no hidden directory) and
+moved into place at the end, so an interrupted export leaves no dataset; re-running starts
+over.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import gymnasium as gym
 import minari
 import numpy as np
 from minari.data_collector.episode_buffer import EpisodeBuffer
+from minari.dataset.minari_dataset import parse_dataset_id
 from minari.storage import get_dataset_path
 from tqdm import tqdm
 
@@ -47,6 +51,7 @@ from cosmos_env.data.exporters.common import (
     PathLike,
     check_destination,
     open_source,
+    partial_directory,
     publish,
 )
 from cosmos_env.data.store import EpisodeStore
@@ -71,8 +76,10 @@ def export_minari(
     (``[namespace/]name-v<version>``), loadable with ``minari.load_dataset(dataset_id)``.
 
     `data_path` overrides Minari's datasets root. Refuses an existing dataset unless
-    ``overwrite=True``. Raises ValueError when no episode has a transition.
+    ``overwrite=True``. Raises ValueError for a malformed id and when no episode has a
+    transition.
     """
+    check_dataset_id(dataset_id)
     store = open_source(store_path)
     root = Path(data_path) if data_path is not None else Path(get_dataset_path())
     final = root / dataset_id
@@ -80,9 +87,32 @@ def export_minari(
     keep = [i for i in range(store.n_episodes) if store.episode_length(i) > 1]
     if not keep:
         raise ValueError(f"{store.path}: every episode has one frame; Minari needs transitions")
-    build_root = root.parent / f".{root.name}.minari-partial"
-    if build_root.exists():
-        shutil.rmtree(build_root)  # left by an interrupted run: start over
+    with partial_directory(root, "cosmos-env-minari") as build_root:
+        _build(store, dataset_id, keep, build_root, jpeg_encoding, author, description)
+        _move_into(build_root, root, dataset_id)
+    return _summary(store, final, keep)
+
+
+def check_dataset_id(dataset_id: str) -> None:
+    """Refuse an id that is not ``[namespace/]name-v<version>`` or whose parts would leave
+    the datasets root, before anything is written."""
+    parts = str(dataset_id).split("/")
+    try:
+        parse_dataset_id(dataset_id)
+        ok = not any(p in ("", ".", "..") for p in parts)
+    except (ValueError, TypeError):  # TypeError: minari's parser on an id without -v<N>
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"Minari dataset id {dataset_id!r} is malformed: ids are "
+            "[namespace/]name-v<version> (letters, digits, '-', '_'; namespace parts "
+            "separated by '/', no '..' and no leading '/'), e.g. cosmos_env/push/expert-v0"
+        )
+
+
+def _build(store, dataset_id, keep, build_root, jpeg_encoding, author, description) -> None:
+    """The Minari dataset of the ``keep`` episodes, built with ``build_root`` as Minari's
+    datasets root."""
     with _datasets_root(build_root), warnings.catch_warnings():
         # Minari warns about every metadata field left unset (env spec, permalink, ...)
         warnings.filterwarnings("ignore", category=UserWarning, module="minari")
@@ -98,9 +128,6 @@ def export_minari(
             jpeg_encoding=jpeg_encoding,
         )
         dataset.storage.update_metadata({"cosmos_env": _provenance(store)})
-    _move_into(build_root, root, dataset_id)
-    shutil.rmtree(build_root)
-    return _summary(store, final, keep)
 
 
 def _observation_space(store: EpisodeStore) -> gym.spaces.Dict:

@@ -22,6 +22,8 @@ class TokenDynamics(nn.Module):
     standardised states; ``predict_state`` returns world units.
     """
 
+    samplers = ("parallel", "autoregressive")  # what ``predict_next`` decodes with
+
     def __init__(self, cfg: ARConfig) -> None:
         super().__init__()
         self.cfg = cfg
@@ -97,8 +99,8 @@ class TokenDynamics(nn.Module):
         (default ``cfg.temperature``), top_k, top_p. Stateless (builds a fresh KV cache);
         randomness only from ``generator``."""
         sampling.setdefault("temperature", self.cfg.temperature)
-        if sampler not in ("parallel", "autoregressive"):
-            raise ValueError(f"sampler must be 'parallel' or 'autoregressive', got {sampler!r}")
+        if sampler not in self.samplers:
+            raise ValueError(f"sampler must be one of {self.samplers}, got {sampler!r}")
         b, k, h, w = context.shape
         if tuple(actions.shape[:2]) != (b, k):
             raise ValueError(f"actions must be (B, K, A) = {(b, k)} + (A,), got {actions.shape}")

@@ -39,7 +39,7 @@ from cosmos_env.training import (
     update_ema,
 )
 
-SAMPLERS = ("parallel", "autoregressive")
+SAMPLERS = TokenDynamics.samplers
 
 
 def _lr(cfg: TrainARConfig, step: int, elapsed: float) -> float:

@@ -218,11 +218,13 @@ def test_interrupted_export_never_reads_complete(tiny_store, tmp_path: Path, mon
     with pytest.raises(KeyboardInterrupt):
         export_lerobot(store_path, dst)
     assert not dst.exists()
-    assert (tmp_path / ".lr.partial").is_dir()  # only the hidden partial directory
+    assert not list(tmp_path.glob(".lr.partial*"))  # the failed run removed its own
+    other_run = tmp_path / ".lr.partial-other"  # e.g. a killed or concurrent run's
+    other_run.mkdir()
     monkeypatch.setattr(lerobot_writers.RollingVideo, "add", real_add)
     export_lerobot(store_path, dst)  # a re-run starts over
     validate_lerobot(dst, EpisodeStore.open(store_path))
-    assert not (tmp_path / ".lr.partial").exists()
+    assert list(tmp_path.glob(".lr.partial*")) == [other_run]  # not this run's: left alone
 
 
 def test_refuses_incomplete_store(tmp_path: Path) -> None:

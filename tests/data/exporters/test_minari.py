@@ -102,3 +102,16 @@ def test_interrupted_export_leaves_nothing(tiny_store, minari_root: Path, monkey
     monkeypatch.setattr(minari_export, "_buffers", real)
     export_minari(store_path, "cosmos/tiny-v0")  # a re-run starts over
     assert minari.load_dataset("cosmos/tiny-v0").total_episodes == 3
+
+
+@pytest.mark.parametrize(
+    "bad_id", ["../../escape/x-v0", "/abs/x-v0", "ns/../../x-v0", "ns//x-v0", "noversion", ""]
+)
+def test_a_bad_id_is_refused_before_anything_is_written(
+    tiny_store, minari_root: Path, tmp_path: Path, bad_id: str
+) -> None:
+    store_path, _ = tiny_store
+    before = sorted(p for p in tmp_path.rglob("*"))
+    with pytest.raises(ValueError, match="Minari dataset id .* is malformed"):
+        export_minari(store_path, bad_id)
+    assert sorted(p for p in tmp_path.rglob("*")) == before  # no directory made anywhere
