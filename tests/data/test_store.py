@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import store_helpers as helpers
 import zarr
 
 from cosmos_env.data import (
@@ -26,20 +26,7 @@ from cosmos_env.data import (
 from cosmos_env.data import stats as stats_module
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CONFTEST = Path(__file__).with_name("conftest.py")
-
-
-def _load_helpers():
-    # `import conftest` is ambiguous when several test folders have one: load ours by path.
-    name = "_cosmos_env_data_test_helpers"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, CONFTEST)
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-helpers = _load_helpers()
+HELPERS = Path(__file__).with_name("store_helpers.py")  # also run by path in a child
 LENGTHS, H, W = helpers.LENGTHS, helpers.H, helpers.W
 create_store, fill_store = helpers.create_store, helpers.fill_store
 make_episode, writer_length = helpers.make_episode, helpers.writer_length
@@ -430,7 +417,7 @@ def run_and_kill_writer(path: Path, mode: str) -> int:
     """Start the writer, SIGKILL it mid-write, return how many commits it reported."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(CONFTEST), str(path), mode],
+        [sys.executable, "-c", WRITER, str(HELPERS), str(path), mode],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

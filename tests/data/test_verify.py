@@ -4,34 +4,19 @@ verify``."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+import store_helpers as helpers
 import zarr
 from zarr.codecs import Crc32cCodec
 
 from cosmos_env.__main__ import main
 from cosmos_env.data import CorruptChunkError, EpisodeStore, NoChecksumWarning, StoreError
 
-CONFTEST = Path(__file__).with_name("conftest.py")
-
-
-def _load_helpers():
-    # `import conftest` is ambiguous when several test folders have one: load ours by path.
-    name = "_cosmos_env_data_test_helpers"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, CONFTEST)
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-helpers = _load_helpers()
 LENGTHS, fill_store, make_episode = helpers.LENGTHS, helpers.fill_store, helpers.make_episode
 N = sum(LENGTHS)  # 72 rows; ends 5, 22, 23, 63, 72; rgb chunks of 8 rows, the rest in one chunk
 
