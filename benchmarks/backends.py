@@ -64,7 +64,8 @@ def compare_backends(fidelity: dict, speed: dict) -> list[dict]:
                     "psnr_mean_h1_16": f["psnr_mean_h1_16"],
                     "psnr_h16": f["psnr_h16"],
                     "copy_last_psnr_h16": f["copy_last_psnr_h16"],
-                    "state_err_h16_cm": f["state_err_h16_cm"],
+                    # fidelity results before issue 18 called it state_err_h16_cm
+                    "cube_err_h16_cm": f.get("cube_err_h16_cm", f.get("state_err_h16_cm")),
                     "fps_b1": s["fps_b1"],
                     "fps_b64": s["fps_b64"],
                     "ratio_b64": s["ratio_b64"],
@@ -83,7 +84,7 @@ def _row(r: dict) -> list:
         r["psnr_mean_h1_16"],
         r["psnr_h16"],
         r["copy_last_psnr_h16"],
-        r["state_err_h16_cm"],
+        r["cube_err_h16_cm"],
         r["fps_b1"],
         r["fps_b64"],
         r["ratio_b64"],

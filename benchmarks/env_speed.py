@@ -302,7 +302,8 @@ def main() -> None:
     set_torch_threads(args.threads)
     torch.manual_seed(0)
     # Load every model first: a bad checkpoint fails before anything is timed.
-    models = [load_world_model(c) for c in args.checkpoints or shipped_world_models("push")]
+    names = args.checkpoints or shipped_world_models("tabletop-push")
+    models = [load_world_model(c) for c in names]
     settings = args.amp or (["auto"] if args.quick else ["true", "false", "auto"])
     results: dict = {"quick": args.quick, "machine": machine_info()}
     results["mujoco_fps"] = env_frames_per_s(1, 500 if args.quick else 3000, 64)

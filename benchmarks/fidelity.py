@@ -194,7 +194,7 @@ def main() -> None:
     parser.add_argument("--amp", default="auto", choices=["auto", "true", "false"])
     args = parser.parse_args()
     episodes = args.episodes or (8 if args.quick else 64)
-    checkpoints = args.checkpoints or shipped_world_models(TASK)
+    checkpoints = args.checkpoints or shipped_world_models(f"tabletop-{TASK}")
     results = run(checkpoints, episodes, args.seed, args.sweep_steps, args.amp)
     print(write(results, args.out))
 

@@ -100,7 +100,8 @@ def evaluate_suite(
     it runs instead of its shipped one; ``amp`` is the world-model envs' setting."""
     task = suite["task"]
     checkpoints = checkpoints or {}
-    world_models = {b: env_world_model(task, checkpoints.get(b), b, None) for b in backends}
+    world = f"tabletop-{task}"  # the suite runs in the tabletop; a checkpoint must be of it
+    world_models = {b: env_world_model(world, checkpoints.get(b), b, None) for b in backends}
     seeds = initial_seeds(int(suite["seed"]), episodes)
     mujoco = mujoco_vector_env(task, episodes)
     frames, states, _ = initial_states(mujoco, seeds)
@@ -111,7 +112,7 @@ def evaluate_suite(
             entry = {"spec": dict(spec)}
             entry["mujoco"] = outcome(run_in_mujoco(policy, mujoco, seeds, task, POLICY_SEED))
             for backend, wm in world_models.items():
-                run = run_in_world_model(policy, wm, frames, states, task, POLICY_SEED, amp=amp)
+                run = run_in_world_model(policy, wm, frames, states, POLICY_SEED, amp=amp)
                 entry[backend] = outcome(run)
             per_policy[policy.name] = entry
             print(policy.name, {k: v["success_rate"] for k, v in entry.items() if k != "spec"})

@@ -25,6 +25,7 @@ COMMANDS = {
     "train-dynamics": "train a world model on cached latents (dynamics=diffusion|ar data=PATH)",
     "refit-state-track": "train a diffusion model's state track anew (world_model=NAME data=PATH)",
     "retrain": "reproduce the shipped push world model from nothing: data, tokenizer, dynamics",
+    "make-world-model": "any world or store to a world-model release (world=gym env_id=ID out=DIR)",
     "convert": "bring robot data into a store: convert bridge|onex SRC DST",
     "export": "write a store for other tools: export lerobot STORE DST | minari STORE ID",
     "verify": "check every chunk of a store: verify STORE (exit 1 when something is bad)",
@@ -137,6 +138,13 @@ def main(argv: list[str] | None = None) -> int:
         from cosmos_env.retrain import retrain
 
         print(json.dumps(retrain(load_config("retrain", RetrainConfig, overrides)), indent=2))
+        return 0
+    if command == "make-world-model":
+        from cosmos_env.config import MakeWorldModelConfig, load_config
+        from cosmos_env.make_world_model import make_world_model
+
+        cfg = load_config("make_world_model", MakeWorldModelConfig, overrides, ("tokenizer",))
+        print(json.dumps(make_world_model(cfg), indent=2))
         return 0
     print(f"unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
     return 2

@@ -28,7 +28,7 @@ class WorldConfig:
 class GenerateConfig:
     world: WorldConfig = field(default_factory=WorldConfig)
     task: str = "push"
-    policy: str = "scripted"
+    policy: str = "scripted"  # scripted | random | package.module:factory (factory(env))
     noise: float = 0.0
     episodes: int = 200
     out: str = "outputs/data/tabletop-push.zarr"
@@ -36,6 +36,8 @@ class GenerateConfig:
     seed: int = 0
     image_size: int = 64
     env_id: str | None = None
+    env_kwargs: dict[str, Any] = field(default_factory=dict)  # to gym.make: +env_kwargs.K=V
+    camera: str | None = None  # gym envs: a camera name (or id); None: the env's default
     max_steps: int | None = None
     overwrite: bool = False
 
@@ -74,6 +76,7 @@ class TrainTokenizerConfig:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     data: str = "datasets/tabletop/data"
     out: str = "outputs/tokenizers/CI8x8"
+    init: str | None = None  # a released tokenizer (name or directory) to fine-tune from
     steps: int = 10000
     max_minutes: float = 27.0  # stop early (and release) when the wall-clock budget is spent
     batch_size: int = 64
@@ -109,8 +112,13 @@ class TrainDynamicsConfig:
     tokenizer: str = "CI8x8"  # shipped name or release directory; its latents must be cached
     data: str = "datasets/tabletop/data"
     stores: str = "push-*"  # glob over the store directory names under `data`
-    task: str = "push"  # the task the world-model env scores (reward, success, time limit)
     out: str = "outputs/dynamics/diffusion-push"
+    # State-track features to switch on where the stores' StateSpec roles allow them
+    # (dynamics/state_features.py); slots the dynamics config names explicitly win.
+    state_features: list[str] = field(
+        default_factory=lambda: ["integrator", "contact", "keypoints", "frame_head"]
+    )
+    outcome_weight: float = 1.0  # weight of the outcome heads' loss
     steps: int = 20000
     max_minutes: float = 30.0  # stop early (and release) when the wall-clock budget is spent
     batch_size: int = 64
@@ -144,7 +152,6 @@ class TrainARConfig:
     tokenizer: str = "DI8x8"  # a discrete tokenizer (name or release); its tokens cached
     data: str = "datasets/tabletop/data"
     stores: str = "push-*"  # glob over the store directory names under `data`
-    task: str = "push"  # the task the world-model env scores (reward, success, time limit)
     out: str = "outputs/dynamics/ar-push"
     steps: int = 20000
     max_minutes: float = 45.0  # stop early (and release) when the wall-clock budget is spent
@@ -208,6 +215,31 @@ class RetrainConfig:
     seed: int = 0
 
 
+@dataclass
+class MakeWorldModelConfig:
+    """``make-world-model``: a world (or ``data``, stores you have) to a world-model release."""
+
+    world: WorldConfig = field(default_factory=WorldConfig)
+    data: str | None = None  # a store or a directory of stores: skip recording
+    out: str = "outputs/world-models/tabletop-push"
+    task: str | None = None  # tabletop task
+    env_id: str | None = None  # Gymnasium MuJoCo env id when world=gym
+    env_kwargs: dict[str, Any] = field(default_factory=dict)  # +env_kwargs.K=V
+    camera: str | None = None
+    policy: str = "scripted"  # scripted | random | package.module:factory
+    noise: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0])  # one store each
+    episodes: int = 300  # in all, split over the noise levels
+    image_size: int = 64
+    max_steps: int | None = None
+    workers: int = 0
+    tokenizer: str = "CI8x8"  # the shipped tokenizer to use or to fine-tune from
+    tokenizer_min_psnr: float = 30.0  # dB on this world's held-out frames: below it, fine-tune
+    tokenizer_minutes: float = 10.0
+    budget_minutes: float = 30.0  # dynamics training wall-clock budget
+    dynamics_overrides: list[str] = field(default_factory=list)  # e.g. [dynamics.width=128]
+    seed: int = 0
+
+
 def load_config(
     name: str,
     schema: type[T],
@@ -236,9 +268,9 @@ def load_config(
 
 @dataclass
 class CompareConfig:
-    world: WorldConfig = field(default_factory=WorldConfig)
-    task: str = "push"
-    policy: str = "scripted"  # scripted | random
+    """``compare``: a release against its world's simulator (the world comes from it)."""
+
+    policy: str = "scripted"  # scripted (the world's expert) | random
     noise: float = 0.3
     episodes: int = 8
     checkpoint: str = "diffusion-push"  # shipped world model name or release directory

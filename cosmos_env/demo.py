@@ -62,7 +62,6 @@ def run_demo(cfg: DemoConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     metrics = _expert_demo(cfg, out)
     compare_cfg = CompareConfig(
-        task=wm.task,
         noise=cfg.compare_noise,
         episodes=cfg.compare_episodes,
         checkpoint=cfg.checkpoint,

@@ -1,26 +1,41 @@
-"""``python -m cosmos_env generate``: roll a policy out in a MuJoCo world and write the
-episodes to an episode store, with worker processes, deterministic under its seed, and
-resumable after an interruption. ``synthesize`` does the same in a world model: synthetic
-data, marked so in the store's attrs."""
+"""``python -m cosmos_env generate``: roll a policy out in a world with a simulator (a
+tabletop task or any Gymnasium MuJoCo env, built by ``sim.worlds.build_world``) and write
+the episodes to an episode store, with the world's StateSpec and description, with worker
+processes, deterministic under its seed, and resumable after an interruption.
+``synthesize`` does the same in a world model: synthetic data, marked so in the store's attrs.
+
+Policies: ``scripted`` (the tabletop task's expert, or a Gymnasium env's from
+``sim.gym_experts``), ``random``, or ``package.module:factory``: ``factory(env)`` returns an
+object with ``act(obs, info) -> action`` (and optionally ``reset(seed=...)``, called before
+each episode) or a plain callable ``(obs, info) -> action``, the action in the env's action
+space. ``info["state"]`` is the recorded state in every world.
+"""
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing as mp
 import time
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, fields
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
 from cosmos_env.config import GenerateConfig, SynthesizeConfig
+from cosmos_env.data.state_spec import StateSpec
 from cosmos_env.data.store import EpisodeStore, IncompleteStoreError, StoreError
 from cosmos_env.machine import default_workers, share_cores
-from cosmos_env.sim.recorder import EpisodeRecorder, action_spec_of, features_for
+from cosmos_env.sim.recorder import EpisodeRecorder, action_spec_of, features_for, state_spec_of
 from cosmos_env.sim.tasks import get_task
+from cosmos_env.sim.worlds import build_world
 
-_worker: dict = {}  # per-process env, recorder and episode buffer
+_worker: dict = {}  # per-process env, recorder, episode buffer and policy
+BUILT_IN_POLICIES = ("scripted", "random")
+Act = Callable[[Any, dict], np.ndarray]  # (obs, info) -> action in the env's action space
 
 
 def episode_seed(base_seed: int, index: int) -> int:
@@ -28,55 +43,37 @@ def episode_seed(base_seed: int, index: int) -> int:
     return int(np.random.SeedSequence([base_seed, index]).generate_state(1)[0])
 
 
-def make_world_env(cfg: GenerateConfig) -> gym.Env:
-    """The env that ``cfg`` records: a tabletop task or a Gymnasium MuJoCo env."""
-    import cosmos_env  # noqa: F401  (registers the tabletop ids)
-    from cosmos_env.registration import TASK_IDS
-
+def make_world_env(cfg: GenerateConfig, world: Any = None) -> gym.Env:
+    """The env that ``cfg`` records: ``build_world(cfg).make_env`` (a tabletop task or a
+    Gymnasium MuJoCo env; ``world`` if already built), or synthesize's world-model env."""
     kwargs = {} if cfg.max_steps is None else {"max_episode_steps": cfg.max_steps}
     if isinstance(cfg, SynthesizeConfig):
         return _world_model_env(cfg, kwargs)
-    if cfg.world.name == "tabletop":
-        if cfg.task not in TASK_IDS:
-            raise ValueError(
-                f"unknown tabletop task {cfg.task!r}; choose one of {sorted(TASK_IDS)}"
-            )
-        return gym.make(
-            f"cosmos_env/Tabletop-{TASK_IDS[cfg.task]}-v0",
-            image_size=cfg.image_size,
-            n_objects=cfg.world.n_objects,
-            terminate_on_success=cfg.world.terminate_on_success,
+    world = world if world is not None else build_world(cfg)
+    if cfg.world.name == "tabletop":  # gym envs get env_kwargs from their world
+        kwargs = {
+            "terminate_on_success": cfg.world.terminate_on_success,
+            **cfg.env_kwargs,
             **kwargs,
-        )
-    if cfg.world.name == "gym":
-        if not cfg.env_id:
-            raise ValueError("world=gym needs env_id=<Gymnasium id>, e.g. env_id=Pusher-v5")
-        env = gym.make(
-            cfg.env_id,
-            render_mode="rgb_array",
-            width=cfg.image_size,
-            height=cfg.image_size,
-            **kwargs,
-        )
-        model = getattr(env.unwrapped, "model", None)
-        if model is not None:
-            model.vis.quality.shadowsize = 0  # shadows cost ~5x render time on llvmpipe
-        return env
-    raise ValueError(f"unknown world {cfg.world.name!r}; choose tabletop or gym")
+        }
+    return world.make_env(cfg.image_size, **kwargs)
 
 
 def _world_model_env(cfg: SynthesizeConfig, kwargs: dict) -> gym.Env:
     """The world-model env of ``cfg.task``: the same spaces, reward and time limit as the
     MuJoCo task, frames and state predicted."""
-    from cosmos_env.registration import TASK_IDS, WORLD_MODEL_TASKS
+    from cosmos_env.registration import WORLD_MODEL_IDS
 
-    if cfg.world.name != "tabletop" or cfg.task not in WORLD_MODEL_TASKS:
+    env_ids = {world: env_id for env_id, (world, _) in WORLD_MODEL_IDS.items()}
+    tasks = [w.removeprefix("tabletop-") for w in env_ids if w.startswith("tabletop-")]
+    world = f"tabletop-{cfg.task}"
+    if cfg.world.name != "tabletop" or world not in env_ids:
         raise ValueError(
             f"synthesize needs a world model of the task: world=tabletop and task in "
-            f"{list(WORLD_MODEL_TASKS)}, got world={cfg.world.name} task={cfg.task}"
+            f"{tasks}, got world={cfg.world.name} task={cfg.task}"
         )
     return gym.make(
-        f"cosmos_env/WorldModel-Tabletop-{TASK_IDS[cfg.task]}-v0",
+        env_ids[world],
         backend=cfg.backend,
         checkpoint=cfg.checkpoint,
         sampler_steps=cfg.sampler_steps,
@@ -86,11 +83,74 @@ def _world_model_env(cfg: SynthesizeConfig, kwargs: dict) -> gym.Env:
     )
 
 
+def _policy_factory(path: str) -> Callable[[gym.Env], Any]:
+    """The user's policy factory that ``policy=package.module:factory`` names."""
+    module_name, _, attr = path.partition(":")
+    if not module_name or not attr or ":" in attr:
+        raise ValueError(f"policy={path!r}: name a factory as package.module:factory")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"policy={path!r}: cannot import the factory: {e}") from e
+    if not callable(factory):
+        raise ValueError(f"policy={path!r} names a {type(factory).__name__}, not a factory")
+    return factory
+
+
 def _check_policy(cfg: GenerateConfig) -> None:
-    if cfg.policy not in ("scripted", "random"):
-        raise ValueError(f"unknown policy {cfg.policy!r}; choose scripted or random")
-    if cfg.policy == "scripted" and cfg.world.name != "tabletop":
-        raise ValueError("policy=scripted needs world=tabletop; use policy=random for gym envs")
+    if cfg.policy not in BUILT_IN_POLICIES:
+        if ":" not in cfg.policy:
+            raise ValueError(
+                f"unknown policy {cfg.policy!r}; choose scripted, random or "
+                "package.module:factory (factory(env) returns a policy)"
+            )
+        _policy_factory(cfg.policy)
+    elif cfg.policy == "scripted" and cfg.world.name == "gym" and cfg.env_id:
+        from cosmos_env.sim.gym_experts import gym_expert
+
+        gym_expert(cfg.env_id)  # raises for an env without a scripted expert
+
+
+def _user_policy(cfg: GenerateConfig, env: gym.Env) -> Any:
+    """``factory(env)``: an object with ``act(obs, info)`` or a callable ``(obs, info)``."""
+    policy = _policy_factory(cfg.policy)(env)
+    if not callable(getattr(policy, "act", None)) and not callable(policy):
+        raise ValueError(
+            f"policy={cfg.policy!r}: factory(env) returned a {type(policy).__name__}, which "
+            "has no act(obs, info) and is not a callable (obs, info) -> action"
+        )
+    return policy
+
+
+def _episode_policy(cfg: GenerateConfig, env: gym.Env, seed: int) -> Act:
+    """The policy of one episode, seeded with the episode's seed."""
+    if cfg.policy == "scripted":
+        if cfg.world.name == "gym":
+            from cosmos_env.sim.gym_experts import gym_expert
+
+            expert = gym_expert(cfg.env_id, cfg.noise, seed=seed)
+        else:
+            from cosmos_env.sim.experts import ScriptedExpert
+
+            expert = ScriptedExpert(cfg.task, cfg.noise, seed=seed)
+        return lambda obs, info: expert.act(info["state"])
+    if cfg.policy == "random":
+        rng = np.random.default_rng(seed)
+        space = env.action_space
+        return lambda obs, info: rng.uniform(space.low, space.high).astype(space.dtype)
+    policy = _worker["policy"]
+    if callable(getattr(policy, "reset", None)):
+        policy.reset(seed=seed)
+    return policy.act if callable(getattr(policy, "act", None)) else policy
+
+
+def _with_state(env: gym.Env, info: dict) -> dict:
+    """``info`` with ``"state"`` (the recorded state) for every world: a Gymnasium MuJoCo
+    env's ``concat(qpos, qvel)`` where its info has none."""
+    data = getattr(env.unwrapped, "data", None)
+    if "state" in info or data is None or not hasattr(data, "qpos"):
+        return info
+    return {**info, "state": np.concatenate([data.qpos, data.qvel]).astype(np.float32)}
 
 
 def _init_worker(cfg: GenerateConfig) -> None:
@@ -102,18 +162,15 @@ def _init_worker(cfg: GenerateConfig) -> None:
     source = cfg.env_id if cfg.world.name == "gym" else f"tabletop-{cfg.task}"
     if isinstance(cfg, SynthesizeConfig):
         source = f"world-model-{cfg.backend}-{cfg.task}"
-    _worker.update(
-        cfg=cfg,
-        env=EpisodeRecorder(
-            env,
-            lambda ep, instr, src: buffer.append((ep, instr, src)),
-            cfg.image_size,
-            instruction,
-            source,
-        ),
-        buffer=buffer,
-        source=source,
+    recorder = EpisodeRecorder(
+        env,
+        lambda ep, instr, src: buffer.append((ep, instr, src)),
+        cfg.image_size,
+        instruction,
+        source,
     )
+    policy = None if cfg.policy in BUILT_IN_POLICIES else _user_policy(cfg, recorder)
+    _worker.update(cfg=cfg, env=recorder, buffer=buffer, source=source, policy=policy)
 
 
 def _init_pool_worker(cfg: GenerateConfig, workers: int) -> None:
@@ -122,22 +179,15 @@ def _init_pool_worker(cfg: GenerateConfig, workers: int) -> None:
 
 
 def _run_episode(index: int) -> tuple[dict[str, np.ndarray], str, str]:
-    from cosmos_env.sim.experts import ScriptedExpert
-
     cfg: GenerateConfig = _worker["cfg"]
     env: EpisodeRecorder = _worker["env"]
     seed = episode_seed(cfg.seed, index)
-    _, info = env.reset(seed=seed)
-    rng = np.random.default_rng(seed)
-    expert = ScriptedExpert(cfg.task, cfg.noise, seed=seed) if cfg.policy == "scripted" else None
+    obs, info = env.reset(seed=seed)
+    act = _episode_policy(cfg, env, seed)
     done = False
     while not done:
-        if expert is not None:
-            action = expert.act(info["state"])
-        else:
-            space = env.action_space
-            action = rng.uniform(space.low, space.high).astype(space.dtype)
-        _, _, terminated, truncated, info = env.step(action)
+        action = act(obs, _with_state(env, info))
+        obs, _, terminated, truncated, info = env.step(action)
         done = terminated or truncated
     episode, instruction, _ = _worker["buffer"].pop()
     return episode, instruction, f"{_worker['source']}/ep{index:06d}"
@@ -158,13 +208,16 @@ def _open_or_create(cfg: GenerateConfig) -> EpisodeStore:
             _check_resume(out, store, store.attrs["extra"].get(command) or {}, settings, cfg)
             return store  # resume: seeds depend on the episode index only
         raise StoreError(f"{out} already holds a complete store; pass overwrite=true to replace it")
-    env = make_world_env(cfg)
+    world = None if synthetic else build_world(cfg)
+    env = make_world_env(cfg, world)
     try:
         features = features_for(env, cfg.image_size)
         spec = action_spec_of(env)
+        state_spec = _state_spec(env, synthetic)
         fps = float(env.metadata.get("render_fps") or 1.0 / env.unwrapped.dt)
         robot = "floating parallel-jaw gripper" if cfg.world.name == "tabletop" else cfg.env_id
         attrs = {command: settings, "synthetic": synthetic}
+        name = world.name if world is not None else env.unwrapped.core.wm.world.name
         if synthetic:  # which model made the frames, so nobody mistakes them for MuJoCo's
             wm = env.unwrapped.core.wm
             attrs["world_model"] = {
@@ -175,25 +228,45 @@ def _open_or_create(cfg: GenerateConfig) -> EpisodeStore:
             }
     finally:
         env.close()
-    camera = {"name": "front", "height": cfg.image_size, "width": cfg.image_size}
+    view = "front" if cfg.world.name == "tabletop" else str(cfg.camera or "default")
+    camera = {"name": view, "height": cfg.image_size, "width": cfg.image_size}
     return EpisodeStore.create(
         out,
         features=features,
         action_spec=spec,
         fps=fps,
-        world=cfg.world.name if cfg.world.name == "tabletop" else f"gym:{cfg.env_id}",
+        world=name,  # the World's name (tabletop-push, gym:Reacher-v5): releases carry it
         camera=camera,
         robot=robot,
         attrs=attrs,
         overwrite=cfg.overwrite,
+        state_spec=state_spec,
+        world_description=None if world is None else world.describe(),
     )
+
+
+def _state_spec(env: gym.Env, synthetic: bool) -> StateSpec | None:
+    """The recorded state's spec; a world-model env's own spec, if it has one."""
+    if not synthetic:
+        return state_spec_of(env)
+    spec = getattr(env.unwrapped, "state_spec", None)
+    return spec if isinstance(spec, StateSpec) else None
 
 
 def _check_resume(
     out: Path, store: EpisodeStore, before: dict, settings: dict, cfg: GenerateConfig
 ) -> None:
     """Refuse to resume an unfinished store made with other settings (naming each one) or
-    holding more episodes than asked for."""
+    holding more episodes than asked for. A setting that the store's writer did not know
+    (a field added since) counts as that field's default."""
+    defaults = {
+        f.name: f.default_factory() if callable(f.default_factory) else f.default
+        for f in fields(cfg)
+    }
+    before = {
+        **{k: defaults[k] for k in settings.keys() - before.keys() if k in defaults},
+        **before,
+    }
     changed = [
         f"{key}={before.get(key)!r} (now {settings.get(key)!r})"
         for key in sorted(before.keys() | settings.keys())

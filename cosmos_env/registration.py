@@ -1,4 +1,5 @@
-"""Gymnasium registrations of every cosmos-env environment."""
+"""Gymnasium registrations of every cosmos-env environment: the tabletop's MuJoCo tasks,
+the generic world-model env, and one world-model id per world with a shipped checkpoint."""
 
 from __future__ import annotations
 
@@ -9,16 +10,24 @@ from cosmos_env.sim.tasks import TASKS
 # Env id suffix for each task, e.g. cosmos_env/Tabletop-PickPlace-v0.
 TASK_IDS = {"push": "Push", "pick_place": "PickPlace"}
 
+# Any release: gymnasium.make(GENERIC_ID, checkpoint=DIR); spaces come from the release.
+GENERIC_ID = "cosmos_env/WorldModel-v0"
 
-# Tasks with shipped world models: cosmos_env/WorldModel-Tabletop-<Task>-v0 loads
-# ``<backend>-<task>`` (diffusion by default; gym.make(..., backend="ar") for the other).
-WORLD_MODEL_TASKS = ("push",)
+# Per-world ids of the shipped world models: id -> (world name, time limit). Each loads
+# the world's shipped checkpoint of the backend asked for (diffusion by default) and
+# refuses a checkpoint of another world.
+WORLD_MODEL_IDS = {
+    "cosmos_env/WorldModel-Tabletop-Push-v0": ("tabletop-push", TASKS["push"].max_episode_steps),
+}
+
+_ENTRY = "cosmos_env.envs.world_model_env:WorldModelEnv"
+_VECTOR_ENTRY = "cosmos_env.envs.vector_env:WorldModelVectorEnv"
 
 
 def registered_env_ids() -> list[str]:
     """All ids this package registers (used by the contract tests)."""
     ids = [f"cosmos_env/Tabletop-{suffix}-v0" for suffix in TASK_IDS.values()]
-    return ids + [f"cosmos_env/WorldModel-Tabletop-{TASK_IDS[t]}-v0" for t in WORLD_MODEL_TASKS]
+    return ids + [GENERIC_ID, *WORLD_MODEL_IDS]
 
 
 def register_envs() -> None:
@@ -32,14 +41,16 @@ def register_envs() -> None:
             max_episode_steps=TASKS[task].max_episode_steps,
             kwargs={"task": task},
         )
-    for task in WORLD_MODEL_TASKS:
-        env_id = f"cosmos_env/WorldModel-Tabletop-{TASK_IDS[task]}-v0"
+    if GENERIC_ID not in gym.registry:
+        # No registered time limit: the env truncates at its release's own.
+        gym.register(id=GENERIC_ID, entry_point=_ENTRY, vector_entry_point=_VECTOR_ENTRY)
+    for env_id, (world, steps) in WORLD_MODEL_IDS.items():
         if env_id in gym.registry:
             continue
         gym.register(
             id=env_id,
-            entry_point="cosmos_env.envs.world_model_env:WorldModelEnv",
-            vector_entry_point="cosmos_env.envs.vector_env:WorldModelVectorEnv",
-            max_episode_steps=TASKS[task].max_episode_steps,
-            kwargs={"task": task},
+            entry_point=_ENTRY,
+            vector_entry_point=_VECTOR_ENTRY,
+            max_episode_steps=steps,
+            kwargs={"world": world},
         )

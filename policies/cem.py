@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from cosmos_env.dynamics.release import WorldModel
-from cosmos_env.envs.core import env_world_model
-from cosmos_env.sim.tasks import get_task
+from cosmos_env.envs.core import env_world_model, simulator_world
+from cosmos_env.envs.scoring import Scorer
 from policies.base import ACTION_DIM, BatchPolicy, batch_states
 
 
@@ -31,10 +31,11 @@ class StateTrackImagination:
 
     ``returns(states, actions, plans)``: context states (B, K, S) (oldest first, world
     units) and the K-1 actions between them (B, K-1, A), candidate plans (B, P, H, A) in
-    [-1, 1] -> the sum over the H imagined steps of the task's reward, float64 (B, P).
+    [-1, 1] -> the sum over the H imagined steps of the reward the world-model env would
+    give (its world's function, or the release's learned head), float64 (B, P).
     """
 
-    def __init__(self, world_model: WorldModel, task: str = "push", discount: float = 1.0):
+    def __init__(self, world_model: WorldModel, discount: float = 1.0):
         cfg = world_model.dynamics.cfg
         if not getattr(cfg, "state_track", False):
             raise ValueError(
@@ -43,7 +44,7 @@ class StateTrackImagination:
             )
         self.dynamics = world_model.dynamics
         self.context = cfg.context
-        self.task = get_task(task)
+        self.scorer = Scorer(world_model, simulator_world(world_model))
         self.discount = discount
 
     @torch.inference_mode()
@@ -56,7 +57,10 @@ class StateTrackImagination:
         for t in range(h):
             step_actions = torch.cat([ctx_actions, plan[:, t, None]], dim=1)  # (BP, K, A)
             state = self.dynamics.predict_next_state(ctx_states, step_actions)  # (BP, S)
-            total += self.discount**t * self.task.reward(state.double().numpy())
+            reward = self.scorer.score(
+                ctx_states[:, -1].double().numpy(), plan[:, t].numpy(), state.double().numpy()
+            )["reward"]
+            total += self.discount**t * reward
             ctx_states = torch.cat([ctx_states[:, 1:], state[:, None]], dim=1)
             ctx_actions = step_actions[:, 1:]
         return total.reshape(b, p)
@@ -87,8 +91,9 @@ class CEMPolicy(BatchPolicy):
         if horizon < 1 or iterations < 1:
             raise ValueError(f"need horizon >= 1 and iterations >= 1, got {horizon}, {iterations}")
         super().__init__(seed)
-        wm = world_model or env_world_model(task, checkpoint, "diffusion", None)
-        self.imagine = StateTrackImagination(wm, task)
+        world = None if checkpoint else f"tabletop-{task}"  # the shipped model of the task
+        wm = world_model or env_world_model(world, checkpoint, "diffusion", None)
+        self.imagine = StateTrackImagination(wm)
         self.horizon, self.population, self.elites = horizon, population, elites
         self.iterations, self.init_std, self.min_std = iterations, init_std, min_std
         self.fixed = dict(fixed or {})

@@ -65,16 +65,17 @@ def initial_states(
     return obs, np.asarray(info["state"]), info
 
 
-def _run(env, obs, info, policy: Policy, steps: int, task: str, desc: str) -> EpisodeResults:
+def _run(env, obs, info, policy: Policy, steps: int, desc: str) -> EpisodeResults:
+    """Step ``env`` (no autoreset within ``steps``: episodes run the full time limit) and
+    sum each row's rewards; a row succeeds if ``info["is_success"]`` held at some step."""
     n = len(obs)
     returns, first = np.zeros(n), np.full(n, -1)
-    scoring = get_task(task)
     start = time.perf_counter()
     for t in tqdm(range(steps), desc=desc, unit="step", leave=False):
-        obs, _, _, _, info = env.step(policy.act_batch(obs, info))
-        states = np.asarray(info["state"])
-        returns += scoring.dense_reward(states)
-        hit = np.asarray(scoring.success(states)) & (first < 0)
+        obs, rewards, _, _, info = env.step(policy.act_batch(obs, info))
+        returns += np.asarray(rewards, np.float64)
+        success = np.asarray(info.get("is_success", np.zeros(n, bool)), bool)
+        hit = success & (first < 0)
         first[hit] = t + 1
     return EpisodeResults(first >= 0, returns, first, time.perf_counter() - start)
 
@@ -92,7 +93,7 @@ def run_in_mujoco(
     obs, _, info = initial_states(env, seeds)
     policy.reset(seed=policy_seed, num_envs=len(seeds))
     steps = steps or get_task(task).max_episode_steps
-    return _run(env, obs, info, policy, steps, task, f"mujoco {getattr(policy, 'name', '')}")
+    return _run(env, obs, info, policy, steps, f"mujoco {getattr(policy, 'name', '')}")
 
 
 def run_in_world_model(
@@ -100,7 +101,6 @@ def run_in_world_model(
     world_model: WorldModel,
     frames: np.ndarray,
     states: np.ndarray,
-    task: str = "push",
     policy_seed: int = 0,
     env_seed: int = 0,
     steps: int | None = None,
@@ -109,10 +109,9 @@ def run_in_world_model(
 ) -> EpisodeResults:
     """``policy`` in a world-model vector env whose rows start from MuJoCo's initial
     ``frames`` uint8 (N, H, W, 3) and true ``states`` (N, S); ``amp`` as the env takes it."""
-    steps = steps or get_task(task).max_episode_steps
+    steps = steps or world_model.world.max_episode_steps
     env = WorldModelVectorEnv(
         len(frames),
-        task,
         world_model=world_model,
         sampler_steps=sampler_steps,
         reset_source="frames",
@@ -124,6 +123,6 @@ def run_in_world_model(
         obs, info = env.reset(seed=env_seed, options={"frames": frames, "states": states})
         policy.reset(seed=policy_seed, num_envs=len(frames))
         name = f"{world_model.backend} {getattr(policy, 'name', '')}"
-        return _run(env, obs, info, policy, steps, task, name)
+        return _run(env, obs, info, policy, steps, name)
     finally:
         env.close()

@@ -8,6 +8,15 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 
+def tabletop_world_info(task: str = "push"):
+    """The `WorldInfo` of a tabletop task (what a release records of its world)."""
+    from cosmos_env.data.world import WorldInfo
+    from cosmos_env.sim.worlds import tabletop_world
+
+    w = tabletop_world(task)
+    return WorldInfo(w.name, w.describe(), w.max_episode_steps, w.action_spec, w.state_spec)
+
+
 def make_tiny_world_model(directory, seed: int = 0, state_track: bool = True):
     """A tiny random tokenizer (CI8x8 layout) and a tiny diffusion dynamics model paired
     with it (with a state track, as the shipped model, unless ``state_track`` is False),
@@ -41,7 +50,7 @@ def make_tiny_world_model(directory, seed: int = 0, state_track: bool = True):
     frames = rng.integers(0, 256, (6, 64, 64, 3), dtype=np.uint8)
     states = rng.normal(size=(6, 36)).astype(np.float32)
     return save_world_model(
-        directory / "dynamics", dyn, tokenizer, "push", "euler", 1, frames, states
+        directory / "dynamics", dyn, tokenizer, tabletop_world_info(), "euler", 1, frames, states
     )
 
 
@@ -76,7 +85,14 @@ def make_tiny_ar_world_model(directory, seed: int = 0):
     frames = rng.integers(0, 256, (6, 64, 64, 3), dtype=np.uint8)
     states = rng.normal(size=(6, 36)).astype(np.float32)
     return save_world_model(
-        directory / "dynamics", dyn, tokenizer, "push", "parallel", 2, frames, states
+        directory / "dynamics",
+        dyn,
+        tokenizer,
+        tabletop_world_info(),
+        "parallel",
+        2,
+        frames,
+        states,
     )
 
 

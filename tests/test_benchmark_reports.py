@@ -36,7 +36,7 @@ def entry(sampler: str, steps: int, psnr: float) -> dict:
         "psnr_h16": psnr - 1,
         "copy_last_psnr_h16": psnr - 3,
         "ssim_h16": 0.8,
-        "state_err_h16_cm": 2.0,
+        "cube_err_h16_cm": 2.0,
         "gripper_err_h16_cm": 2.0,
     }
     timing = {"world_model_frames_per_s_batched": 200.0, "mujoco_frames_per_s": 100.0}

@@ -4,15 +4,17 @@ from hydra.errors import ConfigCompositionException
 
 from cosmos_env.config import GenerateConfig, load_config
 from cosmos_env.data import EpisodeStore, StoreError
+from cosmos_env.data.world import load_world
 from cosmos_env.generate import generate
 from cosmos_env.sim import state_layout as sl
 from cosmos_env.sim.tasks import get_task
+from cosmos_env.sim.worlds import gym_mujoco_world
 
 
-def _cfg(tmp_path, **overrides) -> GenerateConfig:
+def _cfg(tmp_path, *extra: str, **overrides) -> GenerateConfig:
     args = [f"out={tmp_path / 'push.zarr'}", "episodes=3", "workers=1", "max_steps=8"]
     return load_config(
-        "generate", GenerateConfig, args + [f"{k}={v}" for k, v in overrides.items()]
+        "generate", GenerateConfig, args + [f"{k}={v}" for k, v in overrides.items()] + [*extra]
     )
 
 
@@ -33,7 +35,7 @@ def test_generate_writes_a_complete_store_with_consistent_rows(tmp_path):
     store = EpisodeStore.open(summary["out"])
     assert store.n_episodes == 3 and store.n_frames == 3 * 9
     assert store.attrs["extra"]["generate"]["task"] == "push"
-    assert store.fps == 5.0 and store.world == "tabletop"
+    assert store.fps == 5.0 and store.world == "tabletop-push"
     ep = store.load_episode(0)
     # Reward of each row is the task's reward of that row's state (0 on the first row).
     expected = get_task("push").reward(ep["state"][1:])
@@ -81,8 +83,11 @@ def test_gym_world_records_with_random_policy(tmp_path):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"policy": "scripted", "world": "gym", "env_id": "Reacher-v5"}, "world=tabletop"),
+        ({"policy": "scripted", "world": "gym", "env_id": "Hopper-v5"}, "no scripted expert"),
         ({"policy": "ppo"}, "unknown policy"),
+        ({"policy": "no_such_module:make"}, "policy='no_such_module:make': cannot import"),
+        ({"policy": "test_generate:missing"}, "policy='test_generate:missing': cannot import"),
+        ({"world": "gym", "env_id": "Reacher-v5", "camera": "top"}, "no camera 'top'"),
         ({"world": "gym", "policy": "random"}, "env_id"),
         ({"task": "stack"}, "unknown tabletop task"),
     ],
@@ -126,3 +131,125 @@ def test_a_resume_asking_for_fewer_episodes_than_committed_refuses(tmp_path):
     ):
         generate(_cfg(tmp_path, episodes=2))
     assert not EpisodeStore.open(tmp_path / "push.zarr", "a").is_complete  # nothing finalised
+
+
+def test_stores_carry_the_state_spec_and_a_description_of_their_world(tmp_path):
+    store = EpisodeStore.open(generate(_cfg(tmp_path, episodes=1))["out"])
+    world = load_world(store.world_description)
+    assert world.describe() == {
+        "entry_point": "cosmos_env.sim.worlds:tabletop_world",
+        "kwargs": {"task": "push", "n_objects": 2},
+    }
+    assert store.state_spec == world.state_spec and store.state_spec.projection() is not None
+    ep = store.load_episode(0)
+    expected = world.reward(ep["state"][:-1], ep["action"][:-1], ep["state"][1:])
+    np.testing.assert_allclose(ep["reward"][1:], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_gym_world_records_its_expert_with_state_spec_and_world(tmp_path):
+    cfg = _cfg(tmp_path, world="gym", env_id="Reacher-v5", episodes=2, max_steps=10)
+    store = EpisodeStore.open(generate(cfg)["out"])
+    assert store.n_episodes == 2 and store.episode_length(1) == 11
+    assert store.world_description == {
+        "entry_point": "cosmos_env.sim.worlds:gym_mujoco_world",
+        "kwargs": {"env_id": "Reacher-v5", "env_kwargs": {}, "camera": None},
+    }
+    world = load_world(store.world_description)
+    assert store.state_spec == world.state_spec and store.state_spec.dim == 8
+    assert store.state_spec.dim_names()[:2] == ("joint0", "joint1")
+    ep = store.load_episode(1)
+    actions = store.action_spec.scale(ep["action"][:-1])  # stored in [-1, 1]
+    rewards = world.reward(ep["state"][:-1], actions, ep["state"][1:])
+    np.testing.assert_allclose(ep["reward"][1:], rewards, atol=1e-5)
+    assert not ep["is_terminal"].any()  # Reacher only truncates
+    # The expert closes in on the target: the distance term of the reward shrinks.
+    assert rewards[-1] > rewards[0]
+
+
+def test_env_kwargs_reach_gym_make_and_the_recorded_world(tmp_path):
+    cfg = _cfg(
+        tmp_path,
+        "+env_kwargs.reward_dist_weight=2",
+        world="gym",
+        env_id="Reacher-v5",
+        policy="random",
+        episodes=1,
+    )
+    assert cfg.env_kwargs == {"reward_dist_weight": 2}
+    store = EpisodeStore.open(generate(cfg)["out"])
+    assert store.world_description["kwargs"]["env_kwargs"] == {"reward_dist_weight": 2}
+    ep = store.load_episode(0)
+    s, a, s1 = ep["state"][:-1], store.action_spec.scale(ep["action"][:-1]), ep["state"][1:]
+    doubled = gym_mujoco_world("Reacher-v5", {"reward_dist_weight": 2}).reward(s, a, s1)
+    plain = gym_mujoco_world("Reacher-v5").reward(s, a, s1)
+    np.testing.assert_allclose(ep["reward"][1:], doubled, atol=5e-3)  # random torques: RK4 lag
+    assert np.abs(ep["reward"][1:] - plain).min() > 0.05  # the distance term counts twice
+    with pytest.raises(ConfigCompositionException, match=r"\+env_kwargs.reward_dist_weight"):
+        _cfg(tmp_path, "env_kwargs.reward_dist_weight=2")
+
+
+class ZeroPolicy:
+    """A user policy: the middle of the action space; counts resets and calls."""
+
+    def __init__(self, env):
+        self.zero = ((env.action_space.low + env.action_space.high) / 2).astype(np.float32)
+        self.observation_space = env.observation_space
+        self.seeds, self.calls = [], 0
+
+    def reset(self, seed=None):
+        self.seeds.append(seed)
+
+    def act(self, obs, info):
+        assert self.observation_space.contains(obs) and "state" in info  # the env's own obs
+        self.calls += 1
+        return self.zero
+
+
+def make_zero_policy(env):
+    return ZeroPolicy(env)
+
+
+def make_callable_policy(env):
+    return lambda obs, info: np.full(env.action_space.shape, 0.5, np.float32)
+
+
+def make_nothing(env):
+    return 42
+
+
+@pytest.mark.parametrize("world", [{}, {"world": "gym", "env_id": "Reacher-v5"}])
+def test_a_policy_of_ones_own_by_import_path(tmp_path, world):
+    store = EpisodeStore.open(
+        generate(_cfg(tmp_path, policy=f"{__name__}:make_zero_policy", episodes=2, **world))["out"]
+    )
+    assert store.attrs["extra"]["generate"]["policy"] == f"{__name__}:make_zero_policy"
+    for i in range(2):
+        np.testing.assert_array_equal(store.load_episode(i)["action"], 0.0)  # normalised
+    import cosmos_env.generate as gen
+
+    policy = gen._worker["policy"]
+    assert isinstance(policy, ZeroPolicy) and len(policy.seeds) == 2 and policy.calls == 16
+
+    out = tmp_path / "callable"
+    store = EpisodeStore.open(
+        generate(_cfg(out, policy=f"{__name__}:make_callable_policy", episodes=1, **world))["out"]
+    )
+    np.testing.assert_allclose(store.load_episode(0)["action"][:-1], 0.5)  # both Box(-1, 1)
+    with pytest.raises(ValueError, match="factory\\(env\\) returned a int"):
+        generate(_cfg(tmp_path / "bad", policy=f"{__name__}:make_nothing", **world))
+
+
+def test_a_resume_accepts_a_store_from_before_the_newer_settings(tmp_path):
+    cfg = _cfg(tmp_path)
+    generate(cfg)
+    _interrupted(cfg, 2)
+    store = EpisodeStore.open(cfg.out, "a")
+    extra = dict(store._root.attrs["extra"])
+    extra["generate"] = {
+        k: v for k, v in extra["generate"].items() if k not in ("env_kwargs", "camera")
+    }
+    store._root.attrs["extra"] = extra
+    assert generate(cfg)["episodes"] == 3  # the missing settings were their defaults
+    _interrupted(cfg, 2)
+    with pytest.raises(StoreError, match=r"env_kwargs=\{\} \(now \{'n_objects': 1\}\)"):
+        generate(_cfg(tmp_path, "+env_kwargs.n_objects=1"))

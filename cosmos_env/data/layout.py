@@ -48,6 +48,8 @@ _DIGESTED_ATTRS = (
     "robot",
     "extra",
 )
+# Digested only when present, so that stores finalized before these attrs keep their digest.
+_DIGESTED_IF_PRESENT = ("state_spec", "world_description")
 ProblemKind = Literal["missing", "corrupt", "checksum", "metadata"]
 FIX_HINT = (
     "The store is damaged: re-generate or re-convert it (or restore it from a copy); "
@@ -205,6 +207,7 @@ def array_summary(arr: zarr.Array) -> dict[str, Any]:
 def attrs_digest(attrs: Mapping[str, Any], stats_attrs: Mapping[str, Any]) -> str:
     """sha256 of the attrs the store owns (schema, specs, ..., extra) and of meta/stats."""
     owned = {k: attrs.get(k) for k in _DIGESTED_ATTRS}
+    owned.update({k: attrs[k] for k in _DIGESTED_IF_PRESENT if k in attrs})
     text = json.dumps([owned, dict(stats_attrs)], sort_keys=True, allow_nan=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -260,6 +263,21 @@ def open_root(path: Path, mode: str) -> zarr.Group:
     if missing:
         raise StoreError(f"episode store {path} is corrupt: group attrs lack {missing}")
     return root
+
+
+def check_complete(
+    path: Path, meta: Mapping[str, zarr.Array], data: Mapping[str, zarr.Array], ends: np.ndarray
+) -> None:
+    """StoreError unless a complete store's arrays hold exactly its committed episodes
+    (`ends`) and their rows (`fit` cut them so at finalize)."""
+    n_episodes, n_frames = len(ends), int(ends[-1]) if len(ends) else 0
+    lengths = {k: a.shape[0] for k, a in {**meta, **data}.items()}
+    expected = {k: n_episodes if k in meta else n_frames for k in lengths}
+    if n_episodes != meta["episode_ends"].shape[0] or lengths != expected:
+        raise StoreError(
+            f"episode store {path} is marked complete but its arrays disagree "
+            f"(lengths {lengths}, expected {expected}); it is corrupt"
+        )
 
 
 def committed_ends(

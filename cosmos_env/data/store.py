@@ -3,8 +3,9 @@
 Layout of a store directory::
 
     zarr.json                 group attrs: format_version, status ("writing" | "complete"),
-                              schema (feature specs), action_spec, fps, world, camera, robot,
-                              extra (free-form)
+                              schema (feature specs), action_spec, state_spec (StateSpec),
+                              world_description (or null), fps, world, camera, robot,
+                              extra (free-form); see store_attrs.py
     data/<key>                time-first arrays (N, *shape), chunked along time, Blosc-zstd;
                               at least rgb (N, H, W, 3) uint8, state (N, S) float32,
                               action (N, A) float32, reward (N,) float32, is_first/is_last (N,) bool
@@ -44,7 +45,7 @@ from typing import Any, Literal
 import numpy as np
 import zarr
 
-from cosmos_env.data import layout
+from cosmos_env.data import layout, store_attrs
 from cosmos_env.data.chunks import ChunkReader
 from cosmos_env.data.layout import (
     COMPLETE,
@@ -61,6 +62,7 @@ from cosmos_env.data.spec import (
     check_schema,
     complete_episode,
 )
+from cosmos_env.data.state_spec import StateSpec
 from cosmos_env.data.stats import compute_stats, stats_from_json, stats_to_json
 from cosmos_env.data.verify import VerifyReport, verify_store
 
@@ -82,6 +84,8 @@ class EpisodeStore:
         attrs = root.attrs.asdict()
         self._features = {k: FeatureSpec.from_dict(v) for k, v in attrs["schema"].items()}
         self._action_spec = ActionSpec.from_dict(attrs["action_spec"])
+        self._state_spec = store_attrs.read_state_spec(attrs, self._features["state"])
+        self._world_description = store_attrs.read_world_description(attrs)
         self._meta = {name: layout.open_array(root, f"meta/{name}") for name in layout.META_ARRAYS}
         self._data = {key: layout.open_array(root, f"data/{key}") for key in self._features}
         self._ends_buf, self._n_episodes = np.zeros(0, np.int64), 0
@@ -107,14 +111,18 @@ class EpisodeStore:
         attrs: dict | None = None,
         chunk_frames: int = 64,
         overwrite: bool = False,
+        state_spec: StateSpec | None = None,
+        world_description: dict | None = None,
     ) -> EpisodeStore:
         """Create an empty store (status "writing") at `path`, ready for `append_episode`.
 
         `features` must hold rgb, state, action, reward (see `standard_features`), or, for a
         token store, at least one integer ``tokens_*`` feature instead of rgb;
-        is_first/is_last are added when absent. Image features (3-d per-frame shape) are
-        chunked `chunk_frames` rows at a time; small features get longer time chunks of about
-        64 KiB. Refuses an existing path unless ``overwrite=True`` (which only ever deletes an
+        is_first/is_last are added when absent. `state_spec` (default: a flat one of the
+        state's names) must have the state's size; `world_description` is None for a
+        store-only world (see `data.world`). Image features (3-d per-frame shape) are chunked
+        `chunk_frames` rows at a time; small features get longer time chunks of about 64 KiB.
+        Refuses an existing path unless ``overwrite=True`` (which only ever deletes an
         existing zarr store or an empty directory).
         """
         path = Path(path)
@@ -124,22 +132,9 @@ class EpisodeStore:
         check_schema(features, action_spec)
         if not fps > 0 or chunk_frames < 1:
             raise ValueError(f"need fps > 0 and chunk_frames >= 1, got {fps}, {chunk_frames}")
-        group_attrs = {
-            "format_version": FORMAT_VERSION,
-            "status": WRITING,
-            "schema": {k: s.to_dict() for k, s in features.items()},
-            "action_spec": action_spec.to_dict(),
-            "fps": float(fps),
-            "world": str(world),
-            "camera": dict(camera or {}),
-            "robot": str(robot),
-            "extra": dict(attrs or {}),
-            "integrity": dict(layout.INTEGRITY),
-        }
-        try:
-            json.dumps(group_attrs, allow_nan=False)
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"camera/attrs must be JSON-serialisable: {e}") from e
+        group_attrs = store_attrs.group_attrs(
+            features, action_spec, fps, world, camera, robot, attrs, state_spec, world_description
+        )
         layout.clear_path(path, overwrite)
         return cls(path, layout.create_root(path, group_attrs, features, chunk_frames), "a")
 
@@ -176,7 +171,7 @@ class EpisodeStore:
         if not store._reader.strict:
             warnings.warn(layout.no_checksums_message(path), NoChecksumWarning, stacklevel=2)
         if status == COMPLETE:
-            store._check_complete()
+            layout.check_complete(path, store._meta, store._data, store._ends)
         if mode == "a":
             store._fit_to_committed()
             if status != COMPLETE:
@@ -288,6 +283,18 @@ class EpisodeStore:
     def action_spec(self) -> ActionSpec:
         """Names, units and physical range of the action dimensions."""
         return self._action_spec
+
+    @property
+    def state_spec(self) -> StateSpec:
+        """What the state dims are (slots, roles); StoreError for a store without one."""
+        if self._state_spec is None:
+            raise store_attrs.no_state_spec_error(self._path)
+        return self._state_spec
+
+    @property
+    def world_description(self) -> dict | None:
+        """The world's ``{"entry_point", "kwargs"}`` (`data.world`); None: store-only."""
+        return json.loads(json.dumps(self._world_description))
 
     @property
     def fps(self) -> float:
@@ -467,16 +474,6 @@ class EpisodeStore:
     def _require_writable(self, what: str) -> None:
         if self._mode != "a":
             raise StoreError(f"{what}: {self._path} is open read-only; open it with mode='a'")
-
-    def _check_complete(self) -> None:
-        lengths = {k: a.shape[0] for k, a in {**self._meta, **self._data}.items()}
-        raw = self._meta["episode_ends"].shape[0]
-        expected = {k: self.n_episodes if k in self._meta else self.n_frames for k in lengths}
-        if self.n_episodes != raw or lengths != expected:
-            raise StoreError(
-                f"episode store {self._path} is marked complete but its arrays disagree "
-                f"(lengths {lengths}, expected {expected}); it is corrupt"
-            )
 
     def _fit_to_committed(self) -> None:
         # Drop spare capacity (see `layout.reserve`) and the rows of an interrupted append.

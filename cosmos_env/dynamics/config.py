@@ -4,6 +4,7 @@ noise schedule, context) and its state probe; stored with the weights as ``confi
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -48,13 +49,14 @@ class DynamicsConfig:
     state_width: int = 512  # hidden width of the state-dynamics MLP
     state_noise: float = 0.1  # max std of augmentation noise on conditioning states (std units)
     # Keypoint maps (state track only): these 3-D position slots of the state, projected by
-    # ``camera`` (a (3, 4) matrix, row-major, from ``sim.camera``; training fills it in),
+    # ``camera`` (a (3, 4) matrix, row-major, from the StateSpec; training fills it in),
     # are drawn as Gaussian blobs on the token grid for every context frame and the next.
     keypoints: list[str] = field(default_factory=list)
     camera: list[float] = field(default_factory=list)
     keypoint_sigma: float = 0.75  # blob std in tokens
-    # End-effector integrator (state track only): the first three action channels are
-    # end-effector position deltas (Bridge's convention), so this 3-D slot of the state
+    # End-effector integrator (state track only): three action channels (the StateSpec's
+    # end_effector.action_delta, Bridge's dx, dy, dz) are
+    # end-effector position deltas, so this 3-D slot of the state
     # moves by them, clipped to the range the training states span; the MLP learns only
     # what is left (controller lag, contacts). An MLP alone drifts by centimetres over 16
     # steps: it reproduces neither an exact sum nor the clip where the arm meets the table.
@@ -73,6 +75,14 @@ class DynamicsConfig:
     frame_objects: list[str] = field(default_factory=list)
     frame_quat: str = ""
     frame_width: int = 256
+    # What the state's dims mean (``StateSpec.to_dict()``): the slot names above are looked
+    # up in it. Training fills it in from the store; a release carries it.
+    state_spec: Any = None
+    # Learned reward / termination / success heads (``dynamics/outcome_heads.py``) on the
+    # state before and after a step and its action: what an env scores with when its world
+    # has no function for them.
+    outcome_heads: bool = False
+    outcome_width: int = 256
 
     def __post_init__(self) -> None:
         if self.kind != "diffusion":

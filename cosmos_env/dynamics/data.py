@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cosmos_env.data.held_out import held_out_first_frames
 from cosmos_env.data.spec import ActionSpec
 from cosmos_env.data.store import EpisodeStore, StoreError
-from cosmos_env.envs.resets import held_out_first_frames
+from cosmos_env.dynamics.outcome_heads import OUTCOMES
 from cosmos_env.tokenizer.cache import load_cache
 from cosmos_env.tokenizer.data import store_paths
 from cosmos_env.tokenizer.model import Tokenizer
@@ -27,14 +28,20 @@ from cosmos_env.tokenizer.model import Tokenizer
 class LatentEpisodes:
     """Concatenated episodes: latents (N, C, h, w) float16, or token indices (N, h, w)
     int32 for a discrete tokenizer (float16 cannot hold indices up to 64000), actions
-    (N, A) float32, states (N, S) float32, and ``starts``/``ends`` (E,) row bounds of each
-    episode."""
+    (N, A) float32, states (N, S) float32, the outcome columns ``outcomes`` (N, 3) float32
+    (reward, is_terminal, is_success of the row; a store without a flag column gives 0),
+    and ``starts``/``ends`` (E,) row bounds of each episode."""
 
     latents: np.ndarray
     actions: np.ndarray
     states: np.ndarray
     starts: np.ndarray
     ends: np.ndarray
+    outcomes: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.outcomes is None:  # no outcome columns: rewards and flags read as 0
+            self.outcomes = np.zeros((len(self.latents), len(OUTCOMES)), np.float32)
 
     @property
     def n_frames(self) -> int:
@@ -63,11 +70,23 @@ def store_action_spec(paths: list[Path]) -> ActionSpec:
     return first
 
 
+def outcome_columns(paths: list[Path]) -> tuple[str, ...]:
+    """The outcome columns (``OUTCOMES``) every store at ``paths`` holds: what learned
+    heads can be trained on (reward always; the flags where the world recorded them)."""
+    stores = [EpisodeStore.open(p) for p in paths]
+    return tuple(k for k in OUTCOMES if all(k in s.features for s in stores))
+
+
 def load_latent_episodes(
     paths: list[Path], tokenizer: Tokenizer, split: str, val_fraction: float, seed: int = 0
 ) -> LatentEpisodes:
     """The ``split`` ("train" / "val") episodes of every store, read from their caches."""
-    parts: dict[str, list[np.ndarray]] = {"latents": [], "actions": [], "states": []}
+    parts: dict[str, list[np.ndarray]] = {
+        "latents": [],
+        "actions": [],
+        "states": [],
+        "outcomes": [],
+    }
     lengths: list[int] = []
     for path in paths:
         store = EpisodeStore.open(path)
@@ -79,10 +98,13 @@ def load_latent_episodes(
         dtype = np.int32 if tokens else np.float16
         for ep in episodes:
             lo, hi = store.episode_bounds(int(ep))
-            rows = store.get_rows(lo, hi, keys=["action", "state"])
+            flags = [k for k in OUTCOMES[1:] if k in store.features]
+            rows = store.get_rows(lo, hi, keys=["action", "state", "reward", *flags])
             parts["latents"].append(all_latents[lo:hi].astype(dtype))
             parts["actions"].append(rows["action"].astype(np.float32))
             parts["states"].append(rows["state"].astype(np.float32))
+            outcome = [rows[k] if k in rows else np.zeros(hi - lo) for k in OUTCOMES]
+            parts["outcomes"].append(np.stack(outcome, 1).astype(np.float32))
             lengths.append(hi - lo)
     if not lengths:
         raise StoreError(f"no {split} episodes in {[str(p) for p in paths]}")
@@ -145,16 +167,19 @@ class WindowBatcher:
 
     def sample_states(self, batch_size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         """Uniform windows of states and actions only (no latents): ``context_states``
-        (B, K, S), ``actions`` (B, K, A), ``target_state`` (B, S); cheap, so the state track
+        (B, K, S), ``actions`` (B, K, A), ``target_state`` (B, S) and the target row's
+        ``outcomes`` (OUTCOMES -> (B,)); cheap, so the state track and the outcome heads
         can train on larger batches than the denoiser."""
         ep = self.episodes
         indices = rng.integers(0, len(self), batch_size)
         t, starts = self.anchor_rows[indices], self.anchor_starts[indices]
         rows, valid = window_rows(t, starts, self.context)
+        outcomes = torch.from_numpy(ep.outcomes[t + 1])
         return {
             "context_states": torch.from_numpy(ep.states[rows]),
             "actions": torch.from_numpy(ep.actions[rows] * valid[..., None]),
             "target_state": torch.from_numpy(ep.states[t + 1]),
+            "outcomes": {key: outcomes[:, i] for i, key in enumerate(OUTCOMES)},
         }
 
     def sample_unrolled(self, batch_size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:

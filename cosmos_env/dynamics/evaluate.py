@@ -1,5 +1,6 @@
 """Held-out scores of latent dynamics during training: next-frame PSNR after decoding,
-open-loop rollout PSNR, and the state probe's position errors."""
+open-loop rollout PSNR, and state errors: in standardised units for every world, and in
+centimetres for the positions its StateSpec names (end effector, objects)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import numpy as np
 import torch
 
 from cosmos_env.dynamics.data import LatentEpisodes, WindowBatcher
-from cosmos_env.dynamics.model import LatentDynamics
+from cosmos_env.dynamics.model import LatentDynamics, state_spec_of
 from cosmos_env.dynamics.rollout import rollout
 from cosmos_env.eval.metrics import position_errors_cm, psnr
 from cosmos_env.tokenizer.model import Tokenizer
@@ -18,9 +19,29 @@ def _decode(tokenizer: Tokenizer, latents: torch.Tensor) -> torch.Tensor:
     return tokenizer.decode(latents.unsqueeze(2))[:, :, 0].clamp(-1, 1)
 
 
-def position_error_cm(pred: torch.Tensor, true: torch.Tensor, name: str) -> float:
-    """Mean Euclidean error (cm) of the state slot ``name`` (a 3-d position)."""
-    return float(position_errors_cm(pred.numpy(), true.numpy(), name).mean())
+def position_error_cm(pred: torch.Tensor, true: torch.Tensor, index: slice) -> float:
+    """Mean Euclidean error (cm) of the 3-d position at state dims ``index``."""
+    return float(position_errors_cm(pred.numpy(), true.numpy(), index).mean())
+
+
+def named_positions(model) -> dict[str, slice]:
+    """Short name (``gripper``, ``cube``) -> dims of the end effector's and the objects'
+    position slots in the StateSpec of ``model`` (either backend)."""
+    spec = state_spec_of(model.cfg)
+    names = [spec.end_effector.position] if spec.end_effector else []
+    names += [f"{o}_pos" for o in spec.objects]
+    return {n.removesuffix("_pos"): spec.slot(n) for n in names}
+
+
+def state_scores(model, pred: torch.Tensor, true: torch.Tensor, prefix: str) -> dict[str, float]:
+    """Errors of predicted states (B, S) against true ones: the mean absolute error in
+    units of each dim's std (``<prefix>state_std_err``) and, per named position,
+    ``<prefix><name>_cm``."""
+    err = ((pred - true).abs() / model.state_std).mean().item()
+    scores = {f"{prefix}state_std_err": err}
+    for name, index in named_positions(model).items():
+        scores[f"{prefix}{name}_cm"] = position_error_cm(pred, true, index)
+    return scores
 
 
 @torch.no_grad()
@@ -52,10 +73,8 @@ def evaluate_dynamics(
         .item(),
         "latent_mse_next": (pred - batch["target"]).pow(2).mean().item(),
     }
-    true_state = batch["target_state"]
     probe_on_true = model.predict_state(batch["target"])
-    scores["probe_cube_cm"] = position_error_cm(probe_on_true, true_state, "cube_pos")
-    scores["probe_gripper_cm"] = position_error_cm(probe_on_true, true_state, "gripper_pos")
+    scores |= state_scores(model, probe_on_true, batch["target_state"], "probe_")
     # Open-loop rollouts from episode starts, the way the env runs.
     long = [i for i, (s, e) in enumerate(zip(val.starts, val.ends, strict=True)) if e - s > horizon]
     eps = np.asarray(long[:n_rollouts])
@@ -73,5 +92,9 @@ def evaluate_dynamics(
         last_true = _decode(tokenizer, latents[:, -1])
         scores[f"psnr_h{horizon}"] = psnr(last_pred, last_true).mean().item()
         states = torch.from_numpy(val.states[rows[:, -1]])
-        scores[f"cube_cm_h{horizon}"] = position_error_cm(pred_states[:, -1], states, "cube_pos")
+        at_h = state_scores(model, pred_states[:, -1], states, "")
+        scores |= {
+            f"{k.removesuffix('_cm')}_cm_h{horizon}": v for k, v in at_h.items() if "_cm" in k
+        }
+        scores[f"state_std_err_h{horizon}"] = at_h["state_std_err"]
     return scores

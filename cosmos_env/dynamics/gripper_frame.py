@@ -20,8 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cosmos_env.data.state_spec import StateSpec
 from cosmos_env.dynamics.state_dynamics import MOTION_SCALE, OFFSET_SCALE
-from cosmos_env.sim import state_layout as sl
 
 SYMMETRY = 4  # a square footprint looks the same every quarter turn about the vertical
 
@@ -61,12 +61,13 @@ class GripperFrameHead(nn.Module):
         context: int,
         action_dim: int,
         width: int,
+        spec: StateSpec,
     ) -> None:
         super().__init__()
-        self.objects = [sl.slot(f"{name}_pos") for name in objects]
-        self.object_quats = [sl.slot(f"{name}_quat") for name in objects]
-        self.neighbours = [sl.slot(name) for name in neighbours]
-        self.ee, self.ee_quat = sl.slot(ee_pos), sl.slot(ee_quat)
+        self.objects = [spec.position_slot(f"{name}_pos", "frame_objects") for name in objects]
+        self.object_quats = [spec.slot(f"{name}_quat") for name in objects]
+        self.neighbours = [spec.position_slot(name, "state_relative") for name in neighbours]
+        self.ee, self.ee_quat = spec.position_slot(ee_pos, "ee_slot"), spec.slot(ee_quat)
         k, p = context, len(objects)
         inputs = 3 * k * len(self.neighbours) + 2 * k * p + 2 * k + k * action_dim
         inputs += (k - 1) * (2 + 3 * p)

@@ -10,22 +10,21 @@ from __future__ import annotations
 
 import torch
 
-from cosmos_env.sim import state_layout as sl
-
 
 def project(projection: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     """World points (..., 3) through a (3, 4) projection -> (..., 2) image coordinates in
-    [-1, 1] (u right, v down; see ``sim.camera.camera_projection``)."""
+    [-1, 1] (u right, v down; a StateSpec camera)."""
     uvw = points @ projection[:, :3].T + projection[:, 3]
     return uvw[..., :2] / uvw[..., 2:].clamp_min(1e-3)
 
 
 def keypoint_maps(
-    states: torch.Tensor, projection: torch.Tensor, slots: list[str], side: int, sigma: float
+    states: torch.Tensor, projection: torch.Tensor, slots: list[slice], side: int, sigma: float
 ) -> torch.Tensor:
     """Task states (B, F, S) in world units -> maps (B, F * P, side, side) in [0, 1], one
-    Gaussian blob (std ``sigma`` tokens) per frame and per 3-D position slot."""
-    points = torch.stack([states[..., sl.slot(name)] for name in slots], dim=2)  # (B, F, P, 3)
+    Gaussian blob (std ``sigma`` tokens) per frame and per 3-D position slot (state dims
+    ``slots``, from the StateSpec)."""
+    points = torch.stack([states[..., index] for index in slots], dim=2)  # (B, F, P, 3)
     uv = project(projection, points.float())  # (B, F, P, 2)
     centres = (torch.arange(side, dtype=torch.float32) * 2 + 1) / side - 1  # token centres
     width = sigma * 2 / side

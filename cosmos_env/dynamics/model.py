@@ -7,24 +7,42 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cosmos_env.data.state_spec import StateSpec
 from cosmos_env.dynamics.config import DynamicsConfig
 from cosmos_env.dynamics.diffusion.denoiser import Denoiser
 from cosmos_env.dynamics.diffusion.samplers import SAMPLERS, get_sampler, guided, karras_sigmas
 from cosmos_env.dynamics.gripper_frame import GripperFrameHead
 from cosmos_env.dynamics.keypoints import keypoint_maps
+from cosmos_env.dynamics.outcome_heads import OutcomeHeads
 from cosmos_env.dynamics.state_dynamics import (
     StateDynamics,
     contact_feature_dim,
     contact_features,
-    end_effector_slot,
     integrate_end_effector,
-    position_slot,
 )
 from cosmos_env.dynamics.state_probe import StateProbe
 
 # Standardised states are clipped here before they condition anything: a probe reading far
 # outside the training range must not blow up the embeddings.
 STATE_CLIP = 8.0
+
+
+def state_spec_of(cfg) -> StateSpec:
+    """The StateSpec a dynamics config carries; a flat one (s0, s1, ...) when it has none,
+    which serves every feature that names no slot."""
+    if cfg.state_spec:
+        spec = StateSpec.from_dict(cfg.state_spec)
+        if spec.dim != cfg.state_dim:
+            raise ValueError(f"state_spec has {spec.dim} dims but state_dim is {cfg.state_dim}")
+        return spec
+    named = [n for n in ("ee_slot", "frame_quat") if getattr(cfg, n, "")]
+    named += [n for n in ("keypoints", "state_relative", "frame_objects") if getattr(cfg, n, [])]
+    if named:
+        raise ValueError(
+            f"the dynamics config names state slots ({', '.join(named)}) but carries no "
+            "state_spec to find them in; train-dynamics fills it in from the store"
+        )
+    return StateSpec.flat([f"s{i}" for i in range(cfg.state_dim)])
 
 
 class LatentDynamics(nn.Module):
@@ -56,13 +74,19 @@ class LatentDynamics(nn.Module):
         self.register_buffer("state_std", torch.ones(s))
         self.state_dynamics = None
         self.contact_slots: list[slice] = []
+        spec = self.spec = state_spec_of(cfg)
         if cfg.state_track:
-            self.contact_slots = [position_slot(n, "state_relative") for n in cfg.state_relative]
+            self.contact_slots = [
+                spec.position_slot(n, "state_relative") for n in cfg.state_relative
+            ]
             extra = contact_feature_dim(len(self.contact_slots), cfg.context)
             self.state_dynamics = StateDynamics(
                 s, cfg.action_dim, cfg.context, cfg.state_width, extra if self.contact_slots else 0
             )
             self.register_buffer("state_delta_std", torch.ones(s))
+        self.outcome = None
+        if cfg.outcome_heads:
+            self.outcome = OutcomeHeads(s, cfg.action_dim, cfg.outcome_width)
         self.frame_head = None
         if cfg.frame_objects:
             self.frame_head = GripperFrameHead(
@@ -73,8 +97,9 @@ class LatentDynamics(nn.Module):
                 cfg.context,
                 cfg.action_dim,
                 cfg.frame_width,
+                spec,
             )
-            planar = [position_slot(f"{n}_pos", "frame_objects") for n in cfg.frame_objects]
+            planar = [spec.position_slot(f"{n}_pos", "frame_objects") for n in cfg.frame_objects]
             self.frame_dims = [d for index in planar for d in (index.start, index.start + 1)]
         if cfg.ee_slot:
             if not (cfg.action_low and cfg.action_high):
@@ -83,13 +108,16 @@ class LatentDynamics(nn.Module):
                     "(dynamics.action_low / action_high; train-dynamics fills them in from "
                     "the store's action spec)"
                 )
-            self.ee_index = end_effector_slot(cfg.ee_slot)  # checked once, not every step
+            self.ee_index = spec.position_slot(cfg.ee_slot, "ee_slot")  # checked once
+            ee = spec.end_effector
+            self.ee_channels = list(ee.action_delta) if ee and ee.action_delta else [0, 1, 2]
             self.register_buffer("state_min", torch.zeros(s))
             self.register_buffer("state_max", torch.zeros(s))
             # From the config, not the weights, as the camera is.
             self.register_buffer("action_low", torch.tensor(cfg.action_low), persistent=False)
             self.register_buffer("action_high", torch.tensor(cfg.action_high), persistent=False)
         if cfg.keypoint_channels:
+            self.keypoint_slots = [spec.position_slot(n, "keypoints") for n in cfg.keypoints]
             # From the config, not the weights: the release stores parameters in float16.
             projection = torch.tensor(cfg.camera, dtype=torch.float32).view(3, 4)
             self.register_buffer("projection", projection, persistent=False)
@@ -134,7 +162,7 @@ class LatentDynamics(nn.Module):
             return None
         cfg = self.cfg
         return keypoint_maps(
-            states, self.projection, cfg.keypoints, cfg.latent_size, cfg.keypoint_sigma
+            states, self.projection, self.keypoint_slots, cfg.latent_size, cfg.keypoint_sigma
         )
 
     def standardise_state(self, state: torch.Tensor) -> torch.Tensor:
@@ -157,12 +185,13 @@ class LatentDynamics(nn.Module):
             change = change.clone()
             change[:, dims] = motion / scale
         if self.cfg.ee_slot:
+            ch = self.ee_channels
             moved = integrate_end_effector(
                 context_states[:, -1],
-                actions[:, -1],
+                actions[:, -1, ch],
                 self.ee_index,
-                self.action_low,
-                self.action_high,
+                self.action_low[ch],
+                self.action_high[ch],
                 self.state_min,
                 self.state_max,
             )
@@ -212,6 +241,37 @@ class LatentDynamics(nn.Module):
             last = self.standardise_state(context_states[:, -1])
             change = (self.standardise_state(target_state) - last) / self.state_delta_std
             return (self._state_change(context_states, actions) - change).pow(2).mean()
+
+    def outcome_loss(
+        self,
+        context_states: torch.Tensor,
+        actions: torch.Tensor,
+        target_state: torch.Tensor,
+        targets: dict[str, torch.Tensor],
+    ) -> torch.Tensor:
+        """The outcome heads' loss on the step from the context's last state (B, K, S),
+        world units, by its action (actions (B, K, A)) to ``target_state`` (B, S), against
+        the store's columns of the row arrived at (``targets``: OUTCOMES -> (B,))."""
+        with torch.autocast("cpu", enabled=False):
+            before = self.standardise_state(context_states[:, -1].float())
+            after = self.standardise_state(target_state.float())
+            return self.outcome.loss(before, actions[:, -1].float(), after, targets)
+
+    @torch.no_grad()
+    def predict_outcome(
+        self, state: torch.Tensor, action: torch.Tensor, next_state: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Reward (B,) and termination / success probabilities (B,) of the step from
+        ``state`` (B, S) by ``action`` (B, A) in [-1, 1] to ``next_state`` (B, S), world
+        units (outcome heads)."""
+        if self.outcome is None:
+            raise ValueError("this model has no outcome heads (dynamics.outcome_heads=false)")
+        with torch.autocast("cpu", enabled=False):
+            before, after = (
+                self.standardise_state(state.float()),
+                self.standardise_state(next_state.float()),
+            )
+            return self.outcome(before, action.float(), after)
 
     @torch.no_grad()
     def predict_next_state(
@@ -273,6 +333,6 @@ class LatentDynamics(nn.Module):
 
     @torch.no_grad()
     def predict_state(self, latent: torch.Tensor) -> torch.Tensor:
-        """Task state (B, S) in world units (layout: ``sim/state_layout.py``) from raw
-        latents (B, C, h, w)."""
+        """Task state (B, S) in world units (layout: ``cfg.state_spec``) from raw latents
+        (B, C, h, w)."""
         return self.probe(self.standardise(latent)).float() * self.state_std + self.state_mean

@@ -72,7 +72,9 @@ def _train_track(model: LatentDynamics, batcher: WindowBatcher, cfg: RefitStateC
     for step in tqdm(range(cfg.steps), desc="refit state track", unit="step"):
         for group in opt.param_groups:
             group["lr"] = budget_lr(cfg.lr, cfg.warmup_steps, cfg.steps, 1e9, step, 0.0)
-        loss = model.state_loss(**batcher.sample_states(cfg.batch_size, rng))
+        batch = batcher.sample_states(cfg.batch_size, rng)
+        batch.pop("outcomes")  # the outcome heads are not part of the track
+        loss = model.state_loss(**batch)
         optimise(opt, loss, model)
         if step % 500 == 0:
             log.info("step %d state %.5f", step, loss.item())
@@ -135,14 +137,14 @@ def refit_state_track(cfg: RefitStateConfig) -> dict:
     old_card = card_path.read_text() if card_path.exists() else ""
     # What the release recorded of its own training (steps, wall time) stays on record.
     record = checkpoint.read_config(world.source)
-    for key in ("dynamics", "tokenizer", "task", "sampler"):  # save_world_model writes these
+    for key in ("dynamics", "tokenizer", "world", "sampler"):  # save_world_model writes these
         record.pop(key, None)
     record |= {"metrics": after, "metrics_before_refit": before, "refit_steps": cfg.steps}
     save_world_model(
         out / "release",
         model,
         world.tokenizer,
-        world.task,
+        world.world,
         world.sampler,
         world.sampler_steps,
         world.reset_frames,

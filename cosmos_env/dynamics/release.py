@@ -8,6 +8,7 @@ trained on, so loading checks the pair and refuses a mismatch.
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from cosmos_env import checkpoint
+from cosmos_env.data.world import WorldInfo, store_world
 from cosmos_env.dynamics.autoregressive.config import ARConfig
 from cosmos_env.dynamics.autoregressive.model import TokenDynamics
 from cosmos_env.dynamics.config import DynamicsConfig
@@ -41,18 +43,23 @@ _KINDS = {
 
 @dataclass
 class WorldModel:
-    """A tokenizer and the latent dynamics trained on its latents, with the task the
-    model was trained for, its default sampler and held-out reset frames:
+    """A tokenizer and the latent dynamics trained on its latents, with the world the
+    model was trained on, its default sampler and held-out reset frames:
     ``reset_frames`` uint8 (N, H, W, 3) and their ``reset_states`` (N, S)."""
 
     tokenizer: Tokenizer
     dynamics: LatentDynamics | TokenDynamics
-    task: str
+    world: WorldInfo
     sampler: str
     sampler_steps: int
     reset_frames: np.ndarray
     reset_states: np.ndarray
     source: Path
+    outcomes: tuple[str, ...] = ()  # the store columns its outcome heads learned
+
+    @property
+    def action_dim(self) -> int:
+        return self.world.action_spec.dim
 
     @property
     def image_size(self) -> int:
@@ -84,17 +91,39 @@ class WorldModel:
         return decode_frames(self.tokenizer, latents)
 
 
-def default_checkpoint(backend: str, task: str) -> str:
-    """The shipped checkpoint of ``backend`` for ``task``, e.g. ``ar-push``."""
+def shipped_catalogue() -> dict[str, dict[str, str]]:
+    """World name -> {backend: shipped checkpoint name}, read from the shipped configs."""
+    catalogue: dict[str, dict[str, str]] = {}
+    for config in sorted(checkpoint.PRETRAINED_DIR.glob("*/config.json")):
+        raw = json.loads(config.read_text())
+        if "dynamics" not in raw or "world" not in raw:
+            continue
+        kind = raw["dynamics"].get("kind", "diffusion")
+        backend = next(b for b, k in BACKENDS.items() if k == kind)
+        catalogue.setdefault(raw["world"]["name"], {})[backend] = config.parent.name
+    return catalogue
+
+
+def default_checkpoint(backend: str, world: str) -> str:
+    """The shipped checkpoint of ``backend`` for the world named ``world``."""
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r} unknown; choose from {sorted(BACKENDS)}")
-    return f"{backend}-{task.replace('_', '-')}"
+    shipped = shipped_catalogue()
+    if world not in shipped:
+        raise ValueError(
+            f"no shipped world model of world {world!r}; shipped: {sorted(shipped)}. Pass "
+            "checkpoint=DIR (python -m cosmos_env make-world-model makes one)"
+        )
+    if backend not in shipped[world]:
+        raise ValueError(
+            f"world {world!r} ships no {backend} model; it ships {sorted(shipped[world])}"
+        )
+    return shipped[world][backend]
 
 
-def shipped_world_models(task: str = "push") -> list[str]:
-    """The shipped checkpoints for ``task``, one per backend that has one."""
-    names = [default_checkpoint(backend, task) for backend in BACKENDS]
-    return [n for n in names if (checkpoint.PRETRAINED_DIR / n / "config.json").exists()]
+def shipped_world_models(world: str = "tabletop-push") -> list[str]:
+    """The shipped checkpoints of ``world``, one per backend that has one."""
+    return list(shipped_catalogue().get(world, {}).values())
 
 
 def _check_pair(directory: Path, meta: dict, tokenizer: Tokenizer) -> None:
@@ -134,9 +163,15 @@ def load_world_model(
             f"{directory}/config.json has dynamics kind {kind!r}; known: {sorted(_KINDS)}"
         )
     config_class, model_class = _KINDS[kind]
+    if "world" not in raw:
+        raise checkpoint.CheckpointError(
+            f"{directory}/config.json has no 'world' section (the world, its action and state "
+            "specs): it was released by an older cosmos-env; retrain it, or add the section"
+        )
     try:
         cfg = config_class.from_dict(raw["dynamics"])
-    except (TypeError, ValueError) as e:
+        world = WorldInfo.from_dict(raw["world"])
+    except (TypeError, ValueError, KeyError) as e:
         raise checkpoint.CheckpointError(f"{directory}/config.json is invalid: {e}") from e
     if tokenizer is None:
         tokenizer = _default_tokenizer(raw["tokenizer"])
@@ -150,12 +185,13 @@ def load_world_model(
     return WorldModel(
         tokenizer=tokenizer,
         dynamics=dynamics,
-        task=raw.get("task", "push"),
+        world=world,
         sampler=raw.get("sampler", {}).get("name", "euler"),
         sampler_steps=int(raw.get("sampler", {}).get("steps", 1)),
         reset_frames=resets["frames"],
         reset_states=resets["states"],
         source=directory,
+        outcomes=tuple(raw.get("outcomes", ())),
     )
 
 
@@ -186,7 +222,7 @@ def save_world_model(
     directory: str | Path,
     dynamics: LatentDynamics | TokenDynamics,
     tokenizer: Tokenizer,
-    task: str,
+    world: WorldInfo,
     sampler: str,
     sampler_steps: int,
     reset_frames: np.ndarray,
@@ -194,7 +230,8 @@ def save_world_model(
     card: str = "",
     **extra,
 ) -> Path:
-    """Release ``dynamics`` (float16 parameters) paired with ``tokenizer``, atomically."""
+    """Release ``dynamics`` (float16 parameters) paired with ``tokenizer``, atomically;
+    ``extra`` adds keys to config.json (``outcomes``: the columns its heads learned)."""
     buffer = io.BytesIO()
     np.savez_compressed(buffer, frames=reset_frames, states=reset_states)
     config = {
@@ -204,7 +241,7 @@ def save_world_model(
             "checksum": tokenizer.checksum,
             "source": _portable_source(tokenizer),
         },
-        "task": task,
+        "world": world.to_dict(),
         "sampler": {"name": sampler, "steps": sampler_steps},
         **extra,
     }
@@ -222,6 +259,7 @@ def release_training_run(
     metrics: dict[str, float],
     steps: int,
     wall_minutes: float,
+    outcomes: tuple[str, ...] = (),
 ) -> Path:
     """Release a finished training run (either backend) to ``cfg.out/release``, with
     ``cfg.reset_frames`` held-out first frames of the training stores to reset from."""
@@ -230,7 +268,7 @@ def release_training_run(
         Path(cfg.out) / "release",
         dynamics,
         tokenizer,
-        cfg.task,
+        store_world(paths),
         cfg.sampler,
         cfg.sampler_steps,
         frames,
@@ -239,4 +277,5 @@ def release_training_run(
         metrics=metrics,
         steps=steps,
         wall_minutes=wall_minutes,
+        **({"outcomes": list(outcomes)} if outcomes else {}),
     )

@@ -12,22 +12,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cosmos_env.sim import state_layout as sl
-
-
-def position_slot(name: str, key: str = "ee_slot") -> slice:
-    """The state dims of the 3-D position slot ``name`` (e.g. ``gripper_pos``); ``key`` is
-    the config key that named it, for the error."""
-    index = sl.slot(name)
-    if index.stop - index.start != 3:
-        raise ValueError(f"{key} must name 3-D position slots, got {name!r}")
-    return index
-
-
-def end_effector_slot(name: str) -> slice:
-    """The state dims of the end-effector position slot ``name`` (e.g. ``gripper_pos``)."""
-    return position_slot(name, "ee_slot")
-
 
 def integrate_end_effector(
     states: torch.Tensor,

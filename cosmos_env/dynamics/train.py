@@ -15,19 +15,20 @@ import torch
 from tqdm import tqdm
 
 from cosmos_env.config import TrainDynamicsConfig
+from cosmos_env.data.world import store_world
 from cosmos_env.dynamics.config import DynamicsConfig
 from cosmos_env.dynamics.data import (
     LatentEpisodes,
     WindowBatcher,
     load_latent_episodes,
+    outcome_columns,
     select_stores,
-    store_action_spec,
 )
 from cosmos_env.dynamics.evaluate import evaluate_dynamics
 from cosmos_env.dynamics.model import LatentDynamics
 from cosmos_env.dynamics.release import release_training_run
+from cosmos_env.dynamics.state_features import resolve_state_features
 from cosmos_env.precision import amp_text, autocast
-from cosmos_env.sim.tasks import get_task
 from cosmos_env.tokenizer.release import load_tokenizer
 from cosmos_env.training import (
     budget_lr,
@@ -47,19 +48,19 @@ def _lr(cfg: TrainDynamicsConfig, step: int, elapsed: float) -> float:
 def _state_track_text(d: DynamicsConfig) -> str:
     """The card's sentences on the state track of dynamics config ``d``."""
     if not d.state_track:
-        return " Reward and success are the task's functions of the probe's state."
+        return " Reward and success are scored on the probe's state."
     text = (
         f" A state track carries the task state: an MLP (width {d.state_width}) predicts "
         "the next state from the context's states and actions, and the denoiser is "
         "conditioned on the context's and the next frame's states (two MLPs, as for the "
         f"actions; training adds noise up to {d.state_noise} std to them). Reward and "
-        "success are the task's functions of that state; the probe starts the track when "
-        "a reset gives frames only."
+        "success are scored on that state (the world's functions, or the outcome heads); "
+        "the probe starts the track when a reset gives frames only."
     )
     if d.ee_slot:
         text += (
-            f" The {d.ee_slot} slot is moved exactly by the first three actions "
-            "(end-effector deltas, scaled to the store's action range) and clipped to the "
+            f" The {d.ee_slot} slot is moved exactly by the end-effector delta actions "
+            "(scaled to the store's action range) and clipped to the "
             "training states' range; the MLP learns only the rest."
         )
     if d.state_relative:
@@ -77,17 +78,25 @@ def _state_track_text(d: DynamicsConfig) -> str:
     if d.keypoint_channels:
         text += (
             f" The positions {', '.join(d.keypoints)} of every state are also drawn as "
-            "Gaussian blobs on the token grid through the front camera's projection and "
+            "Gaussian blobs on the token grid through the camera's projection and "
             "read with the frames."
+        )
+    if d.outcome_heads:
+        text += (
+            " Outcome heads (an MLP, width "
+            f"{d.outcome_width}) learn reward, termination and success from the state "
+            "before and after each step and its action, for what the world does not define."
         )
     return text
 
 
-def _card(cfg: TrainDynamicsConfig, paths, train: LatentEpisodes, steps, wall, metrics) -> str:
+def _card(
+    cfg: TrainDynamicsConfig, world, paths, train: LatentEpisodes, steps, wall, metrics
+) -> str:
     d = cfg.dynamics
     mlp = "Mix-FFN (depthwise 3x3 conv) MLPs" if d.conv_mlp else "plain MLPs"
     lines = [
-        f"# Diffusion world model: tabletop {cfg.task}",
+        f"# Diffusion world model: {world.name}",
         "",
         f"An EDM denoiser over {d.latent_channels}x{d.latent_size}x{d.latent_size} latents of "
         f"the tokenizer `{Path(cfg.tokenizer).name if '/' in cfg.tokenizer else cfg.tokenizer}` "
@@ -98,10 +107,10 @@ def _card(cfg: TrainDynamicsConfig, paths, train: LatentEpisodes, steps, wall, m
         "along channels; the noise level and the actions condition it through AdaLN (one "
         "action MLP adds to the noise embedding, one to the shared AdaLN term). It diffuses "
         "the standardised change from the last context latent. A convolutional state probe "
-        "reads the 36-d task state from a latent." + _state_track_text(d),
+        f"reads the {d.state_dim}-d state from a latent." + _state_track_text(d),
         "",
-        f"- Data: {', '.join(p.name for p in paths)} (MuJoCo tabletop, scripted expert at "
-        f"several noise levels); {train.n_frames} training frames in {len(train.starts)} "
+        f"- Data: {', '.join(p.name for p in paths)} (world {world.name}); "
+        f"{train.n_frames} training frames in {len(train.starts)} "
         f"episodes, held-out split val_fraction {cfg.val_fraction}",
         f"- Training: {steps} steps at batch {cfg.batch_size} ({cfg.early_fraction:.0%} of each "
         f"batch from the first {cfg.early_steps} steps of episodes), AdamW lr {cfg.lr} cosine, "
@@ -113,7 +122,7 @@ def _card(cfg: TrainDynamicsConfig, paths, train: LatentEpisodes, steps, wall, m
         f"- Sampler: {cfg.sampler}, {cfg.sampler_steps} step(s) on the Karras schedule "
         f"(sigma_max {d.sigma_max})",
         "- Held-out windows at the end of training (EMA weights; PSNR against the tokenizer's "
-        "reconstruction, h16 = open loop from episode starts, cube_cm_h16 = the model's "
+        "reconstruction, h16 = open loop from episode starts, <name>_cm_h16 = the model's "
         "own state at h16): " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()),
         f"- Reproduce: `python -m cosmos_env train-dynamics dynamics=diffusion "
         f"tokenizer={cfg.tokenizer} data={cfg.data}`",
@@ -139,42 +148,52 @@ def _unrolled_batch(
     }
 
 
+def _extra_losses(model, batcher: WindowBatcher, cfg: TrainDynamicsConfig, rng) -> torch.Tensor:
+    """The state track's and the outcome heads' losses on extra state-only windows
+    (cheap: no latents), ``cfg.state_batch`` of them (at least 256 for the heads)."""
+    total = torch.zeros(())
+    size = max(cfg.state_batch, 256 if model.outcome is not None else 0)
+    if not size or (model.state_dynamics is None and model.outcome is None):
+        return total
+    extra = batcher.sample_states(size, rng)
+    targets = extra.pop("outcomes")
+    if cfg.state_batch and model.state_dynamics is not None:
+        total = total + model.state_loss(**extra)
+    if model.outcome is not None:
+        total = total + cfg.outcome_weight * model.outcome_loss(**extra, targets=targets)
+    return total
+
+
 def train_dynamics(cfg: TrainDynamicsConfig) -> dict:
     """Train, release to ``cfg.out/release`` and return the held-out metrics."""
-    get_task(cfg.task)  # fail fast on an unknown task
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     log = file_logger("train_dynamics", out)
     amp = fit_machine(cfg.threads, cfg.amp, log)
     tokenizer = load_tokenizer(cfg.tokenizer)
-    if tokenizer.cfg.code_channels != cfg.dynamics.latent_channels:
-        raise ValueError(
-            f"dynamics.latent_channels={cfg.dynamics.latent_channels} but {tokenizer.cfg.name} "
-            f"latents have {tokenizer.cfg.code_channels} channels"
-        )
+    cfg.dynamics.latent_channels = tokenizer.cfg.code_channels  # shapes come from the data
     paths = select_stores(cfg.data, cfg.stores)
     train = load_latent_episodes(paths, tokenizer, "train", cfg.val_fraction, cfg.seed)
     val = load_latent_episodes(paths, tokenizer, "val", cfg.val_fraction, cfg.seed)
-    if train.latents.shape[-2:] != (cfg.dynamics.latent_size,) * 2:
-        raise ValueError(
-            f"dynamics.latent_size={cfg.dynamics.latent_size} but the cached latents are "
-            f"{'x'.join(map(str, train.latents.shape[-2:]))}; set dynamics.latent_size to match"
-        )
+    h, w = train.latents.shape[-2:]
+    if h != w:
+        raise ValueError(f"the cached latents are {h}x{w}; the world model needs square frames")
+    cfg.dynamics.latent_size = int(h)
     batcher = WindowBatcher(train, cfg.dynamics.context)
-    if cfg.dynamics.keypoints and not cfg.dynamics.camera:
-        # The stores are the MuJoCo tabletop's, filmed by its fixed front camera.
-        from cosmos_env.sim.tabletop_world import TabletopWorld
-
-        cfg.dynamics.camera = [float(x) for x in TabletopWorld().projection().ravel()]
-    if cfg.dynamics.ee_slot and not cfg.dynamics.action_low:
-        spec = store_action_spec(paths)
-        cfg.dynamics.action_low, cfg.dynamics.action_high = list(spec.low), list(spec.high)
+    world = store_world(paths)  # one world, action spec and state spec across the stores
+    on = resolve_state_features(
+        cfg.dynamics, world.state_spec, world.action_spec, train.states, cfg.state_features
+    )
+    outcomes = outcome_columns(paths) if cfg.dynamics.outcome_heads else ()
+    log.info("world %s; state-track features %s; outcome heads on %s", world.name, on, outcomes)
     torch.manual_seed(cfg.seed)
     model = LatentDynamics(cfg.dynamics)
     sample = batcher.sample(min(16384, len(batcher)), np.random.default_rng(cfg.seed))
     last = sample["context"][:, -1]
     changes = sample["target_state"] - sample["context_states"][:, -1]  # (N, S), one step
     model.set_normalisation(last, sample["target"], torch.from_numpy(train.states), 1e-3, changes)
+    if model.outcome is not None:
+        model.outcome.set_normalisation(torch.from_numpy(train.outcomes[:, 0]))
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     rng, gen = np.random.default_rng(cfg.seed), torch.Generator().manual_seed(cfg.seed)
@@ -213,9 +232,7 @@ def train_dynamics(cfg: TrainDynamicsConfig) -> dict:
             losses = model.losses(**batch, generator=gen)
         total = losses["diffusion"] + cfg.probe_weight * losses["probe"]
         total = total + losses.get("state", 0.0)
-        if cfg.state_batch and model.state_dynamics is not None:
-            extra = batcher.sample_states(cfg.state_batch, rng)
-            total = total + model.state_loss(**extra)
+        total = total + _extra_losses(model, batcher, cfg, rng)
         optimise(opt, total, model)
         update_ema(ema, model, step, cfg.ema_decay)
         step += 1
@@ -241,7 +258,7 @@ def train_dynamics(cfg: TrainDynamicsConfig) -> dict:
     wall = time.perf_counter() - start
     metrics = run_eval(cfg.eval_windows)
     log.info("finished: %d steps in %.1f min", step, wall / 60)
-    card = _card(cfg, paths, train, step, wall, metrics)
-    release_training_run(cfg, ema, tokenizer, paths, card, metrics, step, wall / 60)
+    card = _card(cfg, world, paths, train, step, wall, metrics)
+    release_training_run(cfg, ema, tokenizer, paths, card, metrics, step, wall / 60, outcomes)
     log.info("released %s", out / "release")
     return {"steps": step, "wall_minutes": wall / 60, **metrics}

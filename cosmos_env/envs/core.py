@@ -4,24 +4,21 @@ batched forward, score with the task's functions."""
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 
 import numpy as np
 import torch
 
 from cosmos_env.checkpoint import CheckpointError
+from cosmos_env.data.held_out import held_out_first_frames
+from cosmos_env.data.world import World, load_world
 from cosmos_env.dynamics.release import BACKENDS, WorldModel, default_checkpoint, load_world_model
 from cosmos_env.dynamics.rollout import initial_context, step_context
-from cosmos_env.envs.resets import (
-    RESET_SOURCES,
-    MujocoResets,
-    check_frames,
-    check_states,
-    held_out_first_frames,
-)
+from cosmos_env.envs.resets import RESET_SOURCES, SimResets, check_frames, check_states
+from cosmos_env.envs.scoring import Scorer
 from cosmos_env.machine import set_torch_threads
 from cosmos_env.precision import AmpSetting, autocast, resolve_amp
-from cosmos_env.sim.tasks import get_task
 
 
 @lru_cache(maxsize=4)
@@ -30,23 +27,39 @@ def shared_world_model(checkpoint: str, tokenizer: str | None) -> WorldModel:
     return load_world_model(checkpoint, tokenizer)
 
 
+@lru_cache(maxsize=4)
+def shared_world(description: str) -> World | None:
+    """One built world per description (JSON text): its simulator is only read."""
+    return load_world(json.loads(description), "the release's world")
+
+
 def env_world_model(
-    task: str, checkpoint: str | None, backend: str | None, tokenizer: str | None
+    world: str | None, checkpoint: str | None, backend: str | None, tokenizer: str | None
 ) -> WorldModel:
     """The world model an env runs: ``checkpoint`` if given, else the shipped one of
-    ``backend`` (default "diffusion") for ``task``; a checkpoint of another kind than the
-    requested backend is refused."""
-    get_task(task)  # an unknown task is named as such, not as a missing checkpoint
+    ``backend`` (default "diffusion") for the world named ``world``. A checkpoint of another
+    kind than the requested backend, or of another world than ``world``, is refused."""
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"backend={backend!r} unknown; choose one of {sorted(BACKENDS)}")
-    wm = shared_world_model(
-        str(checkpoint or default_checkpoint(backend or "diffusion", task)), tokenizer
-    )
+    if checkpoint is None:
+        if world is None:
+            raise ValueError(
+                "cosmos_env/WorldModel-v0 needs checkpoint=DIR (a release: python -m cosmos_env "
+                "make-world-model makes one), or use a per-world id"
+            )
+        checkpoint = default_checkpoint(backend or "diffusion", world)
+    wm = shared_world_model(str(checkpoint), tokenizer)
     kind = getattr(wm.dynamics.cfg, "kind", "diffusion")
     if backend is not None and BACKENDS[backend] != kind:
         raise ValueError(
             f"backend={backend!r} but checkpoint {wm.source} is a {kind} model; pass a "
             f"{BACKENDS[backend]} checkpoint or leave out one of the two"
+        )
+    if world is not None and wm.world.name != world:
+        raise ValueError(
+            f"checkpoint {wm.source} is a world model of {wm.world.name!r}, but this env id is "
+            f"for {world!r}: use the id of its world, or gymnasium.make("
+            "'cosmos_env/WorldModel-v0', checkpoint=...) for any checkpoint"
         )
     return wm
 
@@ -70,14 +83,14 @@ class WorldModelCore:
 
     ``frames`` uint8 (N, H, W, 3) are the current observations, ``states`` float64 (N, S)
     the task states (the world model's state track, or the probe's reading of the frame
-    for models without one); ``step`` advances every row with one batched prediction.
+    for models without one); ``step`` advances every row with one batched prediction and
+    scores it (``outcome``: reward, is_success, is_terminal, see ``envs/scoring.py``).
     """
 
     def __init__(
         self,
         world_model: WorldModel,
         num_envs: int,
-        task: str,
         sparse_reward: bool,
         sampler: str | None,
         sampler_steps: int | None,
@@ -88,9 +101,21 @@ class WorldModelCore:
         if reset_source not in RESET_SOURCES:
             raise ValueError(f"reset_source {reset_source!r} unknown; choose from {RESET_SOURCES}")
         self.wm = world_model
-        self.task = get_task(task)
+        self.world = simulator_world(world_model)
+        if reset_source in ("sim", "mujoco") and self.world is None:
+            raise ValueError(
+                f"reset_source={reset_source!r} needs a simulator, but {world_model.source} is a "
+                f"world model of the store-only world {world_model.world.name!r}; reset from "
+                "'store' (held-out frames) or 'frames' (your own)"
+            )
+        self.scorer = Scorer(world_model, self.world)
         self.num_envs = num_envs
         self.sparse_reward = sparse_reward
+        if sparse_reward and self.scorer.sources["is_success"] == "none":
+            raise ValueError(
+                f"sparse_reward=True scores success, which world {world_model.world.name!r} "
+                "does not define and the model did not learn"
+            )
         self.sampler = sampler or world_model.sampler
         samplers = world_model.dynamics.samplers
         if self.sampler not in samplers:
@@ -106,11 +131,14 @@ class WorldModelCore:
         self.image_size, self.state_dim = size, cfg.state_dim
         self.frames = np.zeros((num_envs, size, size, 3), np.uint8)
         self.states = np.zeros((num_envs, cfg.state_dim))
+        self.outcome = _empty_outcome(num_envs)
         self.context = None
         self._pool, self._pool_states = world_model.reset_frames, world_model.reset_states
         if store is not None:
             self._pool, self._pool_states = held_out_first_frames(str(store))
-        self._mujoco = MujocoResets(task, size) if reset_source == "mujoco" else None
+        self._sim = None
+        if reset_source in ("sim", "mujoco"):
+            self._sim = SimResets(self.world, size)
 
     def initial_frames(
         self, rng: np.random.Generator, num: int, frames=None, states=None
@@ -131,9 +159,9 @@ class WorldModelCore:
                 "reset_source='frames' needs reset(options={'frames': uint8 array of shape "
                 f"({num}, {self.image_size}, {self.image_size}, 3)}})"
             )
-        if self._mujoco is not None:
-            frames = self._mujoco.sample(rng, num)[:, None]
-            return frames, self._mujoco.last_states[:, None]
+        if self._sim is not None:
+            frames, states = self._sim.sample(rng, num)
+            return frames[:, None], states[:, None]
         rows = rng.integers(0, len(self._pool), num)
         return self._pool[rows][:, None], self._pool_states[rows][:, None]
 
@@ -158,11 +186,15 @@ class WorldModelCore:
             self.states[mask] = new.states[:, -1].double().numpy()
         else:
             self.states[mask] = self.wm.dynamics.predict_state(latents[:, -1]).double().numpy()
+        for key, value in _empty_outcome(int(mask.sum())).items():
+            self.outcome[key][mask] = value
+        self.outcome["is_success"][mask] = self.scorer.initial_success(self.states[mask])
 
     @torch.inference_mode()
     def step(self, actions: np.ndarray, generator: torch.Generator) -> None:
-        """Advance every row by its action (N, A) float32 in [-1, 1]."""
+        """Advance every row by its action (N, A) float32 in [-1, 1], and score the step."""
         action = torch.from_numpy(actions)
+        before = self.states.copy()
         with autocast(self.amp):
             latent, state = step_context(
                 self.wm.dynamics, self.context, action, generator, self.sampler_steps, self.sampler
@@ -170,16 +202,41 @@ class WorldModelCore:
         check_finite_prediction(self.wm, self.amp, latent=latent, state=state)
         self.frames[:] = self.wm.decode(latent if self.wm.discrete else latent.float()).numpy()
         self.states[:] = state.double().numpy()
+        self.outcome = self.scorer.score(before, actions, self.states)
 
     def reward(self) -> np.ndarray:
-        return np.asarray(self.task.reward(self.states, sparse=self.sparse_reward), np.float64)
+        """The last step's reward (N,) float64 (the success flag when ``sparse_reward``)."""
+        if self.sparse_reward:
+            return self.outcome["is_success"].astype(np.float64)
+        return self.outcome["reward"].copy()
 
     def success(self) -> np.ndarray:
-        return np.asarray(self.task.success(self.states), bool)
+        """Whether the task is solved in each row's current state (N,) bool."""
+        return self.outcome["is_success"].copy()
+
+    def terminal(self) -> np.ndarray:
+        """Whether each row's episode ended in its last step (N,) bool (the world's own
+        termination: a fall, a failure; success is the envs' ``terminate_on_success``)."""
+        return self.outcome["is_terminal"].copy()
 
     def close(self) -> None:
-        if self._mujoco is not None:
-            self._mujoco.close()
+        if self._sim is not None:
+            self._sim.close()
+
+
+def simulator_world(wm: WorldModel) -> World | None:
+    """The world ``wm`` was trained on, built from its release's description (one shared
+    instance per description); None for a store-only world."""
+    description = wm.world.description
+    return None if description is None else shared_world(json.dumps(description, sort_keys=True))
+
+
+def _empty_outcome(n: int) -> dict[str, np.ndarray]:
+    return {
+        "reward": np.zeros(n),
+        "is_success": np.zeros(n, bool),
+        "is_terminal": np.zeros(n, bool),
+    }
 
 
 def check_finite_prediction(wm: WorldModel, amp: bool, **predicted: torch.Tensor) -> None:

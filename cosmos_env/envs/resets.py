@@ -1,18 +1,16 @@
 """Where a world-model episode starts: held-out store frames (default: the frames shipped
 with the checkpoint, or the first frames of a store's held-out episodes), a live MuJoCo
-reset (so the simulator and the world model start identical), or frames the caller passes.
+reset of the world's simulator (so both start identical), or frames the caller passes.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
-from pathlib import Path
-
 import numpy as np
 
-from cosmos_env.data.store import EpisodeStore
+from cosmos_env.data.world import World
 
-RESET_SOURCES = ("store", "mujoco", "frames")
+# "sim" (alias "mujoco"): a live reset of the world's simulator.
+RESET_SOURCES = ("store", "sim", "mujoco", "frames")
 
 
 def check_frames(frames: np.ndarray, num: int, size: int, context: int) -> np.ndarray:
@@ -50,51 +48,17 @@ def check_states(states, shape: tuple[int, int], state_dim: int) -> np.ndarray:
     return arr
 
 
-@lru_cache(maxsize=4)
-def held_out_first_frames(
-    store_path: str, val_fraction: float = 0.1, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """First frames (N, H, W, 3) and states (N, S) of a store's held-out episodes."""
-    store = EpisodeStore.open(Path(store_path))
-    missing = [key for key in ("rgb", "state") if key not in store.features]
-    if missing:
-        raise ValueError(
-            f"store {store_path} has no {missing}: env resets need rgb frames and states"
-        )
-    _, val = store.split(val_fraction, seed)
-    if len(val) == 0:
-        raise ValueError(
-            f"store {store_path} has {store.n_episodes} episode(s), so none is held out for "
-            f"resets (val_fraction {val_fraction}); pass a store of 2 or more episodes, or "
-            "reset with options={'frames': ...}"
-        )
-    frames, states = [], []
-    for ep in val:
-        lo, _ = store.episode_bounds(int(ep))
-        row = store.get_rows(lo, lo + 1, keys=["rgb", "state"])
-        frames.append(row["rgb"][0])
-        states.append(row["state"][0])
-    return np.stack(frames), np.stack(states)
+class SimResets:
+    """Initial frames and states from live resets of the world's simulator, seeded from
+    the world-model env's RNG, so the simulator and the world model start identical."""
 
+    def __init__(self, world: World, image_size: int) -> None:
+        self.world, self.image_size = world, image_size
 
-class MujocoResets:
-    """Initial frames from live resets of the matching MuJoCo env, seeded from the
-    world-model env's RNG; ``last_states`` holds their true states."""
-
-    def __init__(self, task: str, image_size: int) -> None:
-        from cosmos_env.sim.tabletop_env import TabletopEnv
-
-        self.env = TabletopEnv(task=task, image_size=image_size)
-        self.last_states: np.ndarray | None = None
-
-    def sample(self, rng: np.random.Generator, num: int) -> np.ndarray:
-        frames, states = [], []
-        for _ in range(num):
-            frame, info = self.env.reset(seed=int(rng.integers(2**31)))
-            frames.append(frame)
-            states.append(info["state"])
-        self.last_states = np.stack(states)
-        return np.stack(frames)
+    def sample(self, rng: np.random.Generator, num: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frames uint8 (num, H, W, 3) and their states (num, S)."""
+        pairs = [self.world.reset(int(rng.integers(2**31)), self.image_size) for _ in range(num)]
+        return np.stack([f for f, _ in pairs]), np.stack([s for _, s in pairs])
 
     def close(self) -> None:
-        self.env.close()
+        pass  # the world (and its simulator) is shared between envs

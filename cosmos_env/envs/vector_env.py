@@ -12,12 +12,11 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from cosmos_env.data.action_check import validate_action
 from cosmos_env.dynamics.release import WorldModel
 from cosmos_env.envs.core import WorldModelCore, env_world_model
 from cosmos_env.envs.world_model_env import torch_generator
 from cosmos_env.precision import AmpSetting
-from cosmos_env.sim.action_check import validate_action
-from cosmos_env.sim.tabletop_world import BRIDGE_ACTION_SPEC
 
 
 def _check_mask(mask, num_envs: int) -> np.ndarray:
@@ -38,8 +37,8 @@ class WorldModelVectorEnv(VectorEnv):
     autoresets in ``NEXT_STEP`` (default) or ``SAME_STEP`` mode; in ``SAME_STEP`` the
     ending sub-envs' last observation and info are in ``info["final_obs"]`` /
     ``info["final_info"]``. ``reset(options={"reset_mask": mask})`` resets some sub-envs;
-    ``options={"frames": uint8 (M, [k,] 64, 64, 3)}`` gives their initial frames (and
-    ``"states"`` (M, [k,] 36) their task states, if known).
+    ``options={"frames": uint8 (M, [k,] H, W, 3)}`` gives their initial frames (and
+    ``"states"`` (M, [k,] S) their states, if known).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 5, "autoreset_mode": None}
@@ -47,8 +46,8 @@ class WorldModelVectorEnv(VectorEnv):
     def __init__(
         self,
         num_envs: int = 1,
-        task: str = "push",
         checkpoint: str | None = None,
+        world: str | None = None,
         backend: str | None = None,
         tokenizer: str | None = None,
         sampler: str | None = None,
@@ -69,17 +68,18 @@ class WorldModelVectorEnv(VectorEnv):
         if self.autoreset_mode == AutoresetMode.DISABLED:
             raise ValueError("autoreset_mode must be NEXT_STEP or SAME_STEP")
         self.metadata = {**self.metadata, "autoreset_mode": self.autoreset_mode}
-        wm = world_model or env_world_model(task, checkpoint, backend, tokenizer)
+        wm = world_model or env_world_model(world, checkpoint, backend, tokenizer)
         self.core = WorldModelCore(
-            wm, num_envs, task, sparse_reward, sampler, sampler_steps, reset_source, store, amp
+            wm, num_envs, sparse_reward, sampler, sampler_steps, reset_source, store, amp
         )
         self.num_envs = num_envs
         self.terminate_on_success = terminate_on_success
-        self.max_episode_steps = max_episode_steps or self.core.task.max_episode_steps
+        self.max_episode_steps = max_episode_steps or wm.world.max_episode_steps
         self.render_mode = render_mode
-        self.action_spec = BRIDGE_ACTION_SPEC
+        self.action_spec = wm.world.action_spec
+        self.state_spec = wm.world.state_spec
         size = self.core.image_size
-        self.single_action_space = spaces.Box(-1.0, 1.0, (7,), np.float32)
+        self.single_action_space = spaces.Box(-1.0, 1.0, (wm.action_dim,), np.float32)
         self.single_observation_space = spaces.Box(0, 255, (size, size, 3), np.uint8)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
@@ -113,13 +113,15 @@ class WorldModelVectorEnv(VectorEnv):
     def step(self, actions):
         if self._generator is None:
             raise RuntimeError("step() called before reset(): call env.reset(seed=...) first")
-        actions = validate_action(actions, (self.num_envs, 7))
+        actions = validate_action(
+            actions, (self.num_envs, *self.single_action_space.shape), self.action_spec.names
+        )
         resetting = self._needs_reset.copy()  # NEXT_STEP: these sub-envs reset instead
         self.core.step(actions, self._generator)
         self._elapsed += 1
         rewards = self.core.reward()
         success = self.core.success()
-        terminated = success & self.terminate_on_success
+        terminated = (success & self.terminate_on_success) | self.core.terminal()
         truncated = (self._elapsed >= self.max_episode_steps) & ~terminated
         infos = self._infos(np.ones(self.num_envs, bool))
         if resetting.any():
@@ -146,7 +148,7 @@ class WorldModelVectorEnv(VectorEnv):
             "_state": mask.copy(),
             "is_success": self.core.success(),
             "_is_success": mask.copy(),
-        }
+        }  # which source scored each quantity: env.unwrapped.core.scorer.sources
 
     def render(self) -> np.ndarray | None:
         if self.render_mode is None:

@@ -1,11 +1,14 @@
-"""World model vs MuJoCo: the same initial frame and the same actions in both, open loop.
+"""World model vs its world's simulator: the same initial frame and state and the same
+actions in both, open loop, for any world with a simulator.
 
-Each episode resets the MuJoCo tabletop with its own seed and rolls a policy out for
-``horizon`` steps; the world model starts from the encoded first frame (one-frame context)
-and applies the same actions, batched over episodes. Per horizon step h = 1..H the scores
-are PSNR and SSIM of the predicted frame against MuJoCo's, the copy-last-frame baseline
+Each episode resets the simulator with its own seed and rolls a policy out for ``horizon``
+steps; the world model starts from the encoded first frame (and the simulator's state) and
+applies the same actions, batched over episodes. Per horizon step h = 1..H the scores are
+PSNR and SSIM of the predicted frame against the simulator's, the copy-last-frame baseline
 (the first frame held), the tokenizer's reconstruction of the true frame (the ceiling), and
-the state probe's cube and gripper position errors (cm) against the simulator's state.
+the state errors: in units of each dim's std, and in cm for the positions the StateSpec
+names (end effector, objects). Rewards are compared per step and per episode (Pearson), and
+success per episode where the world has it.
 """
 
 from __future__ import annotations
@@ -18,49 +21,38 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from cosmos_env.config import CompareConfig
+from cosmos_env.data.world import World, load_world
 from cosmos_env.dynamics.release import WorldModel, load_world_model
 from cosmos_env.dynamics.rollout import rollout
+from cosmos_env.envs.scoring import Scorer
 from cosmos_env.eval import report
 from cosmos_env.eval.metrics import position_errors_cm, psnr, ssim, to_unit
-from cosmos_env.generate import episode_seed
+from cosmos_env.eval.policy_ranking import pearson
+from cosmos_env.eval.simulate import POLICIES, Rollouts, simulate
 from cosmos_env.precision import AmpSetting, autocast, describe_amp, resolve_amp
-from cosmos_env.sim.experts import ScriptedExpert
-from cosmos_env.sim.tabletop_env import TabletopEnv
-from cosmos_env.sim.tasks import TASKS
 
-POLICIES = ("scripted", "random")
-WORLDS = ("tabletop",)
+__all__ = ["Rollouts", "simulate", "compare", "run_compare", "world_of"]
 HELD_OUT_SEED = 9_999  # training stores (prepare.py, retrain) use small seeds (0-6)
 SUMMARY_HORIZON = 16
-Policy = Callable[[np.ndarray], np.ndarray]
-
-
-@dataclass
-class Rollouts:
-    """MuJoCo ground truth: ``frames`` uint8 (N, T+1, H, W, 3), ``states`` (N, T+1, S),
-    ``actions`` float32 (N, T, A) in [-1, 1] (action t follows frame t)."""
-
-    frames: np.ndarray
-    states: np.ndarray
-    actions: np.ndarray
-    seconds: float
 
 
 @dataclass
 class Predictions:
-    """World model output for frames 1..T: ``frames`` uint8 (N, T, H, W, 3) and its task
+    """World model output for frames 1..T: ``frames`` uint8 (N, T, H, W, 3) and its
     ``states`` (N, T, S) (the state track's, or the probe's reading of each frame);
     ``recon`` uint8 (N, T+1, H, W, 3) and ``recon_states`` are the tokenizer's
-    reconstruction of the true frames and the probe on their latents."""
+    reconstruction of the true frames and the probe on their latents; ``rewards`` (N, T)
+    and ``success`` bool (N, T) score the predicted steps as the env does."""
 
     frames: np.ndarray
     states: np.ndarray
     recon: np.ndarray
     recon_states: np.ndarray
     seconds: float
+    rewards: np.ndarray | None = None
+    success: np.ndarray | None = None
 
 
 @dataclass
@@ -74,62 +66,15 @@ class History:
     states: np.ndarray
 
 
-def check_choices(world: str, task: str, policy: str) -> None:
-    """ValueError naming the bad choice and the valid ones."""
-    if world not in WORLDS:
-        raise ValueError(f"unknown world {world!r} for compare; choose one of {list(WORLDS)}")
-    if task not in TASKS:
-        raise ValueError(f"unknown tabletop task {task!r}; choose one of {sorted(TASKS)}")
-    if policy not in POLICIES:
-        raise ValueError(f"unknown policy {policy!r}; choose one of {list(POLICIES)}")
-
-
-def make_policy(name: str, task: str, noise: float, seed: int) -> Policy:
-    """state (S,) -> action float32 (7,) in [-1, 1]: the scripted expert degraded by
-    ``noise``, or uniform random actions; seeded."""
-    if name == "scripted":
-        return ScriptedExpert(task, noise, seed=seed).act
-    if name == "random":
-        rng = np.random.default_rng(seed)
-        return lambda state: rng.uniform(-1.0, 1.0, 7).astype(np.float32)
-    raise ValueError(f"unknown policy {name!r}; choose one of {list(POLICIES)}")
-
-
-def simulate(
-    task: str,
-    policy: str,
-    noise: float,
-    episodes: int,
-    horizon: int,
-    seed: int,
-    image_size: int = 64,
-    n_objects: int = 2,
-) -> Rollouts:
-    """Roll ``policy`` out in MuJoCo for ``horizon`` steps in each of ``episodes`` episodes
-    (episode i reset with ``episode_seed(seed, i)``; no early termination)."""
-    if episodes < 1 or horizon < 1:
-        raise ValueError(f"need episodes >= 1 and horizon >= 1, got {episodes}, {horizon}")
-    env = TabletopEnv(task, image_size, n_objects, terminate_on_success=False)
-    frames, states, actions = [], [], []
-    start = time.perf_counter()
-    try:
-        for i in tqdm(range(episodes), desc="mujoco", unit="ep"):
-            ep_seed = episode_seed(seed, i)
-            act = make_policy(policy, task, noise, ep_seed)
-            obs, info = env.reset(seed=ep_seed)
-            ep_frames, ep_states, ep_actions = [obs], [info["state"]], []
-            for _ in range(horizon):
-                ep_actions.append(act(info["state"]))
-                obs, _, _, _, info = env.step(ep_actions[-1])
-                ep_frames.append(obs)
-                ep_states.append(info["state"])
-            frames.append(np.stack(ep_frames))
-            states.append(np.stack(ep_states))
-            actions.append(np.stack(ep_actions))
-    finally:
-        env.close()
-    seconds = time.perf_counter() - start
-    return Rollouts(np.stack(frames), np.stack(states), np.stack(actions), seconds)
+def world_of(wm: WorldModel) -> World:
+    """The simulator world a release was trained on; a store-only world cannot be compared."""
+    world = load_world(wm.world.description, f"{wm.source}'s world")
+    if world is None:
+        raise ValueError(
+            f"{wm.source} is a world model of the store-only world {wm.world.name!r}: there is "
+            "no simulator to compare it with (score it on held-out store episodes instead)"
+        )
+    return world
 
 
 def window(truth: Rollouts, start: int, horizon: int, context: int) -> tuple[Rollouts, History]:
@@ -140,11 +85,14 @@ def window(truth: Rollouts, start: int, horizon: int, context: int) -> tuple[Rol
             f"start {start} + horizon {horizon} > {truth.actions.shape[1]} simulated steps"
         )
     lo = max(0, start - context + 1)
+    steps = slice(start, start + horizon)
     part = Rollouts(
         truth.frames[:, start : start + horizon + 1],
         truth.states[:, start : start + horizon + 1],
-        truth.actions[:, start : start + horizon],
+        truth.actions[:, steps],
         truth.seconds,
+        None if truth.rewards is None else truth.rewards[:, steps],
+        None if truth.success is None else truth.success[:, steps],
     )
     before = History(
         truth.frames[:, lo:start], truth.actions[:, lo:start], truth.states[:, lo:start]
@@ -178,6 +126,7 @@ def predict(
     amp: AmpSetting = "auto",
     history: History | None = None,
     true_initial_states: bool = True,
+    world: World | None = None,
 ) -> Predictions:
     """Open-loop world-model rollout of ``truth.actions`` from ``truth``'s first frames
     (with ``history`` as extra context), batched over episodes; randomness from a
@@ -211,7 +160,20 @@ def predict(
     frames = _decode(wm, flat).reshape(n, t1 - 1, *truth.frames.shape[2:])
     states = states.double().numpy()
     seconds = time.perf_counter() - start
-    return Predictions(frames, states, recon, recon_states, seconds)
+    rewards, success = score_steps(wm, world, truth.states[:, 0], truth.actions, states)
+    return Predictions(frames, states, recon, recon_states, seconds, rewards, success)
+
+
+def score_steps(
+    wm: WorldModel, world: World | None, first: np.ndarray, actions: np.ndarray, states
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rewards (N, T) and success (N, T) of predicted ``states`` (N, T, S) reached by
+    ``actions`` (N, T, A) from ``first`` (N, S), scored as the env scores them."""
+    prev = np.concatenate([first[:, None], states[:, :-1]], axis=1)
+    n, t = actions.shape[:2]
+    flat = [x.reshape(n * t, -1) for x in (prev, actions, states)]
+    out = Scorer(wm, world).score(*flat)
+    return out["reward"].reshape(n, t), out["is_success"].reshape(n, t)
 
 
 def frame_scores(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -226,13 +188,21 @@ def frame_scores(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.nda
     return both[..., 0], both[..., 1]
 
 
-def score(truth: Rollouts, pred: Predictions) -> dict[str, list[float]]:
+def _named_positions(wm: WorldModel) -> dict[str, slice]:
+    spec = wm.world.state_spec
+    names = [spec.end_effector.position] if spec.end_effector else []
+    names += [f"{o}_pos" for o in spec.objects]
+    return {n.removesuffix("_pos"): spec.slot(n) for n in names}
+
+
+def score(truth: Rollouts, pred: Predictions, wm: WorldModel) -> dict[str, list[float]]:
     """Per-horizon means over episodes, h = 1..T (each list has T entries)."""
     future, held = truth.frames[:, 1:], np.repeat(truth.frames[:, :1], truth.actions.shape[1], 1)
     wm_psnr, wm_ssim = frame_scores(pred.frames, future)
     copy_psnr, copy_ssim = frame_scores(held, future)
     tok_psnr, tok_ssim = frame_scores(pred.recon[:, 1:], future)
     true_states = truth.states[:, 1:]
+    std = wm.dynamics.state_std.double().numpy()
     curves = {
         "psnr": wm_psnr,
         "ssim": wm_ssim,
@@ -240,15 +210,30 @@ def score(truth: Rollouts, pred: Predictions) -> dict[str, list[float]]:
         "copy_last_ssim": copy_ssim,
         "tokenizer_psnr": tok_psnr,
         "tokenizer_ssim": tok_ssim,
-        "cube_err_cm": position_errors_cm(pred.states, true_states, "cube_pos"),
-        "gripper_err_cm": position_errors_cm(pred.states, true_states, "gripper_pos"),
-        "probe_on_true_cube_err_cm": position_errors_cm(
-            pred.recon_states[:, 1:], true_states, "cube_pos"
+        "state_std_err": (np.abs(pred.states - true_states) / std).mean(-1),
+        "probe_on_true_state_std_err": (np.abs(pred.recon_states[:, 1:] - true_states) / std).mean(
+            -1
         ),
     }
+    for name, index in _named_positions(wm).items():
+        curves[f"{name}_err_cm"] = position_errors_cm(pred.states, true_states, index)
     per_horizon = {"h": list(range(1, truth.actions.shape[1] + 1))}
     per_horizon |= {k: [float(x) for x in v.mean(axis=0)] for k, v in curves.items()}
     return per_horizon
+
+
+def outcome_agreement(truth: Rollouts, pred: Predictions, has_success: bool) -> dict:
+    """Pearson r of per-step rewards and of episode returns (world model vs simulator,
+    same initial states and actions) and, where the world has success, the share of
+    episodes whose success (at any step) both agree on."""
+    out = {
+        "reward_pearson": pearson(pred.rewards.ravel(), truth.rewards.ravel()),
+        "return_pearson": pearson(pred.rewards.sum(1), truth.rewards.sum(1)),
+    }
+    if has_success:
+        agree = pred.success.any(1) == truth.success.any(1)
+        out["success_agreement"] = float(agree.mean())
+    return out
 
 
 def summarise(per_horizon: dict[str, list[float]]) -> dict[str, float]:
@@ -263,9 +248,11 @@ def summarise(per_horizon: dict[str, list[float]]) -> dict[str, float]:
         summary[f"{metric}_h16"] = curve[ref - 1]
         summary[f"copy_last_{metric}_h16"] = per_horizon[f"copy_last_{metric}"][ref - 1]
         summary[f"tokenizer_{metric}_h16"] = per_horizon[f"tokenizer_{metric}"][ref - 1]
-    summary["state_err_h16_cm"] = per_horizon["cube_err_cm"][ref - 1]
-    summary["gripper_err_h16_cm"] = per_horizon["gripper_err_cm"][ref - 1]
-    summary["probe_on_true_cube_err_h16_cm"] = per_horizon["probe_on_true_cube_err_cm"][ref - 1]
+    for key, curve in per_horizon.items():  # state errors at h_ref: <name>_err_h16_cm, ...
+        if key.endswith("_err_cm"):
+            summary[f"{key.removesuffix('_cm')}_h16_cm"] = curve[ref - 1]
+        elif key.endswith("state_std_err"):
+            summary[f"{key}_h16"] = curve[ref - 1]
     return summary
 
 
@@ -278,10 +265,13 @@ def compare(
     amp: AmpSetting = "auto",
     history: History | None = None,
     true_initial_states: bool = True,
+    world: World | None = None,
 ) -> tuple[dict, Predictions]:
-    """Scores of one world-model setting on ``truth``: per-horizon curves, summary, timing."""
-    pred = predict(wm, truth, seed, sampler, steps, amp, history, true_initial_states)
-    per_horizon = score(truth, pred)
+    """Scores of one world-model setting on ``truth``: per-horizon curves, summary (with
+    reward and success agreement where ``truth`` has rewards), timing."""
+    world = world or world_of(wm)
+    pred = predict(wm, truth, seed, sampler, steps, amp, history, true_initial_states, world)
+    per_horizon = score(truth, pred, wm)
     n_frames = truth.actions.shape[0] * truth.actions.shape[1]
     timing = {
         "mujoco_s": truth.seconds,
@@ -291,29 +281,27 @@ def compare(
     }
     result = {"sampler": sampler, "sampler_steps": steps, "amp": describe_amp(amp)}
     result["summary"] = summarise(per_horizon)
+    if truth.rewards is not None:
+        result["summary"] |= outcome_agreement(truth, pred, world.has_success)
     return result | {"per_horizon": per_horizon, "timing": timing}, pred
 
 
 def run_compare(cfg: CompareConfig, world_model: WorldModel | None = None) -> dict:
     """The ``compare`` command: simulate, predict, score, write files to ``cfg.out`` and
     print the table; returns what ``compare.json`` holds."""
-    check_choices(cfg.world.name, cfg.task, cfg.policy)
+    if cfg.policy not in POLICIES:
+        raise ValueError(f"unknown policy {cfg.policy!r}; choose one of {list(POLICIES)}")
     wm = world_model or load_world_model(cfg.checkpoint)
+    world = world_of(wm)
     sampler = cfg.sampler or wm.sampler
     steps = int(cfg.sampler_steps or wm.sampler_steps)
     full = simulate(
-        cfg.task,
-        cfg.policy,
-        cfg.noise,
-        cfg.episodes,
-        cfg.start + cfg.horizon,
-        cfg.seed,
+        world, cfg.policy, cfg.noise, cfg.episodes, cfg.start + cfg.horizon, cfg.seed,
         wm.image_size,
-        cfg.world.n_objects,
-    )
+    )  # fmt: skip
     truth, history = window(full, cfg.start, cfg.horizon, wm.dynamics.cfg.context)
-    result, pred = compare(wm, truth, cfg.seed, sampler, steps, cfg.amp, history)
-    model = {"source": str(wm.source), "task": wm.task}
+    result, pred = compare(wm, truth, cfg.seed, sampler, steps, cfg.amp, history, world=world)
+    model = {"source": str(wm.source), "world": wm.world.name}
     result = {"config": asdict(cfg), "model": model} | result
     text = write_outputs(Path(cfg.out), result, truth, pred, cfg)
     print(text)

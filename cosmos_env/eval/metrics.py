@@ -6,8 +6,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cosmos_env.sim import state_layout as sl
-
 
 def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
     """PSNR in dB per image over all but the first dim; inputs (N, ...), same shape."""
@@ -52,6 +50,8 @@ def to_uint8(frames: torch.Tensor) -> torch.Tensor:
     return ((frames.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).movedim(-3, -1)
 
 
-def position_errors_cm(pred: np.ndarray, true: np.ndarray, name: str) -> np.ndarray:
-    """Euclidean error (cm) of the 3-d state slot ``name``; states (..., S) -> (...)."""
-    return np.linalg.norm(sl.get(pred, name) - sl.get(true, name), axis=-1) * 100
+def position_errors_cm(pred: np.ndarray, true: np.ndarray, index: slice) -> np.ndarray:
+    """Euclidean error (cm) of the 3-d position at state dims ``index`` (a StateSpec
+    slot); states (..., S) -> (...)."""
+    pred, true = np.asarray(pred), np.asarray(true)
+    return np.linalg.norm(pred[..., index] - true[..., index], axis=-1) * 100

@@ -23,7 +23,8 @@ def caption(result: dict) -> str:
     """One line saying what was compared: model, data, sampler."""
     cfg, h = result["config"], len(result["per_horizon"]["h"])
     return (
-        f"World model `{cfg['checkpoint']}` vs MuJoCo, {cfg['task']}: {cfg['episodes']} "
+        f"World model `{cfg['checkpoint']}` vs its simulator"
+        f"{', ' + result['model']['world'] if 'model' in result else ''}: {cfg['episodes']} "
         f"episodes (seed {cfg['seed']}) of policy {cfg['policy']} (noise {cfg['noise']}), "
         f"open loop for {h} steps from frame {cfg.get('start', 0)} (with the frames before "
         f"it as context); sampler {result['sampler']}, "
@@ -31,24 +32,36 @@ def caption(result: dict) -> str:
     )
 
 
+def _position_keys(keys, suffix: str) -> list[str]:
+    """The named-position error keys (``<name><suffix>``) present, end effector first."""
+    return [k for k in keys if k.endswith(suffix) and "probe" not in k]
+
+
 def horizon_table(per_horizon: dict[str, list[float]]) -> str:
     """Markdown table of the scores at the key horizons (1, 2, 4, 8, 16, ... and H)."""
     n = len(per_horizon["h"])
     picks = sorted({h for h in KEY_HORIZONS if h <= n} | {n})
     header = ["h", "WM PSNR", "copy-last PSNR", "tokenizer PSNR", "WM SSIM", "copy-last SSIM"]
-    header += ["cube err cm", "gripper err cm"]
     keys = ["psnr", "copy_last_psnr", "tokenizer_psnr", "ssim", "copy_last_ssim"]
-    keys += ["cube_err_cm", "gripper_err_cm"]
-    rows = [[h] + [per_horizon[k][h - 1] for k in keys] for h in picks]
-    return media.markdown_table(header, rows)
+    positions = _position_keys(per_horizon, "_err_cm")
+    header += ["state err (std)"] + [f"{k.removesuffix('_err_cm')} err cm" for k in positions]
+    keys += ["state_std_err", *positions]
+    rows = [[h] + [per_horizon[k][h - 1] for k in keys if k in per_horizon] for h in picks]
+    return media.markdown_table(header[: len(rows[0])], rows)
 
 
 def summary_table(summaries: dict[str, dict[str, float]], label: str = "model") -> str:
     """Markdown table with one row per labelled summary (see ``compare.summarise``)."""
     header = [label, "PSNR h1", "PSNR mean h1-16", "PSNR h16", "copy-last PSNR h16"]
-    header += ["SSIM h16", "cube err h16 cm", "gripper err h16 cm"]
     keys = ["psnr_h1", "psnr_mean_h1_16", "psnr_h16", "copy_last_psnr_h16", "ssim_h16"]
-    keys += ["state_err_h16_cm", "gripper_err_h16_cm"]
+    header += ["SSIM h16"]
+    first = next(iter(summaries.values()))
+    positions = _position_keys(first, "_err_h16_cm")
+    header += [f"{k.removesuffix('_err_h16_cm')} err h16 cm" for k in positions]
+    keys += positions
+    extra = [k for k in ("reward_pearson", "return_pearson", "success_agreement") if k in first]
+    header += [k.replace("_", " ") for k in extra]
+    keys += extra
     rows = [[name] + [float(s[k]) for k in keys] for name, s in summaries.items()]
     return media.markdown_table(header, rows)
 
@@ -61,15 +74,15 @@ def plot_fidelity(curves: dict[str, dict[str, list[float]]], path: Path) -> Path
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     for i, (label, c) in enumerate(curves.items()):
         left.plot(h, c["psnr"], "o-", color=f"C{i}", markersize=3, label=label)
-        right.plot(h, c["cube_err_cm"], "o-", color=f"C{i}", markersize=3, label=f"cube, {label}")
-        right.plot(h, c["gripper_err_cm"], "s:", color=f"C{i}", markersize=3, label="gripper")
+        if "state_std_err" in c:
+            right.plot(h, c["state_std_err"], "o-", color=f"C{i}", markersize=3, label=label)
     left.plot(h, first["copy_last_psnr"], "--", color="gray", label="copy last frame")
     left.plot(h, first["tokenizer_psnr"], "-.", color="black", label="tokenizer (ceiling)")
-    right.plot(
-        h, first["probe_on_true_cube_err_cm"], "--", color="gray", label="cube, probe on truth"
-    )
-    left.set(xlabel="horizon (steps at 5 Hz)", ylabel="PSNR (dB)", title="frame fidelity")
-    right.set(xlabel="horizon (steps at 5 Hz)", ylabel="error (cm)", title="state-probe error")
+    if "probe_on_true_state_std_err" in first:
+        probe = first["probe_on_true_state_std_err"]
+        right.plot(h, probe, "--", color="gray", label="probe on truth")
+    left.set(xlabel="horizon (steps)", ylabel="PSNR (dB)", title="frame fidelity")
+    right.set(xlabel="horizon (steps)", ylabel="mean |error| / std", title="state error")
     for ax in (left, right):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)

@@ -5,9 +5,14 @@ The wrapper watches ``reset``/``step`` and, when an episode ends, hands its rows
 ``state[t]``, ``action[t]`` = the action taken after observing ``rgb[t]`` (normalised to
 [-1, 1] by the action space's bounds), ``reward[t]`` = the reward received on arriving at
 ``rgb[t]`` (0 on the first row); the last row has a zero padding action and ``is_last``.
+``is_terminal[t]`` is True on the row the env returned ``terminated=True`` for (not on a
+truncation), ``is_success[t]`` is the env's ``info["is_success"]`` (False where it reports
+none). `features_for` gives the schema of these rows.
 
 State: the tabletop envs' task state (``info["state"]``); for Gymnasium's MuJoCo envs,
-``concat(qpos, qvel)`` of the simulator.
+``concat(qpos, qvel)`` of the simulator. `state_spec_of` describes it: the env's own
+``state_spec``, else, for a MuJoCo env, one slot per joint's qpos part and then per joint's
+qvel part, named after the joints; else one flat slot per dim.
 """
 
 from __future__ import annotations
@@ -17,11 +22,14 @@ from typing import Any
 
 import cv2
 import gymnasium as gym
+import mujoco  # MUJOCO_GL was set by cosmos_env/__init__.py, imported first
 import numpy as np
 
 from cosmos_env.data.spec import ActionSpec, FeatureSpec, standard_features
+from cosmos_env.data.state_spec import StateSlot, StateSpec
 
 EpisodeSink = Callable[[dict[str, np.ndarray], str, str], Any]
+FLAG_KEYS = ("is_terminal", "is_success")  # per-row bools the recorder adds to the schema
 
 
 def _box_bounds(env: gym.Env) -> tuple[np.ndarray, np.ndarray]:
@@ -65,22 +73,83 @@ def state_names_of(env: gym.Env, state_dim: int) -> tuple[str, ...]:
     return tuple(f"s{i}" for i in range(state_dim))
 
 
+def state_spec_of(env: gym.Env, state_dim: int | None = None) -> StateSpec:
+    """What the recorded state of ``env`` is (see the module docstring). `state_dim` (the
+    recorded state's size) is only needed for a flat spec of an env without ``state_names``;
+    without it such an env is reset to read one state."""
+    u = env.unwrapped
+    spec = getattr(u, "state_spec", None)
+    if isinstance(spec, StateSpec):
+        return spec
+    model, names = getattr(u, "model", None), getattr(u, "state_names", None)
+    if names is None and isinstance(model, mujoco.MjModel):  # it records concat(qpos, qvel)
+        spec = mujoco_state_spec(model)
+        if spec is not None:
+            return spec
+    if state_dim is None:
+        state_dim = (
+            len(names) if names is not None else read_state(env, env.reset(seed=0)[1]).shape[0]
+        )
+    return StateSpec.flat(state_names_of(env, state_dim))
+
+
+# per MuJoCo joint type: its qpos slots (name suffix, size, kind, unit), qvel size, qvel unit
+_JOINT_PARTS = {
+    mujoco.mjtJoint.mjJNT_FREE: (
+        (("_pos", 3, "position", "m"), ("_quat", 4, "quaternion", "")),
+        6,
+        "m/s, rad/s",
+    ),
+    mujoco.mjtJoint.mjJNT_BALL: ((("_quat", 4, "quaternion", ""),), 3, "rad/s"),
+    mujoco.mjtJoint.mjJNT_SLIDE: ((("", 1, "joint", "m"),), 1, "m/s"),
+    mujoco.mjtJoint.mjJNT_HINGE: ((("", 1, "joint", "rad"),), 1, "rad/s"),
+}
+
+
+def mujoco_state_spec(model: mujoco.MjModel) -> StateSpec | None:
+    """The spec of ``concat(qpos, qvel)``: each joint's qpos slots in joint order (free:
+    ``<name>_pos`` and ``<name>_quat`` (w, x, y, z); ball: ``<name>_quat``; hinge/slide:
+    ``<name>``), then each joint's velocity ``<name>_vel`` (free: 6, linear then angular).
+    Unnamed joints are ``joint<i>``. None when the joints do not cover nq + nv in order or
+    their names clash."""
+    qpos: list[StateSlot] = []
+    qvel: list[StateSlot] = []
+    try:
+        for j in range(model.njnt):
+            name = (model.joint(j).name or f"joint{j}").replace(".", "_")
+            parts, dof, vel_unit = _JOINT_PARTS[mujoco.mjtJoint(model.jnt_type[j])]
+            if model.jnt_qposadr[j] != sum(s.size for s in qpos):
+                return None
+            if model.jnt_dofadr[j] != sum(s.size for s in qvel):
+                return None
+            qpos += [StateSlot(name + suffix, n, kind, unit) for suffix, n, kind, unit in parts]
+            qvel.append(StateSlot(f"{name}_vel", dof, "velocity", vel_unit))
+        spec = StateSpec((*qpos, *qvel))
+    except ValueError:  # duplicate slot names, or no joints at all
+        return None
+    return spec if spec.dim == model.nq + model.nv else None
+
+
 def features_for(env: gym.Env, image_size: int) -> dict[str, FeatureSpec]:
-    """The store schema that recording ``env`` at ``image_size`` produces."""
+    """The store schema that recording ``env`` at ``image_size`` produces: the standard
+    features (state named by `state_spec_of`) and bool ``is_terminal``, ``is_success``."""
     _, info = env.reset(seed=0)
-    state = _read_state(env, info)
+    state = read_state(env, info)
     spec = action_spec_of(env)
-    return standard_features(
+    features = standard_features(
         image_size,
         image_size,
         state.shape[0],
         spec.dim,
-        state_names_of(env, state.shape[0]),
+        state_spec_of(env, state.shape[0]).dim_names(),
         spec.names,
     )
+    for key in FLAG_KEYS:
+        features[key] = FeatureSpec(key, "bool", ())
+    return features
 
 
-def _read_state(env: gym.Env, info: dict) -> np.ndarray:
+def read_state(env: gym.Env, info: dict) -> np.ndarray:
     if "state" in info:
         return np.asarray(info["state"], dtype=np.float32)
     return _mujoco_state(env)
@@ -122,8 +191,8 @@ class EpisodeRecorder(gym.Wrapper):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
         self._seed = seed
-        self._rows = {"rgb": [], "state": [], "action": [], "reward": []}
-        self._add_row(info, reward=0.0)
+        self._rows = {key: [] for key in ("rgb", "state", "action", "reward", *FLAG_KEYS)}
+        self._add_row(info, reward=0.0, terminated=False)
         return obs, info
 
     def step(self, action):
@@ -131,7 +200,7 @@ class EpisodeRecorder(gym.Wrapper):
             raise RuntimeError("step() called before reset(): call env.reset(seed=...) first")
         obs, reward, terminated, truncated, info = self.env.step(action)
         self._rows["action"].append(self._normalise(action))
-        self._add_row(info, reward=float(reward))
+        self._add_row(info, reward=float(reward), terminated=bool(terminated))
         if terminated or truncated:
             self._flush()
         return obs, reward, terminated, truncated, info
@@ -140,15 +209,17 @@ class EpisodeRecorder(gym.Wrapper):
         a = np.asarray(action, dtype=np.float64)
         return (2.0 * (a - self._low) / (self._high - self._low) - 1.0).astype(np.float32)
 
-    def _add_row(self, info: dict, reward: float) -> None:
+    def _add_row(self, info: dict, reward: float, terminated: bool) -> None:
         frame = self.env.render()
         if frame.shape[:2] != (self.image_size, self.image_size):
             frame = cv2.resize(
                 frame, (self.image_size, self.image_size), interpolation=cv2.INTER_AREA
             )
         self._rows["rgb"].append(np.ascontiguousarray(frame, dtype=np.uint8))
-        self._rows["state"].append(_read_state(self.env, info))
+        self._rows["state"].append(read_state(self.env, info))
         self._rows["reward"].append(reward)
+        self._rows["is_terminal"].append(terminated)
+        self._rows["is_success"].append(bool(info.get("is_success", False)))
 
     def _flush(self) -> None:
         rows = self._rows
@@ -159,6 +230,8 @@ class EpisodeRecorder(gym.Wrapper):
             "state": np.stack(rows["state"]),
             "action": np.stack(rows["action"]),
             "reward": np.asarray(rows["reward"], dtype=np.float32),
+            "is_terminal": np.asarray(rows["is_terminal"], dtype=bool),
+            "is_success": np.asarray(rows["is_success"], dtype=bool),
             "is_first": np.arange(n) == 0,
             "is_last": np.arange(n) == n - 1,
         }

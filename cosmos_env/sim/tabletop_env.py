@@ -8,8 +8,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from cosmos_env.data.action_check import validate_action
 from cosmos_env.sim import state_layout as sl
-from cosmos_env.sim.action_check import validate_action
 from cosmos_env.sim.tabletop_world import BRIDGE_ACTION_SPEC, TabletopWorld
 from cosmos_env.sim.tasks import get_task
 
@@ -31,7 +31,8 @@ class TabletopEnv(gym.Env):
     ## Rewards
     Dense (default): the task's shaped reward (``tasks.py``); ``sparse_reward=True``: 1.0
     on success else 0.0. Both are functions of the state vector, which ``info["state"]``
-    carries (layout: ``state_layout.py``), with ``info["is_success"]``.
+    carries (layout: ``state_layout.py``; ``self.state_spec`` describes it as a StateSpec),
+    with ``info["is_success"]``.
 
     ## Episode end
     Terminated on success when ``terminate_on_success``; truncated by the registered
@@ -62,6 +63,8 @@ class TabletopEnv(gym.Env):
         self.render_mode = render_mode
         self.action_spec = BRIDGE_ACTION_SPEC
         self.state_names = sl.state_names()
+        # only the front camera is fixed to the world; the wrist camera moves with the gripper
+        self.state_spec = sl.tabletop_state_spec(self.world.projection("front"))
         self.action_space = spaces.Box(-1.0, 1.0, (7,), np.float32)
         frame = spaces.Box(0, 255, (image_size, image_size, 3), np.uint8)
         if proprio:

@@ -19,7 +19,7 @@ from cosmos_env.eval.metrics import psnr, ssim, to_unit
 from cosmos_env.precision import amp_text, autocast
 from cosmos_env.tokenizer.data import load_clips, store_paths
 from cosmos_env.tokenizer.model import Tokenizer
-from cosmos_env.tokenizer.release import save_tokenizer
+from cosmos_env.tokenizer.release import load_tokenizer, save_tokenizer
 from cosmos_env.training import (
     budget_lr,
     file_logger,
@@ -119,6 +119,12 @@ def train_tokenizer(cfg: TrainTokenizerConfig) -> dict:
     ]
     torch.manual_seed(cfg.seed)
     model = Tokenizer(tok_cfg)
+    if cfg.init:  # fine-tune a released tokenizer of the same architecture
+        start_from = load_tokenizer(cfg.init)
+        if start_from.cfg != tok_cfg:
+            raise ValueError(f"init={cfg.init} is a {start_from.cfg.name} with another config")
+        model.load_state_dict(start_from.state_dict())
+        log.info("fine-tuning from %s (weights %s)", cfg.init, start_from.checksum)
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     rng = np.random.default_rng(cfg.seed)

@@ -24,6 +24,7 @@ from cosmos_env.data import (
     compute_stats,
 )
 from cosmos_env.data import stats as stats_module
+from cosmos_env.data.state_spec import EndEffector, StateSlot, StateSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HELPERS = Path(__file__).with_name("store_helpers.py")  # also run by path in a child
@@ -278,6 +279,88 @@ def test_create_rejects_bad_schema(tmp_path: Path) -> None:
         EpisodeStore.create(
             tmp_path / "s.zarr", features=features, action_spec=make_action_spec(), fps=5, world="w"
         )
+
+
+# ------------------------------------------------------------- state spec and world
+WORLD = {"entry_point": "my_worlds.arm:make_world", "kwargs": {"n_objects": 2}}
+
+
+def _arm_spec() -> StateSpec:
+    return StateSpec(
+        (StateSlot("hand_pos", 3, "position", "m"), StateSlot("grip", 1, "joint", "m")),
+        end_effector=EndEffector("hand_pos", "", (0, 1, 2)),
+        cameras={"front": np.arange(12.0)},
+    )
+
+
+def test_default_state_spec_is_flat_over_the_state_names(filled, tmp_path: Path) -> None:
+    store, _ = filled
+    assert store.state_spec == StateSpec.flat(("x", "y", "z", "g"))
+    assert store.attrs["state_spec"] == store.state_spec.to_dict()
+    assert store.world_description is None and store.attrs["world_description"] is None
+    unnamed = {**make_features(), "state": FeatureSpec("state", "float32", (4,))}
+    store = EpisodeStore.create(
+        tmp_path / "u.zarr", features=unnamed, action_spec=make_action_spec(), fps=5, world="w"
+    )
+    assert store.state_spec.dim_names() == ("s0", "s1", "s2", "s3")
+
+
+def test_state_spec_and_world_description_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "s.zarr"
+    with create_store(path, state_spec=_arm_spec(), world_description=WORLD) as store:
+        store.append_episode(make_episode(0, 6))
+    store = EpisodeStore.open(path)
+    assert store.state_spec == _arm_spec()
+    assert store.state_spec.end_effector == EndEffector("hand_pos", "", (0, 1, 2))
+    np.testing.assert_array_equal(store.state_spec.projection("front").ravel(), np.arange(12.0))
+    assert store.world_description == WORLD
+    store.world_description["kwargs"]["n_objects"] = 3  # a copy: the store's is unchanged
+    assert store.world_description == WORLD
+    assert store.verify().ok  # the new attrs are part of the finalize digest
+
+
+def test_create_checks_state_spec_and_world_description(tmp_path: Path) -> None:
+    three = StateSpec((StateSlot("p", 3, "position", "m"),))
+    with pytest.raises(ValueError, match="state_spec has 3 dims \\(p\\).*'state' feature has 4"):
+        create_store(tmp_path / "a.zarr", state_spec=three)
+    with pytest.raises(ValueError, match="state_spec must be a StateSpec"):
+        create_store(tmp_path / "a.zarr", state_spec=three.to_dict())
+    with pytest.raises(ValueError, match="world entry_point must be 'module:factory'"):
+        create_store(tmp_path / "a.zarr", world_description={"entry_point": "no_colon"})
+    with pytest.raises(ValueError, match="a world is described as"):
+        create_store(tmp_path / "a.zarr", world_description={**WORLD, "seed": 1})
+    assert not (tmp_path / "a.zarr").exists()  # nothing written by a refused create
+
+
+def test_store_without_state_spec_names_the_fix(tmp_path: Path) -> None:
+    fill_store(tmp_path / "s.zarr", lengths=(3,))
+    group = zarr.open_group(str(tmp_path / "s.zarr"), mode="r+")
+    attrs = group.attrs.asdict()
+    del attrs["state_spec"], attrs["world_description"]  # as an older cosmos-env wrote it
+    group.attrs.put(attrs)
+    store = EpisodeStore.open(tmp_path / "s.zarr")  # still opens and reads
+    assert store.load_episode(0)["state"].shape == (3, helpers.S)
+    assert store.world_description is None
+    with pytest.raises(StoreError, match="has no state spec \\(written by an older cosmos-env\\)"):
+        _ = store.state_spec
+    with pytest.raises(StoreError, match="re-record it.*or convert it again"):
+        _ = store.state_spec
+
+
+def test_malformed_state_spec_or_world_description_is_corrupt(tmp_path: Path) -> None:
+    fill_store(tmp_path / "s.zarr", lengths=(3,))
+    group = zarr.open_group(str(tmp_path / "s.zarr"), mode="r+")
+    good = group.attrs["state_spec"]
+    group.attrs["state_spec"] = {"slots": [["a", 2, "joint", "rad"]]}
+    with pytest.raises(StoreError, match="corrupt.*state_spec has 2 dims.*'state' feature has 4"):
+        EpisodeStore.open(tmp_path / "s.zarr")
+    group.attrs["state_spec"] = {**good, "colour": "red"}
+    with pytest.raises(StoreError, match="corrupt.*unknown keys \\['colour'\\]"):
+        EpisodeStore.open(tmp_path / "s.zarr")
+    group.attrs["state_spec"] = good
+    group.attrs["world_description"] = {"entry_point": 3}
+    with pytest.raises(StoreError, match="corrupt.*world entry_point"):
+        EpisodeStore.open(tmp_path / "s.zarr")
 
 
 # ----------------------------------------------------------------------------- errors

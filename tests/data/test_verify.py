@@ -4,6 +4,8 @@ verify``."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import warnings
 from pathlib import Path
@@ -15,7 +17,8 @@ import zarr
 from zarr.codecs import Crc32cCodec
 
 from cosmos_env.__main__ import main
-from cosmos_env.data import CorruptChunkError, EpisodeStore, NoChecksumWarning, StoreError
+from cosmos_env.data import CorruptChunkError, EpisodeStore, NoChecksumWarning, StoreError, layout
+from cosmos_env.data.state_spec import EndEffector, StateSlot, StateSpec
 
 LENGTHS, fill_store, make_episode = helpers.LENGTHS, helpers.fill_store, helpers.make_episode
 N = sum(LENGTHS)  # 72 rows; ends 5, 22, 23, 63, 72; rgb chunks of 8 rows, the rest in one chunk
@@ -164,6 +167,30 @@ def test_verify_reports_changed_attrs(store_path: Path) -> None:
     assert "digest" in report.problems[0].detail
 
 
+def test_digest_covers_state_spec_and_world_description(store_path: Path) -> None:
+    group = zarr.open_group(str(store_path), mode="r+")
+    spec = group.attrs["state_spec"]
+    group.attrs["state_spec"] = {**spec, "slots": [["x", 1, "joint", "rad"], *spec["slots"][1:]]}
+    report = EpisodeStore.open(store_path).verify()
+    assert [(p.array, p.kind) for p in report.problems] == [("attrs", "metadata")]
+    group.attrs["state_spec"] = spec
+    assert EpisodeStore.open(store_path).verify().ok
+    group.attrs["world_description"] = {"entry_point": "a:b", "kwargs": {}}
+    assert "digest" in EpisodeStore.open(store_path).verify().problems[0].detail
+
+
+def test_digest_of_a_store_finalized_before_state_specs_is_unchanged(store_path: Path) -> None:
+    """Stores finalized without the state_spec/world_description attrs keep their digest."""
+    attrs = EpisodeStore.open(store_path).attrs
+    stats = zarr.open_group(str(store_path), mode="r")["meta/stats"].attrs.asdict()
+    old_keys = ("format_version", "schema", "action_spec", "fps", "world", "camera", "robot")
+    owned = {k: attrs[k] for k in (*old_keys, "extra")}
+    text = json.dumps([owned, stats], sort_keys=True, allow_nan=True)
+    old = {k: v for k, v in attrs.items() if k not in ("state_spec", "world_description")}
+    assert layout.attrs_digest(old, stats) == hashlib.sha256(text.encode()).hexdigest()
+    assert layout.attrs_digest(attrs, stats) != layout.attrs_digest(old, stats)
+
+
 # --------------------------------------------------------------- stores without checksums
 def _open_quietly(path: Path) -> EpisodeStore:
     with warnings.catch_warnings():
@@ -225,6 +252,20 @@ def test_migrate_copies_into_a_store_with_checksums(store_path: Path, tmp_path: 
     damage(store_path / "data/is_first/c/0", "delete")
     with pytest.raises(StoreError, match="cannot migrate.*data/is_first"):
         EpisodeStore.migrate(store_path, tmp_path / "other.zarr")
+
+
+def test_migrate_keeps_state_spec_and_world_description(tmp_path: Path) -> None:
+    spec = StateSpec(
+        (StateSlot("hand_pos", 3, "position", "m"), StateSlot("grip", 1, "joint", "m")),
+        end_effector=EndEffector("hand_pos", "", (0, 1, 2)),
+    )
+    world = {"entry_point": "my_worlds.arm:make_world", "kwargs": {"n_objects": 2}}
+    with helpers.create_store(tmp_path / "s.zarr", state_spec=spec, world_description=world) as s:
+        s.append_episode(make_episode(0, 4))
+    helpers.strip_checksums(tmp_path / "s.zarr")
+    new = EpisodeStore.migrate(tmp_path / "s.zarr", tmp_path / "new.zarr")
+    assert new.state_spec == spec and new.world_description == world
+    assert new.verify().ok
 
 
 # ------------------------------------------------------------------------------- CLI

@@ -16,6 +16,8 @@ from cosmos_env import checkpoint
 from cosmos_env.__main__ import main, train_dynamics_config
 from cosmos_env.config import GenerateConfig, TrainARConfig, TrainDynamicsConfig, load_config
 from cosmos_env.data import EpisodeStore
+from cosmos_env.data.state_spec import StateSpec
+from cosmos_env.data.world import WorldInfo
 from cosmos_env.dynamics.autoregressive import ARConfig, TokenDynamics
 from cosmos_env.dynamics.autoregressive.data import TokenWindowBatcher
 from cosmos_env.dynamics.data import LatentEpisodes, load_latent_episodes, select_stores
@@ -234,6 +236,7 @@ def test_train_ar_command_releases_and_resumes(token_data, tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["steps"] == 4
     keys = {"ce", "accuracy", "parallel_ce", "probe_cube_cm", "sampled_accuracy", "cube_cm_next"}
+    keys |= {"probe_state_std_err", "state_std_err_next", "probe_gripper_cm", "gripper_cm_next"}
     assert keys <= set(result) and all(np.isfinite(result[k]) for k in keys)
     log = (out / "train.log").read_text()
     assert "finished: 4 steps" in log and "step 2 eval (EMA)" in log
@@ -244,7 +247,14 @@ def test_train_ar_command_releases_and_resumes(token_data, tmp_path, capsys):
     assert config["tokenizer"]["checksum"] == tokenizer.checksum
     assert config["tokenizer"]["name"] == "DI8x8"
     assert config["sampler"] == {"name": "parallel", "steps": 2}
-    assert config["task"] == "push" and config["steps"] == 4 and "ce" in config["metrics"]
+    assert config["steps"] == 4 and "ce" in config["metrics"]
+    # The world (name, action and state specs) comes from the stores; the model carries
+    # the state spec that names its probe's positions.
+    store = EpisodeStore.open(select_stores(data, "*")[0])
+    world = WorldInfo.from_dict(config["world"])
+    assert world.name == "tabletop-push" and world.description == store.world_description
+    assert (world.action_spec, world.state_spec) == (store.action_spec, store.state_spec)
+    assert StateSpec.from_dict(config["dynamics"]["state_spec"]) == store.state_spec
     assert np.load(release / RESET_FILE)["frames"].shape == (1, 64, 64, 3)  # 1 val episode
     assert "Autoregressive world model" in (release / "card.md").read_text()
     model = TokenDynamics(ARConfig.from_dict(config["dynamics"]))
@@ -283,3 +293,10 @@ def test_train_dynamics_dispatches_on_the_dynamics_group():
     assert cfg.tokenizer == "/some/DI" and cfg.dynamics.depth == 2
     cfg = train_dynamics_config(["tokenizer=CI8x8"])
     assert isinstance(cfg, TrainDynamicsConfig) and cfg.dynamics.kind == "diffusion"
+    # The world comes from the stores, not a task; the diffusion config names no slots of
+    # one world: the state-track features are filled in from the stores' StateSpec roles.
+    assert not hasattr(cfg, "task") and not hasattr(TrainARConfig(), "task")
+    assert cfg.state_features == ["integrator", "contact", "keypoints", "frame_head"]
+    d = cfg.dynamics
+    assert (d.ee_slot, d.state_relative, d.keypoints, d.camera) == ("", [], [], [])
+    assert (d.frame_objects, d.frame_quat, d.state_spec) == ([], "", None)

@@ -12,6 +12,7 @@ from cosmos_env.dynamics.model import LatentDynamics
 from cosmos_env.sim import state_layout as sl
 
 K, A, D = 3, 7, 36
+SPEC = sl.tabletop_state_spec()  # the head finds its slots by name in the StateSpec
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -51,7 +52,7 @@ def turned(states, actions, angle: float, shift: tuple[float, float]):
 def head(seed: int = 0) -> GripperFrameHead:
     torch.manual_seed(seed)
     module = GripperFrameHead(
-        ["cube"], ["cube_pos", "cylinder_pos"], "gripper_pos", "gripper_quat", K, A, 32
+        ["cube"], ["cube_pos", "cylinder_pos"], "gripper_pos", "gripper_quat", K, A, 32, SPEC
     )
     with torch.no_grad():  # the zero-initialised output layer would predict no motion at all
         for p in module.parameters():
@@ -114,6 +115,7 @@ def frame_track_model() -> LatentDynamics:
         frame_objects=["cube"],
         frame_quat="gripper_quat",
         frame_width=32,
+        state_spec=SPEC.to_dict(),
     )
     torch.manual_seed(0)
     model = LatentDynamics(cfg)
@@ -150,7 +152,15 @@ def test_frame_head_config_errors_name_the_problem():
             state_track=True, ee_slot="gripper_pos", frame_objects=["cube"], frame_quat=""
         )
     with pytest.raises(KeyError, match="unknown state slot 'plate_pos'"):
-        GripperFrameHead(["plate"], ["cube_pos"], "gripper_pos", "gripper_quat", K, A, 8)
+        GripperFrameHead(["plate"], ["cube_pos"], "gripper_pos", "gripper_quat", K, A, 8, SPEC)
+    with pytest.raises(ValueError, match="state_relative: slot 'cube_quat' is 4-d quaternion"):
+        GripperFrameHead(["cube"], ["cube_quat"], "gripper_pos", "gripper_quat", K, A, 8, SPEC)
+    with pytest.raises(ValueError, match="ee_slot: slot 'gripper_opening' is 1-d joint"):
+        GripperFrameHead(["cube"], ["cube_pos"], "gripper_opening", "gripper_quat", K, A, 8, SPEC)
+    # A config that names the head's slots must carry the StateSpec they are looked up in.
+    unnamed = {**frame_track_model().cfg.to_dict(), "state_spec": None}
+    with pytest.raises(ValueError, match="carries no state_spec"):
+        LatentDynamics(DynamicsConfig.from_dict(unnamed))
 
 
 def test_the_state_loss_is_float32_under_bf16_autocast():

@@ -10,6 +10,8 @@ from safetensors.torch import load_file
 
 from cosmos_env import checkpoint
 from cosmos_env.config import GenerateConfig, load_config
+from cosmos_env.data.state_spec import StateSpec
+from cosmos_env.data.world import WorldInfo
 from cosmos_env.dynamics.config import DynamicsConfig
 from cosmos_env.dynamics.data import load_latent_episodes, select_stores
 from cosmos_env.dynamics.model import LatentDynamics
@@ -20,6 +22,16 @@ from cosmos_env.tokenizer.cache import load_cache
 from cosmos_env.tokenizer.release import load_tokenizer, save_tokenizer
 
 TINY_DYNAMICS = dict(width=32, depth=1, heads=2, adaln_rank=8, probe_width=8)
+
+
+def tabletop_world_info(task: str = "push") -> WorldInfo:
+    """What a release records of a tabletop task's world, as ``tests/conftest.py``'s helper
+    of that name (not imported from there: ``from conftest import`` finds whichever test
+    folder's conftest pytest loaded last, e.g. tests/data's in a full run)."""
+    from cosmos_env.sim.worlds import tabletop_world
+
+    w = tabletop_world(task)
+    return WorldInfo(w.name, w.describe(), w.max_episode_steps, w.action_spec, w.state_spec)
 
 
 # Tiny models: one thread avoids oversubscription when other jobs share the cores.
@@ -56,7 +68,15 @@ def released(tmp_path_factory):
     frames = rng.integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)
     states = rng.normal(size=(5, 36)).astype(np.float32)
     directory = save_world_model(
-        root / "dyn", model, tokenizer, "push", "heun", 3, frames, states, card="# tiny\n"
+        root / "dyn",
+        model,
+        tokenizer,
+        tabletop_world_info(),
+        "heun",
+        3,
+        frames,
+        states,
+        card="# tiny\n",
     )
     return directory, model, tokenizer, frames, states
 
@@ -65,7 +85,9 @@ def test_release_round_trip(released):
     directory, model, tokenizer, frames, states = released
     wm = load_world_model(directory)
     assert wm.tokenizer.checksum == tokenizer.checksum  # found through the recorded path
-    assert (wm.task, wm.sampler, wm.sampler_steps) == ("push", "heun", 3)
+    assert (wm.world, wm.sampler, wm.sampler_steps) == (tabletop_world_info(), "heun", 3)
+    assert wm.world.name == "tabletop-push" and wm.world.max_episode_steps == 50
+    assert wm.world.action_spec.dim == wm.action_dim == 7 and wm.world.state_spec.dim == 36
     assert wm.image_size == 64 and wm.source == directory
     np.testing.assert_array_equal(wm.reset_frames, frames)
     np.testing.assert_array_equal(wm.reset_states, states)
@@ -127,6 +149,16 @@ def test_config_without_dynamics_section_is_refused(released, tmp_path):
     del config["dynamics"]
     (broken / "config.json").write_text(json.dumps(config))
     with pytest.raises(checkpoint.CheckpointError, match="no 'dynamics' section"):
+        load_world_model(broken)
+    config = json.loads((directory / "config.json").read_text())
+    del config["world"]  # released before worlds were recorded
+    (broken / "config.json").write_text(json.dumps(config))
+    with pytest.raises(checkpoint.CheckpointError, match="has no 'world' section"):
+        load_world_model(broken)
+    config = json.loads((directory / "config.json").read_text())
+    del config["world"]["state_spec"]
+    (broken / "config.json").write_text(json.dumps(config))
+    with pytest.raises(checkpoint.CheckpointError, match="invalid"):
         load_world_model(broken)
     config = json.loads((directory / "config.json").read_text())
     config["dynamics"]["width"] = 48  # the weights were saved for width 32
@@ -206,21 +238,44 @@ def test_train_dynamics_command_releases_and_resumes(latent_data, tmp_path, caps
     assert main(args) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["steps"] == 4 and np.isfinite(result["psnr_next"])
-    assert {"latent_mse_next", "probe_cube_cm", "probe_gripper_cm"} <= set(result)
+    # Positions are named after the StateSpec's end effector and objects (episodes of 6
+    # steps are too short for the 16-step rollout scores).
+    keys = {"latent_mse_next", "probe_state_std_err", "probe_cube_cm", "probe_gripper_cm"}
+    assert keys <= set(result) and all(np.isfinite(result[k]) for k in keys)
     log = (out / "train.log").read_text()
     assert "finished: 4 steps" in log and "step 2 eval (EMA)" in log
     wm = load_world_model(out / "release")
     assert wm.dynamics.cfg.width == 32 and wm.tokenizer.checksum == load_tokenizer(tok_dir).checksum
     assert wm.reset_frames.shape == (1, 64, 64, 3)  # one held-out episode, at most 2 frames
-    assert wm.task == "push" and wm.sampler == "euler" and wm.sampler_steps == 1
+    assert wm.sampler == "euler" and wm.sampler_steps == 1
+    # The world comes from the stores: their name, action spec and state spec.
+    from cosmos_env.data import EpisodeStore
+
+    store = EpisodeStore.open(select_stores(data, "*")[0])
+    assert wm.world.name == "tabletop-push"  # the world's own name, as shipped releases have
+    assert wm.world.description == store.world_description == tabletop_world_info().description
+    assert wm.world.action_spec == store.action_spec
+    assert wm.world.state_spec == store.state_spec
+    assert StateSpec.from_dict(wm.dynamics.cfg.state_spec) == store.state_spec
     config = json.loads((out / "release" / "config.json").read_text())
     assert config["steps"] == 4 and "psnr_next" in config["metrics"]
     card = (out / "release" / "card.md").read_text()
-    assert "Diffusion world model" in card and "The planar motion of cube comes from" in card
+    assert "Diffusion world model" in card
+    assert "The planar motion of cube, cylinder comes from" in card
     # Training stats travel with the weights: the latents are standardised with them.
     assert not torch.equal(wm.dynamics.latent_std, torch.ones(16))
-    # The end-effector integrator reads the actions' physical range from the store.
-    assert wm.dynamics.cfg.ee_slot == "gripper_pos"
+    # The end-effector integrator reads the actions' physical range from the store; the
+    # state-track features are switched on from the StateSpec's roles.
+    d = wm.dynamics.cfg
+    assert d.ee_slot == "gripper_pos" and d.state_relative == ["cube_pos", "cylinder_pos"]
+    assert d.keypoints == ["gripper_pos", "cube_pos", "cylinder_pos"] and len(d.camera) == 12
+    assert d.frame_objects == ["cube", "cylinder"] and d.frame_quat == "gripper_quat"
+    assert d.camera == pytest.approx(list(store.state_spec.cameras["front"]))
+    # Outcome heads (on in conf/dynamics/diffusion.yaml) learn the store's outcome columns.
+    assert wm.outcomes == ("reward", "is_terminal", "is_success") and config["outcomes"]
+    zeros = torch.zeros(2, 36)
+    outcome = wm.dynamics.predict_outcome(zeros, torch.zeros(2, 7), zeros)
+    assert set(outcome) == set(wm.outcomes) and outcome["reward"].shape == (2,)
     assert wm.dynamics.cfg.action_high[:3] == pytest.approx([0.04] * 3)
     assert wm.dynamics.state_min[2] < wm.dynamics.state_max[2]
 
@@ -230,20 +285,34 @@ def test_train_dynamics_command_releases_and_resumes(latent_data, tmp_path, caps
     assert json.loads((out / "release" / "config.json").read_text())["steps"] == 6
 
 
-@pytest.mark.parametrize(
-    "override, match",
-    [
-        ("dynamics.latent_channels=8", "latent_channels=8 but .* latents have 16 channels"),
-        ("dynamics.latent_size=4", "latent_size=4 but the cached latents are 8x8"),
-    ],
-)
-def test_train_dynamics_checks_the_latent_shape(latent_data, tmp_path, override, match):
+def test_train_dynamics_takes_the_shapes_from_the_data(latent_data, tmp_path, capsys):
+    """The latent shape (the tokenizer's channels, the cached grid) and the state and action
+    dims come from the data, whatever the dynamics config says, so they always match."""
     from cosmos_env.__main__ import main
 
     data, tok_dir = latent_data
-    args = ["train-dynamics", override, f"tokenizer={tok_dir}", f"data={data}", "stores=*"]
-    with pytest.raises(ValueError, match=match):
-        main(args + ["val_fraction=0.25", f"out={tmp_path}"])
+    args = [
+        "train-dynamics",
+        *[f"dynamics.{k}={v}" for k, v in TINY_DYNAMICS.items()],
+        "dynamics.latent_channels=8",  # the tiny tokenizer's latents have 16 channels
+        "dynamics.latent_size=4",  # and an 8x8 grid
+        "dynamics.state_dim=5",
+        "dynamics.action_dim=3",
+        "steps=1",
+        "batch_size=4",
+        "eval_windows=4",
+        "reset_frames=1",
+        "val_fraction=0.25",
+        "threads=1",
+        f"tokenizer={tok_dir}",
+        f"data={data}",
+        "stores=*",
+        f"out={tmp_path}",
+    ]
+    assert main(args) == 0
+    capsys.readouterr()
+    d = load_world_model(tmp_path / "release").dynamics.cfg
+    assert (d.latent_channels, d.latent_size, d.state_dim, d.action_dim) == (16, 8, 36, 7)
 
 
 def test_refit_state_track_trains_a_new_track_and_keeps_the_denoiser(latent_data, tmp_path, capsys):
@@ -254,7 +323,8 @@ def test_refit_state_track_trains_a_new_track_and_keeps_the_denoiser(latent_data
     train = [
         "train-dynamics",
         *[f"dynamics.{k}={v}" for k, v in TINY_DYNAMICS.items()],
-        "dynamics.frame_objects=[]",  # a release whose track is the state MLP alone
+        # a release whose track is the state MLP alone: no gripper-frame head from the roles
+        "state_features=[integrator,contact,keypoints]",
         "steps=2",
         "batch_size=4",
         "eval_windows=4",

@@ -8,8 +8,10 @@ from cosmos_env.dynamics.config import DynamicsConfig
 from cosmos_env.dynamics.model import STATE_CLIP, LatentDynamics
 from cosmos_env.dynamics.rollout import LatentContext, initial_context, rollout, step_context
 from cosmos_env.dynamics.state_dynamics import StateDynamics
+from cosmos_env.sim.state_layout import tabletop_state_spec
 
 B, C, S, K, A, D = 3, 4, 4, 2, 7, 36  # batch, channels, side, context, action dim, state dim
+SPEC = tabletop_state_spec().to_dict()  # what the 36 state dims mean: slots are named in it
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -28,7 +30,7 @@ def track_model(
         probe_width=8,
         state_track=state_track,
         state_width=16,
-        **overrides,
+        **{"state_spec": SPEC, **overrides},
     )
     torch.manual_seed(seed)
     model = LatentDynamics(cfg)
@@ -192,7 +194,8 @@ def test_keypoint_maps_peak_where_the_camera_projects_the_points():
     states = torch.zeros(1, 2, D)
     states[0, 0, sl.slot("gripper_pos")] = torch.tensor([0.25, -0.75, 0.3])
     states[0, 1, sl.slot("cube_pos")] = torch.tensor([-0.75, 0.75, 0.0])
-    maps = keypoint_maps(states, projection, ["gripper_pos", "cube_pos"], side=4, sigma=0.5)
+    slots = [sl.slot("gripper_pos"), sl.slot("cube_pos")]  # state dims of the points
+    maps = keypoint_maps(states, projection, slots, side=4, sigma=0.5)
     assert maps.shape == (1, 4, 4, 4)  # (frames x points) maps of 4x4 tokens
     peak = [divmod(int(m.argmax()), 4) for m in maps[0]]
     assert peak[0] == (0, 2)  # frame 0 gripper: row of v=-0.75, column of u=0.25
@@ -215,9 +218,11 @@ def test_keypoint_model_reads_maps_of_the_states():
         state_width=16,
         keypoints=["gripper_pos"],
         camera=camera,
+        state_spec=SPEC,
     )
     assert cfg.keypoint_channels == K + 1
     model = LatentDynamics(cfg)
+    assert model.keypoint_slots == [slice(0, 3)]  # gripper_pos, looked up in the StateSpec
     assert model.denoiser.net.embed.in_features == (K + 1) * C + K + 1
     assert "projection" not in model.state_dict()  # rebuilt from the config, not the weights
     with pytest.raises(ValueError, match="state_track"):
@@ -280,12 +285,50 @@ def test_integrator_config_errors_name_the_problem():
         DynamicsConfig(state_track=True, ee_slot="gripper_pos", action_low=[0.0] * 3)
     small = dict(latent_channels=C, latent_size=S, context=K, width=32, depth=1, heads=2)
     with pytest.raises(ValueError, match="physical range"):
-        LatentDynamics(DynamicsConfig(**small, state_track=True, ee_slot="gripper_pos"))
+        LatentDynamics(
+            DynamicsConfig(**small, state_track=True, ee_slot="gripper_pos", state_spec=SPEC)
+        )
     bad = DynamicsConfig(
-        **small, state_track=True, ee_slot="gripper_opening", action_low=LOW, action_high=HIGH
+        **small,
+        state_track=True,
+        ee_slot="gripper_opening",
+        action_low=LOW,
+        action_high=HIGH,
+        state_spec=SPEC,
     )
-    with pytest.raises(ValueError, match="3-D position slot"):
+    with pytest.raises(ValueError, match="ee_slot: slot 'gripper_opening' is 1-d joint"):
         LatentDynamics(bad).predict_next_state(torch.zeros(B, K, D), torch.zeros(B, K, A))
+    # Slot names mean nothing without the StateSpec they are looked up in.
+    unnamed = DynamicsConfig(
+        **small, state_track=True, ee_slot="gripper_pos", action_low=LOW, action_high=HIGH
+    )
+    with pytest.raises(ValueError, match=r"slots \(ee_slot\) but carries no state_spec"):
+        LatentDynamics(unnamed)
+    with pytest.raises(ValueError, match="state_spec has 36 dims but state_dim is 35"):
+        LatentDynamics(DynamicsConfig(**small, state_dim=35, state_spec=SPEC))
+
+
+def test_integrator_reads_its_action_channels_from_the_end_effector_role():
+    from cosmos_env.data.state_spec import EndEffector, StateSpec
+
+    spec = tabletop_state_spec()
+    moved_by_3_4_5 = StateSpec(
+        spec.slots, EndEffector("gripper_pos", "gripper_quat", (3, 4, 5)), spec.objects
+    )
+    model = track_model(
+        perturb=False,
+        ee_slot="gripper_pos",
+        action_low=LOW,
+        action_high=HIGH,
+        state_spec=moved_by_3_4_5.to_dict(),
+    )
+    model.state_min.fill_(-10.0)
+    model.state_max.fill_(10.0)
+    ctx = torch.rand(B, K, D) * 0.5
+    actions = torch.rand(B, K, A) * 2 - 1
+    expected = ctx[:, -1].clone()
+    expected[:, :3] += 0.25 * actions[:, -1, 3:6]  # channels 3..5, their range [-0.25, 0.25]
+    torch.testing.assert_close(model.predict_next_state(ctx, actions), expected, atol=1e-5, rtol=0)
 
 
 def test_contact_features_are_offsets_from_the_end_effector_and_last_motion():
@@ -294,10 +337,10 @@ def test_contact_features_are_offsets_from_the_end_effector_and_last_motion():
         OFFSET_SCALE,
         contact_feature_dim,
         contact_features,
-        position_slot,
     )
 
-    ee, cube = position_slot("gripper_pos"), position_slot("cube_pos")
+    spec = tabletop_state_spec()
+    ee, cube = spec.position_slot("gripper_pos"), spec.position_slot("cube_pos")
     states = torch.zeros(1, 3, D)
     states[0, :, cube] = torch.tensor([[0.10, 0.0, 0.02], [0.11, 0.0, 0.02], [0.13, 0.0, 0.02]])
     states[0, :, ee] = torch.tensor([0.05, 0.0, 0.02])
@@ -306,8 +349,8 @@ def test_contact_features_are_offsets_from_the_end_effector_and_last_motion():
     offsets, motion = features[0, :9].view(3, 3), features[0, 9:]
     torch.testing.assert_close(offsets[:, 0], torch.tensor([0.05, 0.06, 0.08]) / OFFSET_SCALE)
     torch.testing.assert_close(motion, torch.tensor([0.02, 0.0, 0.0]) / MOTION_SCALE)
-    with pytest.raises(ValueError, match="state_relative must name 3-D position slots"):
-        position_slot("gripper_quat", "state_relative")
+    with pytest.raises(ValueError, match="state_relative: slot 'gripper_quat' is 4-d quaternion"):
+        spec.position_slot("gripper_quat", "state_relative")
 
 
 def test_a_track_with_contact_features_reads_where_the_cube_is():

@@ -78,10 +78,12 @@ def test_bad_input_is_refused(make):
 
 
 def test_backend_selects_the_checkpoint_kind(tiny_ar_world_model_dir, tiny_world_model_dir):
-    assert default_checkpoint("ar", "push") == "ar-push"
-    assert default_checkpoint("diffusion", "pick_place") == "diffusion-pick-place"
+    assert default_checkpoint("ar", "tabletop-push") == "ar-push"
+    assert default_checkpoint("diffusion", "tabletop-push") == "diffusion-push"
+    with pytest.raises(ValueError, match="no shipped world model of world 'gym:Nowhere-v0'"):
+        default_checkpoint("diffusion", "gym:Nowhere-v0")
     with pytest.raises(ValueError, match="backend 'video' unknown"):
-        default_checkpoint("video", "push")
+        default_checkpoint("video", "tabletop-push")
     env = gym.make(ENV_ID, checkpoint=str(tiny_ar_world_model_dir), backend="ar")
     assert env.unwrapped.core.wm.discrete
     env.close()

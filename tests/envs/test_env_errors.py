@@ -10,9 +10,19 @@ from cosmos_env.envs.world_model_env import WorldModelEnv
 from cosmos_env.generate import generate
 
 
-def test_an_unknown_task_is_named_before_any_checkpoint_is_looked_up():
-    with pytest.raises(ValueError, match="unknown tabletop task 'bogus'"):
-        WorldModelEnv(task="bogus")
+def test_an_unknown_world_is_named_before_any_checkpoint_is_looked_up():
+    with pytest.raises(ValueError, match="no shipped world model of world 'bogus'"):
+        WorldModelEnv(world="bogus")
+
+
+def test_the_generic_id_needs_a_checkpoint():
+    with pytest.raises(ValueError, match="needs checkpoint=DIR"):
+        WorldModelEnv()
+
+
+def test_a_checkpoint_of_another_world_is_refused_by_a_per_world_id(tiny_world_model_dir):
+    with pytest.raises(ValueError, match="is a world model of 'tabletop-push'.*WorldModel-v0"):
+        WorldModelEnv(world="gym:Reacher-v5", checkpoint=str(tiny_world_model_dir))
 
 
 def test_an_unknown_backend_is_named():

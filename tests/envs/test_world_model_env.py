@@ -215,10 +215,14 @@ def test_store_and_mujoco_resets_start_the_state_track_from_the_true_state(make)
     wm = env.unwrapped.core.wm
     row = next(i for i, f in enumerate(wm.reset_frames) if np.array_equal(obs, f))
     np.testing.assert_allclose(info["state"], wm.reset_states[row], atol=1e-6)
-    mujoco = make(reset_source="mujoco")
-    _, info = mujoco.reset(seed=0)
-    true_state = mujoco.unwrapped.core._mujoco.last_states[0]
-    np.testing.assert_allclose(info["state"], true_state, atol=1e-6)
+    for source in ("mujoco", "sim"):  # "mujoco" is the old name of "sim"
+        live = make(reset_source=source)
+        obs, info = live.reset(seed=0)
+        world = live.unwrapped.core.world  # the same live reset, seeded as the env does
+        seed = int(np.random.default_rng(live.unwrapped.np_random_seed).integers(2**31))
+        frame, true_state = world.reset(seed, 64)
+        np.testing.assert_allclose(info["state"], true_state, atol=1e-6)
+        np.testing.assert_array_equal(obs, frame)
 
 
 def test_the_state_track_steps_with_the_learned_state_dynamics(make):
@@ -275,7 +279,7 @@ def test_non_finite_predictions_raise_naming_the_checkpoint(tiny_world_model_dir
         for p in wm.dynamics.parameters():
             p.fill_(float("nan"))
     directory = save_world_model(
-        tmp_path / "nan", wm.dynamics, wm.tokenizer, "push", "euler", 1,
+        tmp_path / "nan", wm.dynamics, wm.tokenizer, wm.world, "euler", 1,
         wm.reset_frames, wm.reset_states,
     )  # fmt: skip
     envs = [

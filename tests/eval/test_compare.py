@@ -17,14 +17,19 @@ SUMMARY_KEYS = {
     "psnr_mean_h1_16",
     "psnr_h16",
     "copy_last_psnr_h16",
-    "state_err_h16_cm",
+    "cube_err_h16_cm",
+    "gripper_err_h16_cm",
+    "state_std_err_h16",
+    "reward_pearson",
+    "return_pearson",
+    "success_agreement",
     "ssim_h1",
     "ssim_mean_h1_16",
     "ssim_h16",
     "copy_last_ssim_h16",
 }
 CURVES = ("psnr", "ssim", "copy_last_psnr", "copy_last_ssim", "tokenizer_psnr")
-CURVES += ("cube_err_cm", "gripper_err_cm")
+CURVES += ("cube_err_cm", "gripper_err_cm", "state_std_err", "probe_on_true_state_std_err")
 
 
 def _run(out, checkpoint, *extra):
@@ -50,7 +55,8 @@ def test_summary_and_per_horizon_curves(compared):
         assert len(curves[key]) == HORIZON and np.isfinite(curves[key]).all(), key
     assert result["summary"]["psnr_h16"] == curves["psnr"][-1]
     assert result["summary"]["psnr_mean_h1_16"] == pytest.approx(np.mean(curves["psnr"]))
-    assert result["summary"]["state_err_h16_cm"] == curves["cube_err_cm"][-1]
+    assert result["summary"]["cube_err_h16_cm"] == curves["cube_err_cm"][-1]
+    assert -1 <= result["summary"]["reward_pearson"] <= 1
     assert result["sampler_steps"] == 1 and result["config"]["episodes"] == EPISODES
 
 
@@ -103,19 +109,25 @@ def test_command_prints_the_table(tiny_world_model_dir, tmp_path, capsys):
     assert len(imageio.mimread(tmp_path / "side_by_side.mp4")) == HORIZON + 1
 
 
-@pytest.mark.parametrize(
-    "override, message",
-    [({"policy": "greedy"}, "unknown policy"), ({"task": "stack"}, "unknown tabletop task")],
-)
-def test_bad_choices_raise_value_error(tiny_world_model_dir, tmp_path, override, message):
-    cfg = CompareConfig(checkpoint=str(tiny_world_model_dir), out=str(tmp_path), **override)
-    with pytest.raises(ValueError, match=message):
+def test_bad_choices_raise_value_error(tiny_world_model_dir, tmp_path):
+    cfg = CompareConfig(checkpoint=str(tiny_world_model_dir), out=str(tmp_path), policy="greedy")
+    with pytest.raises(ValueError, match="unknown policy"):
         run_compare(cfg)
 
 
-def test_bad_world_raises_value_error(tiny_world_model_dir, tmp_path):
-    with pytest.raises(ValueError, match="unknown world 'gym'"):
-        main(["compare", "world=gym", f"checkpoint={tiny_world_model_dir}", f"out={tmp_path}"])
+def test_a_store_only_world_cannot_be_compared(tiny_world_model_dir, tmp_path):
+    from dataclasses import replace
+
+    from cosmos_env.dynamics.release import load_world_model
+
+    wm = load_world_model(tiny_world_model_dir)
+    wm.world = replace(wm.world, description=None, name="bridge")
+    cfg = CompareConfig(checkpoint=str(tiny_world_model_dir), out=str(tmp_path))
+    with pytest.raises(ValueError, match="store-only world 'bridge': there is no simulator"):
+        run_compare(cfg, world_model=wm)
+
+
+def test_bad_simulate_arguments_raise_value_error():
     with pytest.raises(ValueError, match="need episodes >= 1"):
         simulate("push", "scripted", 0.3, episodes=0, horizon=3, seed=0)
 

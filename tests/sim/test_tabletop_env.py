@@ -127,3 +127,28 @@ def test_time_limit_truncates():
         steps += 1
     assert steps == 50
     env.close()
+
+
+def test_state_spec_describes_the_layout(env):
+    spec = env.state_spec
+    assert spec == sl.tabletop_state_spec(env.world.projection("front"))
+    assert spec.dim == sl.STATE_DIM == 36
+    assert spec.dim_names() == sl.state_names() == env.state_names
+    for s in sl.STATE_SLOTS:  # the same dims as the layout's own slots
+        assert spec.slot(s.name) == s.slice
+    ee = spec.end_effector
+    assert (ee.position, ee.orientation, ee.action_delta) == (
+        "gripper_pos",
+        "gripper_quat",
+        (0, 1, 2),
+    )
+    assert BRIDGE_ACTION_SPEC.names[:3] == ("dx", "dy", "dz")
+    assert spec.objects == sl.OBJECT_NAMES == ("cube", "cylinder", "block")
+    kinds = {s.name: (s.kind, s.unit) for s in spec.slots}
+    assert kinds["gripper_opening"] == ("joint", "m")
+    assert kinds["cube_present"] == ("flag", "")
+    assert kinds["block_quat"] == ("quaternion", "")
+    assert kinds["zone_pos"] == ("position", "m")
+    np.testing.assert_allclose(spec.projection("front"), env.world.projection("front"))
+    assert list(spec.cameras) == ["front"]
+    assert sl.tabletop_state_spec().cameras == {}

@@ -56,12 +56,14 @@ from cosmos_env.data.converters.safe_pickle import (
     safe_load_pickle,
 )
 from cosmos_env.data.spec import ActionSpec, standard_features
+from cosmos_env.data.state_spec import EndEffector, StateSlot, StateSpec
 from cosmos_env.data.store import EpisodeStore
 
 __all__ = [
     "BRIDGE_V2_ACTION_SPEC",
     "BRIDGE_FPS",
     "BRIDGE_STATE_NAMES",
+    "BRIDGE_STATE_SPEC",
     "convert_bridge",
     "load_numpy_trajectory",
     "load_raw_trajectory",
@@ -79,6 +81,19 @@ BRIDGE_V2_ACTION_SPEC = ActionSpec(
     high=(0.05, 0.05, 0.05, 0.25, 0.25, 0.25, 1.0),
 )
 BRIDGE_STATE_NAMES = ("x", "y", "z", "roll", "pitch", "yaw", "gripper")
+# The 7-d state as stored (``full_state``, or the numpy layout's ``state``): the WidowX's
+# end-effector position and roll/pitch/yaw in the robot's base frame, and the gripper.
+# dx, dy, dz (the first three actions) are deltas of that same position in that same
+# frame, so ee_pos is the end effector they move. The Euler angles are not a quaternion,
+# so there is no orientation role; the gripper's scale is Bridge's own, so it has no unit.
+BRIDGE_STATE_SPEC = StateSpec(
+    (
+        StateSlot("ee_pos", 3, "position", "m"),
+        StateSlot("ee_rpy", 3, "other", "rad"),
+        StateSlot("gripper", 1, "joint", ""),
+    ),
+    end_effector=EndEffector("ee_pos", "", (0, 1, 2)),
+)
 BRIDGE_FPS = 5.0
 LATENCY_FIXED_ON = datetime(2021, 7, 23)  # earlier recordings have a one-frame camera delay
 _DIM = 7
@@ -191,6 +206,7 @@ def _create_store(path: Path, *, src: Path, size: int, camera: str, layout: str)
         camera={"name": camera},
         robot="widowx_250",
         attrs={"source_format": f"bridge_v2_{layout}", "source": str(src)},
+        state_spec=BRIDGE_STATE_SPEC,
     )
 
 

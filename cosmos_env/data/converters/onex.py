@@ -79,10 +79,12 @@ from cosmos_env.data.converters.common import (
     convert_items,
 )
 from cosmos_env.data.spec import ActionSpec, FeatureSpec
+from cosmos_env.data.state_spec import StateSlot, StateSpec
 from cosmos_env.data.store import EpisodeStore
 
 __all__ = [
     "STATE_NAMES",
+    "STATE_SPEC",
     "OneXFormatError",
     "convert_onex",
     "delta_action_spec",
@@ -110,6 +112,17 @@ STATE_NAMES = (
     "linear_velocity",
     "angular_velocity",
 )  # 1X's v2.0 "Index-to-State Mapping", snake_case
+# The 25-d state as slots: joint angles, hand closures (0 open .. 1 closed) and the base's
+# commanded velocities. No roles: the state holds no end-effector or object position.
+STATE_SPEC = StateSpec(
+    (
+        *(StateSlot(j, 1, "joint", "rad") for j in JOINTS),
+        StateSlot("left_hand_closure", 1, "joint", "1"),
+        StateSlot("right_hand_closure", 1, "joint", "1"),
+        StateSlot("linear_velocity", 1, "velocity", "m/s"),
+        StateSlot("angular_velocity", 1, "velocity", "rad/s"),
+    )
+)
 # v1.1 action files in the dataset card's order: (name, accepted column counts).
 V11_ACTIONS = (
     ("joint_pos", (21,)),
@@ -166,6 +179,7 @@ def convert_onex(
             camera={"name": "head", "description": "EVE's first-person head camera"},
             robot=ROBOT,
             attrs=plan.extra,
+            state_spec=STATE_SPEC,
         )
 
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -41,6 +42,8 @@ class ARConfig:
     # digit from independent per-digit softmaxes; at temperature 1 the draws scatter over
     # neighbouring FSQ levels and the decoded frame gets noisier than the model's belief.
     temperature: float = 1.0
+    # What the state's dims mean (``StateSpec.to_dict()``); training fills it in.
+    state_spec: Any = None
 
     def __post_init__(self) -> None:
         if self.kind != "autoregressive":

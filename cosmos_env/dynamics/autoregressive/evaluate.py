@@ -12,6 +12,7 @@ import torch
 from cosmos_env.dynamics.autoregressive.data import TokenWindowBatcher
 from cosmos_env.dynamics.autoregressive.model import TokenDynamics
 from cosmos_env.dynamics.data import LatentEpisodes
+from cosmos_env.dynamics.evaluate import named_positions
 from cosmos_env.eval.metrics import position_errors_cm
 
 
@@ -28,12 +29,15 @@ def _summed_scores(
     probe = model.predict_state(tokens[:, -1]).numpy()
     pred = model.predict_next(tokens[:, :-1], batch["actions"], gen, steps, sampler)
     on_pred = model.predict_state(pred).numpy()
+    std = model.state_std.numpy()
     errors = {
-        "probe_cube_cm": position_errors_cm(probe, states, "cube_pos"),
-        "probe_gripper_cm": position_errors_cm(probe, states, "gripper_pos"),
+        "probe_state_std_err": (np.abs(probe - states) / std).mean(1),
         "sampled_accuracy": (pred == tokens[:, -1]).float().mean((1, 2)).numpy(),
-        "cube_cm_next": position_errors_cm(on_pred, states, "cube_pos"),
+        "state_std_err_next": (np.abs(on_pred - states) / std).mean(1),
     }
+    for name, index in named_positions(model).items():  # the StateSpec's end effector, objects
+        errors[f"probe_{name}_cm"] = position_errors_cm(probe, states, index)
+        errors[f"{name}_cm_next"] = position_errors_cm(on_pred, states, index)
     return {**scores, **{k: float(v.sum()) for k, v in errors.items()}}
 
 

@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from cosmos_env.config import TrainARConfig
+from cosmos_env.data.world import store_world
 from cosmos_env.dynamics.autoregressive.data import TokenWindowBatcher
 from cosmos_env.dynamics.autoregressive.evaluate import evaluate_ar
 from cosmos_env.dynamics.autoregressive.model import TokenDynamics
@@ -26,7 +27,6 @@ from cosmos_env.dynamics.data import (
 )
 from cosmos_env.dynamics.release import release_training_run
 from cosmos_env.precision import amp_text, autocast
-from cosmos_env.sim.tasks import get_task
 from cosmos_env.tokenizer.model import Tokenizer
 from cosmos_env.tokenizer.release import load_tokenizer
 from cosmos_env.training import (
@@ -100,7 +100,7 @@ def _card(cfg: TrainARConfig, paths, train: LatentEpisodes, n_params, steps, wal
     d = cfg.dynamics
     tok = Path(cfg.tokenizer).name if "/" in cfg.tokenizer else cfg.tokenizer
     lines = [
-        f"# Autoregressive world model: tabletop {cfg.task}",
+        f"# Autoregressive world model: {store_world(paths).name}",
         "",
         f"A Llama-style causal transformer ({n_params / 1e6:.2f}M parameters with the probe; width "
         f"{d.width}, depth {d.depth}, {d.heads} heads, SwiGLU, RMS-normalised Q/K, RoPE over "
@@ -112,7 +112,7 @@ def _card(cfg: TrainARConfig, paths, train: LatentEpisodes, n_params, steps, wal
         f"head per digit), so the {d.vocab_size}-token vocabulary costs no parameters. One network "
         "decodes token by token (KV cache) or in MaskGIT passes: it is trained on both "
         "objectives on the same batches. A convolutional state probe reads the task state "
-        "from a frame's FSQ codes; reward and success are the task's functions of it.",
+        "from a frame's FSQ codes; reward and success are the world's functions of it.",
         "",
         f"- Data: {', '.join(p.name for p in paths)} (MuJoCo tabletop, scripted expert at "
         f"several noise levels); {train.n_frames} training frames in {len(train.starts)} "
@@ -136,7 +136,6 @@ def _card(cfg: TrainARConfig, paths, train: LatentEpisodes, n_params, steps, wal
 
 def train_ar(cfg: TrainARConfig) -> dict:
     """Train, release to ``cfg.out/release`` and return the held-out metrics."""
-    get_task(cfg.task)  # fail fast on an unknown task
     if cfg.sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {cfg.sampler!r}")
     out = Path(cfg.out)
@@ -144,6 +143,9 @@ def train_ar(cfg: TrainARConfig) -> dict:
     log = file_logger("train_ar", out)
     amp = fit_machine(cfg.threads, cfg.amp, log)
     tokenizer, paths, train, val = _load_data(cfg)
+    world = store_world(paths)  # shapes and meanings come from the data
+    cfg.dynamics.state_spec = world.state_spec.to_dict()
+    cfg.dynamics.state_dim, cfg.dynamics.action_dim = world.state_spec.dim, world.action_spec.dim
     batcher = TokenWindowBatcher(train, cfg.dynamics.context)
     torch.manual_seed(cfg.seed)
     model = TokenDynamics(cfg.dynamics)

@@ -20,7 +20,12 @@ from bridge_fixtures import (
 
 from cosmos_env.data import EpisodeStore
 from cosmos_env.data.converters import bridge
-from cosmos_env.data.converters.bridge import BRIDGE_V2_ACTION_SPEC, convert_bridge
+from cosmos_env.data.converters.bridge import (
+    BRIDGE_STATE_NAMES,
+    BRIDGE_STATE_SPEC,
+    BRIDGE_V2_ACTION_SPEC,
+    convert_bridge,
+)
 from cosmos_env.data.converters.safe_pickle import (
     UnsafePickleError,
     safe_load_npy,
@@ -66,6 +71,16 @@ def test_raw_round_trip(tmp_path):
         "source": str(tmp_path / "src"),
     }
     assert store.action_spec == BRIDGE_V2_ACTION_SPEC
+    assert store.state_spec == BRIDGE_STATE_SPEC and store.world_description is None
+    spec = store.state_spec
+    assert [(s.name, s.size, s.kind, s.unit) for s in spec.slots] == [
+        ("ee_pos", 3, "position", "m"),
+        ("ee_rpy", 3, "other", "rad"),
+        ("gripper", 1, "joint", ""),
+    ]
+    assert spec.end_effector.position == "ee_pos" and spec.end_effector.action_delta == (0, 1, 2)
+    assert BRIDGE_V2_ACTION_SPEC.names[:3] == ("dx", "dy", "dz")  # ee_pos deltas
+    assert spec.dim == len(BRIDGE_STATE_NAMES) == store.features["state"].shape[0]
 
 
 def test_raw_picks_the_camera_and_accepts_a_trajectory_directory(tmp_path):

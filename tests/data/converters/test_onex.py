@@ -15,6 +15,7 @@ from onex_fixtures import truncate, write_raw, write_v11, write_v20
 from cosmos_env.data import EpisodeStore, FeatureSpec, WindowSampler
 from cosmos_env.data.converters.onex import (
     STATE_NAMES,
+    STATE_SPEC,
     OneXFormatError,
     convert_onex,
     delta_actions,
@@ -48,6 +49,8 @@ def test_v11_round_trip(tmp_path, neck_columns):
     assert "rgb" not in store.features and store.features["tokens_magvit2"].dtype == "int32"
     assert (summary.episodes, summary.frames, summary.skipped) == (3, 20, [])
     assert (store.world, store.robot, store.fps) == ("onex_humanoid", "eve", 30.0)
+    assert store.state_spec == STATE_SPEC and store.state_spec.dim_names() == STATE_NAMES
+    assert store.state_spec.end_effector is None and store.world_description is None
     assert store.action_spec.dim == 25 + neck_columns
     episodes = episodes_by_source(store)
     assert list(episodes) == [f"v1.1:segment{sid}:{a}" for _, sid, a, _ in src["segments"]]
@@ -103,6 +106,10 @@ def test_v20_round_trip(tmp_path, nested):
         np.testing.assert_allclose(physical_actions(store, ep), deltas, atol=ATOL)
         np.testing.assert_array_equal(delta_actions(states), deltas)
     assert set(store.stats) == {"state", "action", "reward"}  # no image stats, no token stats
+    kinds = {s.name: (s.kind, s.unit) for s in store.state_spec.slots}
+    assert kinds["neck_pitch"] == ("joint", "rad") and kinds["left_hand_closure"] == ("joint", "1")
+    assert kinds["linear_velocity"] == ("velocity", "m/s")
+    assert kinds["angular_velocity"] == ("velocity", "rad/s")
 
 
 def test_raw_video_round_trip(tmp_path):

@@ -1,0 +1,133 @@
+"""The worlds with a simulator, as implementations of the `World` protocol
+(``cosmos_env.data.world``): the tabletop tasks and any Gymnasium MuJoCo env
+(``gym_world.py``). Their factories are the entry points that world descriptions name:
+
+    {"entry_point": "cosmos_env.sim.worlds:tabletop_world", "kwargs": {"task": "push"}}
+    {"entry_point": "cosmos_env.sim.worlds:gym_mujoco_world", "kwargs": {"env_id": "Reacher-v5"}}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from cosmos_env.data.state_spec import StateSpec
+from cosmos_env.sim import state_layout as sl
+from cosmos_env.sim.experts import ScriptedExpert
+from cosmos_env.sim.gym_world import GymMujocoWorld, gym_mujoco_world
+from cosmos_env.sim.tabletop_world import BRIDGE_ACTION_SPEC, TabletopWorld
+from cosmos_env.sim.tasks import get_task
+
+__all__ = [
+    "GymMujocoWorld",
+    "TabletopTaskWorld",
+    "build_world",
+    "gym_mujoco_world",
+    "tabletop_world",
+]
+
+
+def _tabletop_env_id(task: str) -> str:
+    from cosmos_env.registration import TASK_IDS
+
+    return f"cosmos_env/Tabletop-{TASK_IDS[task]}-v0"
+
+
+class TabletopTaskWorld:
+    """A tabletop task (``sim/tasks.py``) with ``n_objects`` objects as a `World`: Bridge's
+    7-d end-effector action, the tabletop state (``state_layout``) with the front camera's
+    projection, and the task's dense reward and success. Nothing terminates an episode but
+    success, and only when the env is made with ``terminate_on_success=True``."""
+
+    has_reward = True
+    has_success = True
+    has_termination = True
+
+    def __init__(self, task: str = "push", n_objects: int = 2) -> None:
+        self.task = get_task(task)
+        self.n_objects = int(n_objects)
+        self.name = f"tabletop-{task}"
+        self.action_spec = BRIDGE_ACTION_SPEC
+        self.max_episode_steps = self.task.max_episode_steps
+        world = TabletopWorld(n_objects=self.n_objects)
+        try:  # the cameras are fixed to the table: one projection serves every layout
+            self.state_spec: StateSpec = sl.tabletop_state_spec(world.projection("front"))
+        finally:
+            world.close()
+        self._live: dict[int, gym.Env] = {}
+
+    def describe(self) -> dict[str, Any]:
+        kwargs = {"task": self.task.name, "n_objects": self.n_objects}
+        return {"entry_point": "cosmos_env.sim.worlds:tabletop_world", "kwargs": kwargs}
+
+    def reward(
+        self, states: np.ndarray, actions: np.ndarray, next_states: np.ndarray
+    ) -> np.ndarray:
+        """The task's dense reward of ``next_states`` (N, S): float64 (N,)."""
+        self.state_spec.check_state(next_states, "next_states")
+        return np.asarray(self.task.dense_reward(np.asarray(next_states)), np.float64)
+
+    def success(self, states: np.ndarray) -> np.ndarray:
+        self.state_spec.check_state(states, "states")
+        return np.asarray(self.task.success(np.asarray(states)), bool)
+
+    def terminated(self, states: np.ndarray) -> np.ndarray:
+        """Never: the tabletop has no failure state; ending on success is the env's
+        ``terminate_on_success`` option, in MuJoCo and in the world model alike."""
+        self.state_spec.check_state(states, "states")
+        return np.zeros(np.shape(states)[:-1], bool)
+
+    def make_env(self, image_size: int, **kwargs: Any) -> gym.Env:
+        """``cosmos_env/Tabletop-<Task>-v0`` at ``image_size`` (``kwargs`` go to
+        `TabletopEnv`, e.g. ``terminate_on_success``, or to ``gym.make``)."""
+        import cosmos_env  # noqa: F401  (registers the tabletop ids)
+
+        kwargs = {"n_objects": self.n_objects, **kwargs}
+        return gym.make(_tabletop_env_id(self.task.name), image_size=image_size, **kwargs)
+
+    def reset(self, seed: int, image_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """A live reset: the front camera's first frame uint8 (H, W, 3) and state (S,)."""
+        if image_size not in self._live:
+            self._live[image_size] = self.make_env(image_size)
+        env = self._live[image_size]
+        _, info = env.reset(seed=int(seed))
+        return np.asarray(env.render(), np.uint8), np.asarray(info["state"], np.float32)
+
+    def close(self) -> None:
+        for env in self._live.values():
+            env.close()
+        self._live.clear()
+
+
+def tabletop_world(task: str = "push", n_objects: int = 2) -> TabletopTaskWorld:
+    """The factory a world description names (``cosmos_env.sim.worlds:tabletop_world``)."""
+    return TabletopTaskWorld(task, n_objects)
+
+
+def build_world(cfg: Any) -> TabletopTaskWorld | GymMujocoWorld:
+    """The world a `GenerateConfig` records: ``world.name`` tabletop (``task``,
+    ``world.n_objects``) or gym (``env_id``, ``env_kwargs``, ``camera``)."""
+    name = cfg.world.name
+    if name == "tabletop":
+        return tabletop_world(cfg.task, cfg.world.n_objects)
+    if name == "gym":
+        if not cfg.env_id:
+            raise ValueError("world=gym needs env_id=<Gymnasium id>, e.g. env_id=Pusher-v5")
+        env_kwargs = dict(getattr(cfg, "env_kwargs", None) or {})
+        return gym_mujoco_world(cfg.env_id, env_kwargs, getattr(cfg, "camera", None))
+    raise ValueError(f"unknown world {name!r}; choose tabletop or gym")
+
+
+def scripted_policy(world: Any, noise: float, seed: int) -> Callable[[np.ndarray], np.ndarray]:
+    """The world's scripted expert degraded by ``noise`` (0: expert, 1: random), as
+    state (S,) -> action in the simulator env's own action space; seeded."""
+    if isinstance(world, TabletopTaskWorld):
+        return ScriptedExpert(world.task.name, noise, seed=seed).act
+    if isinstance(world, GymMujocoWorld):
+        from cosmos_env.sim.gym_experts import gym_expert
+
+        return gym_expert(world.env_id, noise, seed=seed).act
+    raise ValueError(f"no scripted expert for world {getattr(world, 'name', world)!r}")

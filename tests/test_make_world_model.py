@@ -1,0 +1,110 @@
+"""``make-world-model``: a converted Bridge-format store to a world-model env in one command
+(tiny budget), resumed runs that redo nothing, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from cosmos_env.__main__ import main
+from cosmos_env.data import EpisodeStore
+from cosmos_env.data.converters.bridge import convert_bridge
+from cosmos_env.data.store import StoreError
+from cosmos_env.envs.world_model_env import WorldModelEnv
+
+_FIXTURES = Path(__file__).parent / "data" / "converters" / "bridge_fixtures.py"
+_spec = importlib.util.spec_from_file_location("bridge_fixtures_mwm", _FIXTURES)
+bridge_fixtures = sys.modules["bridge_fixtures_mwm"] = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bridge_fixtures)  # registered first: its dataclasses look it up
+
+# A few optimisation steps of a tiny network: the pipeline, not the model, is under test.
+TINY = [
+    "steps=3",
+    "batch_size=4",
+    "state_batch=8",
+    "eval_every=1000",
+    "save_every=1000",
+    "eval_windows=4",
+    "reset_frames=2",
+    "val_fraction=0.25",
+    "dynamics.width=32",
+    "dynamics.depth=1",
+    "dynamics.heads=2",
+    "dynamics.adaln_rank=8",
+    "dynamics.probe_width=8",
+    "dynamics.state_width=16",
+    "dynamics.outcome_width=16",
+]
+
+
+def _args(data: Path, out: Path) -> list[str]:
+    overrides = ",".join(f"'{o}'" for o in TINY)
+    return [
+        "make-world-model",
+        f"data={data}",
+        f"out={out}",
+        "tokenizer_min_psnr=0",  # the shipped tokenizer, whatever its PSNR: no fine-tuning
+        f"dynamics_overrides=[{overrides}]",
+    ]
+
+
+@pytest.fixture(scope="module")
+def bridge_world_model(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bridge_mwm")
+    bridge_fixtures.write_raw_dataset(root / "src", lengths=(6, 7, 8, 6, 7, 8, 6, 7))
+    convert_bridge(root / "src", root / "data" / "bridge.zarr", image_size=64)
+    assert main(_args(root / "data", root / "out")) == 0
+    return root
+
+
+def test_a_bridge_store_becomes_a_stepping_world_model_env(bridge_world_model):
+    release = bridge_world_model / "out" / "dynamics" / "release"
+    config = json.loads((release / "config.json").read_text())
+    assert config["world"]["name"] == "bridge_v2" and config["world"]["description"] is None
+    assert config["world"]["action_spec"]["names"][:3] == ["dx", "dy", "dz"]
+    assert config["dynamics"]["action_dim"] == 7 and config["dynamics"]["state_dim"] == 7
+    assert config["dynamics"]["ee_slot"] == "ee_pos"  # the integrator, from the spec's roles
+    assert "reward" in config["outcomes"]
+    assert "make-world-model" in (release / "card.md").read_text()
+    env = WorldModelEnv(checkpoint=str(release))
+    assert env.action_space.shape == (7,) and env.observation_space.shape == (64, 64, 3)
+    obs, info = env.reset(seed=0)
+    assert info["score_sources"]["reward"] == "learned"  # no simulator: learned heads
+    obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+    assert obs.shape == (64, 64, 3) and obs.dtype == np.uint8 and np.isfinite(reward)
+    assert info["state"].shape == (7,)
+    env.close()
+
+
+def test_a_store_only_world_refuses_simulator_resets(bridge_world_model):
+    release = bridge_world_model / "out" / "dynamics" / "release"
+    with pytest.raises(ValueError, match="needs a simulator.*store-only world 'bridge_v2'"):
+        WorldModelEnv(checkpoint=str(release), reset_source="sim")
+
+
+def test_rerunning_a_finished_command_redoes_nothing(bridge_world_model, capsys):
+    release = bridge_world_model / "out" / "dynamics" / "release"
+    before = (release / "model.safetensors").read_bytes()
+    assert main(_args(bridge_world_model / "data", bridge_world_model / "out")) == 0
+    summary = json.loads((bridge_world_model / "out" / "make_world_model.json").read_text())
+    assert summary["minutes"]["train_dynamics"] < 0.1  # the release was already there
+    assert (release / "model.safetensors").read_bytes() == before
+
+
+def test_a_store_without_a_state_spec_is_refused(bridge_world_model, tmp_path):
+    store = EpisodeStore.open(bridge_world_model / "data" / "bridge.zarr")
+    old = tmp_path / "old.zarr"
+    shutil.copytree(store.path, old)
+    group = zarr.open_group(str(old), mode="r+")
+    attrs = group.attrs.asdict()
+    del attrs["state_spec"]  # as an older cosmos-env wrote it
+    group.attrs.put(attrs)
+    with pytest.raises(StoreError, match="has no state spec"):
+        main(["make-world-model", f"data={old}", f"out={tmp_path / 'out'}"])
