@@ -41,6 +41,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/backends.py --out $(OUT)/bench
 	$(PY) benchmarks/policy_eval.py $(if $(QUICK),--quick) --out $(OUT)/bench
 	$(PY) benchmarks/train_in_world_model.py $(if $(QUICK),--quick) --out $(OUT)/bench
+	$(PY) benchmarks/worlds.py $(if $(QUICK),--quick) --out $(OUT)/bench
+	$(PY) benchmarks/world_ranking.py --checkpoint diffusion-reacher $(if $(QUICK),--quick) --out $(OUT)/bench
 
 # Reproduce the shipped tokenizer + push world model from nothing (about 55 min on 2 cores).
 retrain: $(STAMP)

@@ -18,6 +18,7 @@ GENERIC_ID = "cosmos_env/WorldModel-v0"
 # refuses a checkpoint of another world.
 WORLD_MODEL_IDS = {
     "cosmos_env/WorldModel-Tabletop-Push-v0": ("tabletop-push", TASKS["push"].max_episode_steps),
+    "cosmos_env/WorldModel-Reacher-v5": ("gym:Reacher-v5", 50),  # Gymnasium's own env
 }
 
 _ENTRY = "cosmos_env.envs.world_model_env:WorldModelEnv"

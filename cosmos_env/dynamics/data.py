@@ -71,10 +71,17 @@ def store_action_spec(paths: list[Path]) -> ActionSpec:
 
 
 def outcome_columns(paths: list[Path]) -> tuple[str, ...]:
-    """The outcome columns (``OUTCOMES``) every store at ``paths`` holds: what learned
-    heads can be trained on (reward always; the flags where the world recorded them)."""
+    """The outcome columns (``OUTCOMES``) learned heads can be trained on: reward always;
+    a flag where every store at ``paths`` records it and it is True somewhere (a head for
+    an event the data never shows would only ever say no)."""
     stores = [EpisodeStore.open(p) for p in paths]
-    return tuple(k for k in OUTCOMES if all(k in s.features for s in stores))
+
+    def seen(key: str) -> bool:
+        if not all(key in s.features for s in stores):
+            return False
+        return any(s.get_rows(0, s.n_frames, keys=[key])[key].any() for s in stores)
+
+    return ("reward", *(k for k in OUTCOMES[1:] if seen(k)))
 
 
 def load_latent_episodes(

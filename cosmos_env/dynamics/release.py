@@ -138,10 +138,14 @@ def _check_pair(directory: Path, meta: dict, tokenizer: Tokenizer) -> None:
 
 
 def _default_tokenizer(meta: dict) -> Tokenizer:
-    """The recorded tokenizer directory if it still exists, else the shipped one by name."""
+    """The recorded tokenizer (a directory, or a shipped checkpoint's name such as
+    ``CI8x8-reacher``) if it still exists, else the shipped one of its architecture."""
     source = meta.get("source")
-    if source and (Path(source) / "config.json").exists():
-        return load_tokenizer(source)
+    if source:
+        try:
+            return load_tokenizer(source)
+        except checkpoint.CheckpointError:
+            pass  # moved or removed: the pairing check below names what is missing
     return load_tokenizer(meta.get("name", "?"))
 
 

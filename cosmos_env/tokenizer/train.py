@@ -15,6 +15,7 @@ import torch
 from tqdm import tqdm
 
 from cosmos_env.config import TrainTokenizerConfig
+from cosmos_env.data.store import EpisodeStore
 from cosmos_env.eval.metrics import psnr, ssim, to_unit
 from cosmos_env.precision import amp_text, autocast
 from cosmos_env.tokenizer.data import load_clips, store_paths
@@ -76,7 +77,10 @@ def _card(
     cfg: TrainTokenizerConfig, n_train: int, n_val: int, steps: int, wall: float, metrics: dict
 ) -> str:
     tok = cfg.tokenizer
-    stores = ", ".join(p.name for p in store_paths(cfg.data))
+    paths = store_paths(cfg.data)
+    stores = ", ".join(p.name for p in paths)
+    worlds = ", ".join(sorted({EpisodeStore.open(p).world for p in paths}))
+    start = f", fine-tuned from {cfg.init}" if cfg.init else ""
     rate = ""
     if tok.kind == "discrete":
         bpp = math.log2(math.prod(tok.fsq_levels)) / tok.spatial_factor**2
@@ -89,17 +93,17 @@ def _card(
         f"{'Discrete (FSQ)' if tok.kind == 'discrete' else 'Continuous'} causal tokenizer, "
         f"{tok.temporal_factor}x{tok.spatial_factor}x{tok.spatial_factor} compression "
         f"(time x height x width), channels {tok.channels}.\n\n"
-        f"- Data: {stores} (tabletop MuJoCo renders, 64x64); {n_train} training clips of "
+        f"- Data: {stores} (world {worlds}); {n_train} training clips of "
         f"{cfg.clip_frames} frame(s), {n_val} held-out clips (episode split, val_fraction "
         f"{cfg.val_fraction})\n"
         f"{rate}"
-        f"- Training: {steps} steps at batch {cfg.batch_size}, AdamW lr {cfg.lr} cosine, EMA "
-        f"{cfg.ema_decay}, {amp_text(cfg.amp)}; wall time {wall / 60:.1f} min on "
+        f"- Training{start}: {steps} steps at batch {cfg.batch_size}, AdamW lr {cfg.lr} "
+        f"cosine, EMA {cfg.ema_decay}, {amp_text(cfg.amp)}; wall time {wall / 60:.1f} min on "
         f"{torch.get_num_threads()} CPU threads\n"
         f"- Held-out metrics (EMA weights): PSNR {metrics['psnr']:.2f} dB, "
         f"SSIM {metrics['ssim']:.4f}\n"
         f"- Reproduce: `python -m cosmos_env train-tokenizer tokenizer={tok.name} "
-        f"data={cfg.data}`\n"
+        f"data={cfg.data}{' init=' + cfg.init if cfg.init else ''}`\n"
     )
 
 

@@ -1,0 +1,65 @@
+"""benchmarks/worlds.py and benchmarks/world_ranking.py on a tiny world model: every key the
+issue names is there and in range, the simulator and the world model start identical, and
+the reports render."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name: str):
+    sys.path.insert(0, str(BENCHMARKS))
+    spec = importlib.util.spec_from_file_location(f"{name}_bench", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.path.remove(str(BENCHMARKS))
+    return module
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_world_model_dir):
+    from cosmos_env.dynamics.release import load_world_model
+
+    return load_world_model(tiny_world_model_dir)
+
+
+def test_worlds_measures_fidelity_rewards_and_speed(tiny):
+    worlds = _load("worlds")
+    row = worlds.measure(tiny, episodes=2, seconds=0.01)
+    for key in ("psnr_h1", "psnr_mean_h1_16", "psnr_h16", "copy_last_psnr_h16"):
+        assert np.isfinite(row[key]), key
+    assert row["gain_h16_db"] == pytest.approx(row["psnr_h16"] - row["copy_last_psnr_h16"])
+    assert -1 <= row["reward_pearson"] <= 1 and -1 <= row["return_pearson"] <= 1
+    assert 0 <= row["success_agreement"] <= 1  # the tabletop has success
+    assert row["ratio_b64"] == pytest.approx(row["fps_b64"] / row["simulator_fps"])
+    assert row["score_sources"]["reward"] == "world" and row["world"] == "tabletop-push"
+    table = worlds.table({"worlds": {"tabletop-push": row}})
+    assert "| tabletop-push |" in table and "ratio b64" in table
+    json.dumps(row)
+
+
+def test_the_shipped_worlds_are_the_per_world_ids():
+    worlds = _load("worlds")
+    targets = worlds.targets()
+    assert targets["cosmos_env/WorldModel-Tabletop-Push-v0"] == "diffusion-push"
+    assert targets["cosmos_env/WorldModel-Reacher-v5"] == "diffusion-reacher"
+
+
+def test_world_ranking_scores_a_graded_suite_from_the_same_starts(tiny):
+    ranking = _load("world_ranking")
+    result = ranking.rank(tiny, episodes=2, steps=6)
+    assert list(result["policies"]) == [f"scripted-{n}" for n in ranking.NOISES] + ["zero"]
+    assert result["steps"] == 6
+    for scores in result["policies"].values():
+        assert 0 <= scores["simulator_success"] <= 1 and 0 <= scores["world_model_success"] <= 1
+    for score in ("return", "success"):
+        assert set(result[score]) == {"pearson", "spearman", "mmrv"}
+        assert result[score]["mmrv"] >= 0  # in the score's units: success rates give [0, 1]
+    assert result["success"]["mmrv"] <= 1
+    json.dumps(result)
