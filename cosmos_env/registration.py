@@ -18,6 +18,10 @@ GENERIC_ID = "cosmos_env/WorldModel-v0"
 # refuses a checkpoint of another world.
 WORLD_MODEL_IDS = {
     "cosmos_env/WorldModel-Tabletop-Push-v0": ("tabletop-push", TASKS["push"].max_episode_steps),
+    "cosmos_env/WorldModel-Tabletop-PickPlace-v0": (
+        "tabletop-pick_place",
+        TASKS["pick_place"].max_episode_steps,
+    ),
     "cosmos_env/WorldModel-Reacher-v5": ("gym:Reacher-v5", 50),  # Gymnasium's own env
 }
 

@@ -44,8 +44,8 @@ def test_synthesize_writes_a_synthetic_store_from_the_world_model(
         assert np.array_equal(again.load_episode(1)[key], store.load_episode(1)[key])
 
 
-def test_synthesize_needs_a_task_with_a_world_model(tiny_world_model_dir, tmp_path):
-    with pytest.raises(ValueError, match="synthesize needs a world model of the task"):
+def test_synthesize_refuses_a_world_model_of_another_task(tiny_world_model_dir, tmp_path):
+    with pytest.raises(ValueError, match="is a world model of 'tabletop-push', but this env id"):
         main(
             [
                 "synthesize",

@@ -125,7 +125,7 @@ def _card(
         "reconstruction, h16 = open loop from episode starts, <name>_cm_h16 = the model's "
         "own state at h16): " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()),
         f"- Reproduce: `python -m cosmos_env train-dynamics dynamics=diffusion "
-        f"tokenizer={cfg.tokenizer} data={cfg.data}`",
+        f"tokenizer={cfg.tokenizer} data={cfg.data} stores='{cfg.stores}'`",
     ]
     return "\n".join(lines) + "\n"
 
