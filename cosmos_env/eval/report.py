@@ -86,7 +86,8 @@ def plot_fidelity(curves: dict[str, dict[str, list[float]]], path: Path) -> Path
     for ax in (left, right):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # results from before issue 18 lack state errors
+            ax.legend(fontsize=7)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
