@@ -7,36 +7,158 @@ the traceback of user errors too.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from cosmos_env.config import TrainARConfig, TrainDynamicsConfig
 
-COMMANDS = {
-    "generate": "roll a policy out in a MuJoCo world into an episode store",
-    "synthesize": "roll a policy out in a world model into a store marked synthetic",
-    "demo": "the scripted expert in the tabletop world: video, contact sheet, metrics",
-    "compare": "world model vs MuJoCo, same first frame and actions (checkpoint=NAME episodes=N)",
-    "train-tokenizer": "train a causal video tokenizer (tokenizer=CI8x8 data=PATH)",
-    "encode": "cache a tokenizer's latents or tokens in a store (tokenizer=NAME data=PATH)",
-    "train-dynamics": "train a world model on cached latents (dynamics=diffusion|ar data=PATH)",
-    "refit-state-track": "train a diffusion model's state track anew (world_model=NAME data=PATH)",
-    "retrain": "reproduce the shipped push world model from nothing: data, tokenizer, dynamics",
-    "make-world-model": "any world or store to a world-model release (world=gym env_id=ID out=DIR)",
-    "convert": "bring robot data into a store: convert bridge|onex SRC DST",
-    "export": "write a store for other tools: export lerobot STORE DST | minari STORE ID",
-    "verify": "check every chunk of a store: verify STORE (exit 1 when something is bad)",
-    "migrate": "copy a store without checksums into a new one with them: migrate SRC DST",
-    "machine": "what this machine has and what the defaults chose: cores, threads, bf16",
+
+@dataclass(frozen=True)
+class Command:
+    """One command line verb: its help line and ``run(overrides) -> exit code``."""
+
+    help: str
+    run: Callable[[list[str]], int]
+
+
+def _target(path: str) -> Callable:
+    """``module:function``, imported when the command runs (``--help`` stays instant)."""
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _hydra(conf: str, schema: str, target: str, plain=(), show: bool = True) -> Callable:
+    """A command that composes ``conf/<conf>.yaml`` into ``config.<schema>`` with the
+    overrides, runs ``target(cfg)`` and prints its result as JSON (unless ``show`` is off)."""
+
+    def run(overrides: list[str]) -> int:
+        from cosmos_env import config
+
+        cfg = config.load_config(conf, getattr(config, schema), overrides, plain)
+        result = _target(target)(cfg)
+        if show:
+            print(json.dumps(result, indent=2))
+        return 0
+
+    return run
+
+
+def _raw(target: str) -> Callable:
+    """A command whose ``target(overrides)`` parses its own arguments; an int it returns is
+    the exit code (anything else, such as a printed summary, means success)."""
+
+    def run(overrides: list[str]) -> int:
+        code = _target(target)(overrides)
+        return code if isinstance(code, int) else 0
+
+    return run
+
+
+def _train_dynamics(overrides: list[str]) -> int:
+    """``train-dynamics``: the config group ``dynamics=`` picks the backend's trainer."""
+    cfg = train_dynamics_config(overrides)
+    ar = "dynamics=ar" in overrides
+    trainer = TRAINERS["ar" if ar else "diffusion"]
+    print(json.dumps(_target(trainer)(cfg), indent=2))
+    return 0
+
+
+TRAINERS = {
+    "diffusion": "cosmos_env.dynamics.train:train_dynamics",
+    "ar": "cosmos_env.dynamics.autoregressive.train:train_ar",
+}
+
+
+def _machine(overrides: list[str]) -> int:
+    from cosmos_env.machine import machine_info
+    from cosmos_env.precision import describe_amp
+
+    print(json.dumps(machine_info() | {"amp_auto": describe_amp("auto")}, indent=2))
+    return 0
+
+
+TOKENIZER = ("tokenizer",)  # a plain value here, not the config group of the same name
+COMMANDS: dict[str, Command] = {
+    "generate": Command(
+        "roll a policy out in a world's simulator into an episode store",
+        _hydra("generate", "GenerateConfig", "cosmos_env.generate:generate"),
+    ),
+    "synthesize": Command(
+        "roll a policy out in a world model into a store marked synthetic",
+        _hydra("synthesize", "SynthesizeConfig", "cosmos_env.generate:generate", ("checkpoint",)),
+    ),
+    "demo": Command(
+        "the scripted expert in the tabletop world: video, contact sheet, metrics",
+        _hydra("demo", "DemoConfig", "cosmos_env.demo:run_demo", show=False),
+    ),
+    "compare": Command(
+        "a world model vs its simulator, same first frame and actions (checkpoint=DIR)",
+        _hydra("compare", "CompareConfig", "cosmos_env.eval.compare:run_compare", show=False),
+    ),
+    "train-tokenizer": Command(
+        "train a causal video tokenizer (tokenizer=CI8x8 data=PATH [init=NAME])",
+        _hydra(
+            "train_tokenizer", "TrainTokenizerConfig", "cosmos_env.tokenizer.train:train_tokenizer"
+        ),
+    ),
+    "encode": Command(
+        "cache a tokenizer's latents or tokens in a store (tokenizer=NAME data=PATH)",
+        _hydra("encode", "EncodeConfig", "cosmos_env.tokenizer.cache:encode_command", TOKENIZER),
+    ),
+    "train-dynamics": Command(
+        "train a world model on cached latents (dynamics=diffusion|ar data=PATH)",
+        _train_dynamics,
+    ),
+    "refit-state-track": Command(
+        "train a diffusion model's state track anew (world_model=NAME data=PATH)",
+        _hydra(
+            "refit_state", "RefitStateConfig", "cosmos_env.dynamics.refit_state:refit_state_track"
+        ),
+    ),
+    "make-world-model": Command(
+        "any world or store to a world-model release (world=gym env_id=ID out=DIR | data=STORE)",
+        _hydra(
+            "make_world_model",
+            "MakeWorldModelConfig",
+            "cosmos_env.make_world_model:make_world_model",
+            TOKENIZER,
+        ),
+    ),
+    "retrain": Command(
+        "reproduce the shipped push world model from nothing: data, tokenizer, dynamics",
+        _hydra("retrain", "RetrainConfig", "cosmos_env.retrain:retrain"),
+    ),
+    "convert": Command(
+        "bring robot data into a store: convert bridge|onex SRC DST",
+        _raw("cosmos_env.data.cli:convert_command"),
+    ),
+    "export": Command(
+        "write a store for other tools: export lerobot STORE DST | minari STORE ID",
+        _raw("cosmos_env.data.cli:export_command"),
+    ),
+    "verify": Command(
+        "check every chunk of a store: verify STORE (exit 1 when something is bad)",
+        _raw("cosmos_env.data.cli:verify_command"),
+    ),
+    "migrate": Command(
+        "copy a store without checksums into a new one with them: migrate SRC DST",
+        _raw("cosmos_env.data.cli:migrate_command"),
+    ),
+    "machine": Command(
+        "what this machine has and what the defaults chose: cores, threads, bf16", _machine
+    ),
 }
 
 
 def _usage() -> str:
     lines = ["usage: python -m cosmos_env [--debug] <command> [key=value ...]", "", "commands:"]
-    lines += [f"  {name:10s} {text}" for name, text in COMMANDS.items()]
+    lines += [f"  {name:18s} {command.help}" for name, command in COMMANDS.items()]
     return "\n".join(lines)
 
 
@@ -47,107 +169,22 @@ def train_dynamics_config(overrides: list[str]) -> TrainDynamicsConfig | TrainAR
     from cosmos_env.config import TrainARConfig, TrainDynamicsConfig, load_config
 
     if "dynamics=ar" in overrides:
-        return load_config("train_ar", TrainARConfig, overrides, ("tokenizer",))
-    return load_config("train_dynamics", TrainDynamicsConfig, overrides, ("tokenizer",))
+        return load_config("train_ar", TrainARConfig, overrides, TOKENIZER)
+    return load_config("train_dynamics", TrainDynamicsConfig, overrides, TOKENIZER)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command (dispatched from ``COMMANDS``); user errors raise (``cli`` prints
+    them in one line)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0
     command, overrides = argv[0], argv[1:]
-    if command == "generate":
-        from cosmos_env.config import GenerateConfig, load_config
-        from cosmos_env.generate import generate
-
-        summary = generate(load_config("generate", GenerateConfig, overrides))
-        print(json.dumps(summary, indent=2))
-        return 0
-    if command == "synthesize":
-        from cosmos_env.config import SynthesizeConfig, load_config
-        from cosmos_env.generate import generate
-
-        cfg = load_config("synthesize", SynthesizeConfig, overrides, plain_keys=("checkpoint",))
-        print(json.dumps(generate(cfg), indent=2))
-        return 0
-    if command == "demo":
-        from cosmos_env.config import DemoConfig, load_config
-        from cosmos_env.demo import run_demo
-
-        run_demo(load_config("demo", DemoConfig, overrides))
-        return 0
-    if command == "compare":
-        from cosmos_env.config import CompareConfig, load_config
-        from cosmos_env.eval.compare import run_compare
-
-        run_compare(load_config("compare", CompareConfig, overrides))
-        return 0
-    if command == "train-tokenizer":
-        from cosmos_env.config import TrainTokenizerConfig, load_config
-        from cosmos_env.tokenizer.train import train_tokenizer
-
-        result = train_tokenizer(load_config("train_tokenizer", TrainTokenizerConfig, overrides))
-        print(json.dumps(result, indent=2))
-        return 0
-    if command == "encode":
-        from cosmos_env.config import EncodeConfig, load_config
-        from cosmos_env.tokenizer.cache import encode_command
-
-        cfg = load_config("encode", EncodeConfig, overrides, plain_keys=("tokenizer",))
-        print(json.dumps(encode_command(cfg), indent=2))
-        return 0
-    if command == "train-dynamics":
-        from cosmos_env.config import TrainARConfig
-
-        cfg = train_dynamics_config(overrides)
-        if isinstance(cfg, TrainARConfig):
-            from cosmos_env.dynamics.autoregressive.train import train_ar as train
-        else:
-            from cosmos_env.dynamics.train import train_dynamics as train
-        print(json.dumps(train(cfg), indent=2))
-        return 0
-    if command == "refit-state-track":
-        from cosmos_env.config import RefitStateConfig, load_config
-        from cosmos_env.dynamics.refit_state import refit_state_track
-
-        cfg = load_config("refit_state", RefitStateConfig, overrides)
-        print(json.dumps(refit_state_track(cfg), indent=2))
-        return 0
-    if command in ("convert", "export"):
-        from cosmos_env.data.cli import convert_command, export_command
-
-        (convert_command if command == "convert" else export_command)(overrides)
-        return 0
-    if command == "verify":
-        from cosmos_env.data.cli import verify_command
-
-        return verify_command(overrides)
-    if command == "migrate":
-        from cosmos_env.data.cli import migrate_command
-
-        return migrate_command(overrides)
-    if command == "machine":
-        from cosmos_env.machine import machine_info
-        from cosmos_env.precision import describe_amp
-
-        print(json.dumps(machine_info() | {"amp_auto": describe_amp("auto")}, indent=2))
-        return 0
-    if command == "retrain":
-        from cosmos_env.config import RetrainConfig, load_config
-        from cosmos_env.retrain import retrain
-
-        print(json.dumps(retrain(load_config("retrain", RetrainConfig, overrides)), indent=2))
-        return 0
-    if command == "make-world-model":
-        from cosmos_env.config import MakeWorldModelConfig, load_config
-        from cosmos_env.make_world_model import make_world_model
-
-        cfg = load_config("make_world_model", MakeWorldModelConfig, overrides, ("tokenizer",))
-        print(json.dumps(make_world_model(cfg), indent=2))
-        return 0
-    print(f"unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
-    return 2
+    if command not in COMMANDS:
+        print(f"unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    return COMMANDS[command].run(overrides)
 
 
 def is_user_error(error: BaseException) -> bool:
