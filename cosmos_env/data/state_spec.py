@@ -129,6 +129,13 @@ class StateSpec:
         caller's key in the error)."""
         return self._slot_of_kind(name, "position", 3, what)
 
+    def named_positions(self) -> dict[str, slice]:
+        """Short name (``gripper``, ``cube``) -> dims of the end effector's and the objects'
+        3-D position slots, end effector first: what errors in cm are reported for."""
+        names = [self.end_effector.position] if self.end_effector else []
+        names += [f"{o}_pos" for o in self.objects]
+        return {n.removesuffix("_pos"): self.slot(n) for n in names}
+
     def dim_names(self) -> tuple[str, ...]:
         """One name per state dim: ``slot`` for 1-d slots, ``slot.x``/``slot.w``... or
         ``slot.<i>`` otherwise."""

@@ -25,12 +25,9 @@ def position_error_cm(pred: torch.Tensor, true: torch.Tensor, index: slice) -> f
 
 
 def named_positions(model) -> dict[str, slice]:
-    """Short name (``gripper``, ``cube``) -> dims of the end effector's and the objects'
-    position slots in the StateSpec of ``model`` (either backend)."""
-    spec = state_spec_of(model.cfg)
-    names = [spec.end_effector.position] if spec.end_effector else []
-    names += [f"{o}_pos" for o in spec.objects]
-    return {n.removesuffix("_pos"): spec.slot(n) for n in names}
+    """The StateSpec's named positions (``StateSpec.named_positions``) of ``model``'s
+    config (either backend)."""
+    return state_spec_of(model.cfg).named_positions()
 
 
 def state_scores(model, pred: torch.Tensor, true: torch.Tensor, prefix: str) -> dict[str, float]:

@@ -188,13 +188,6 @@ def frame_scores(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.nda
     return both[..., 0], both[..., 1]
 
 
-def _named_positions(wm: WorldModel) -> dict[str, slice]:
-    spec = wm.world.state_spec
-    names = [spec.end_effector.position] if spec.end_effector else []
-    names += [f"{o}_pos" for o in spec.objects]
-    return {n.removesuffix("_pos"): spec.slot(n) for n in names}
-
-
 def score(truth: Rollouts, pred: Predictions, wm: WorldModel) -> dict[str, list[float]]:
     """Per-horizon means over episodes, h = 1..T (each list has T entries)."""
     future, held = truth.frames[:, 1:], np.repeat(truth.frames[:, :1], truth.actions.shape[1], 1)
@@ -215,7 +208,7 @@ def score(truth: Rollouts, pred: Predictions, wm: WorldModel) -> dict[str, list[
             -1
         ),
     }
-    for name, index in _named_positions(wm).items():
+    for name, index in wm.world.state_spec.named_positions().items():
         curves[f"{name}_err_cm"] = position_errors_cm(pred.states, true_states, index)
     per_horizon = {"h": list(range(1, truth.actions.shape[1] + 1))}
     per_horizon |= {k: [float(x) for x in v.mean(axis=0)] for k, v in curves.items()}

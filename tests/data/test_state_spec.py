@@ -127,3 +127,13 @@ def test_from_dict_refuses_unknown_or_malformed_entries() -> None:
         StateSpec.from_dict({**d, "slots": ["ee_pos"]})
     with pytest.raises(ValueError, match="a slot is"):
         StateSpec.from_dict({**d, "slots": [["a", 1, "joint", "m", "extra"]]})
+
+
+def test_named_positions_are_the_end_effector_then_the_objects():
+    from cosmos_env.sim.state_layout import slot, tabletop_state_spec
+
+    spec = tabletop_state_spec()
+    named = spec.named_positions()
+    assert list(named) == ["gripper", "cube", "cylinder", "block"]
+    assert named["cube"] == slot("cube_pos") and named["gripper"] == slot("gripper_pos")
+    assert StateSpec.flat(["a", "b"]).named_positions() == {}
