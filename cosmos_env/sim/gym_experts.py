@@ -54,8 +54,81 @@ def reacher_fingertip(state: np.ndarray) -> np.ndarray:
     return np.stack([l1 * np.cos(a) + l2 * np.cos(b), l1 * np.sin(a) + l2 * np.sin(b)], -1)
 
 
-CONTROLLERS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], int]] = {
-    "Reacher-v5": (reacher_controller, 2),  # (controller, action dims)
+# Pusher-v5: a 7-joint arm in zero gravity pushes a cylinder (radius 0.05 m) to a goal.
+PUSHER_KP = 5.0  # desired fingertip speed (m/s) per metre of error, before the 1 m/s cap
+PUSHER_KV = 1.0  # torque per rad/s of joint-speed error
+PUSHER_BEHIND = 0.06  # m: the approach point behind the object, on the goal line
+PUSHER_ALIGNED = 0.04  # m: lateral offset from the goal line within which it pushes
+PUSHER_TORQUE = 1.0  # of the motors' 2.0: full torque costs more control reward than it gains
+
+
+class PusherController:
+    """Push-to-goal for Pusher-v5 on its state ``concat(qpos, qvel)`` (22,): the fingertip
+    goes to a point behind the object on the object-goal line, then drives through it.
+
+    Operational-space control: forward kinematics and the fingertip Jacobian on a scratch
+    copy of the env's model, damped least squares for the joint speeds (joints at a limit
+    that the solution would push further are dropped and it is solved again), and torques
+    proportional to the joint-speed error. It moves the object towards the goal in most
+    episodes; it is a graded-suite expert, not an optimal pusher.
+    """
+
+    def __init__(self) -> None:
+        import gymnasium as gym
+        import mujoco
+
+        self._mujoco = mujoco
+        env = gym.make("Pusher-v5").unwrapped
+        self.model = env.model
+        self.data = mujoco.MjData(self.model)
+        body = lambda name: mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, name)  # noqa: E731
+        self.tip, self.object, self.goal = body("tips_arm"), body("object"), body("goal")
+        self.low, self.high = self.model.jnt_range[:7, 0], self.model.jnt_range[:7, 1]
+        env.close()
+
+    def target(self, tip: np.ndarray, obj: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        """Where the fingertip should head (3,): behind the object, or through it."""
+        line = goal[:2] - obj[:2]
+        line = line / (np.linalg.norm(line) + 1e-8)
+        along = float(np.dot(tip[:2] - obj[:2], line))
+        lateral = float(np.linalg.norm(tip[:2] - obj[:2] - along * line))
+        if along < -0.02 and lateral < PUSHER_ALIGNED:
+            return np.r_[obj[:2] + 0.1 * line, obj[2]]
+        return np.r_[obj[:2] - PUSHER_BEHIND * line, obj[2]]
+
+    def joint_speeds(self, jacobian: np.ndarray, q: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Damped least-squares joint speeds (7,) for fingertip velocity ``v`` (3,)."""
+        free = np.ones(7, bool)
+        for _ in range(3):
+            jac = jacobian * free
+            qd = jac.T @ np.linalg.solve(jac @ jac.T + 1e-3 * np.eye(3), v)
+            blocked = ((q > self.high - 0.05) & (qd > 0)) | ((q < self.low + 0.05) & (qd < 0))
+            if not (blocked & free).any():
+                break
+            free &= ~blocked
+        return qd
+
+    def __call__(self, state: np.ndarray) -> np.ndarray:
+        mujoco, data = self._mujoco, self.data
+        state = np.asarray(state, np.float64)
+        data.qpos[:], data.qvel[:] = state[:11], state[11:22]
+        mujoco.mj_kinematics(self.model, data)
+        mujoco.mj_comPos(self.model, data)
+        tip = data.xpos[self.tip].copy()
+        v = PUSHER_KP * (self.target(tip, data.xpos[self.object], data.xpos[self.goal]) - tip)
+        v = v * min(1.0, 1.0 / (np.linalg.norm(v) + 1e-8))
+        jacobian = np.zeros((3, self.model.nv))
+        mujoco.mj_jacBody(self.model, data, jacobian, None, self.tip)
+        qd = self.joint_speeds(jacobian[:, :7], state[:7], v)
+        return np.clip(PUSHER_KV * (qd - state[11:18]), -PUSHER_TORQUE, PUSHER_TORQUE)
+
+
+Controller = Callable[[np.ndarray], np.ndarray]
+# env id -> (controller factory, action dims, action bound): the env's own Box is
+# [-bound, bound] per dimension
+CONTROLLERS: dict[str, tuple[Callable[[], Controller], int, float]] = {
+    "Reacher-v5": (lambda: reacher_controller, 2, 1.0),
+    "Pusher-v5": (PusherController, 7, 2.0),
 }
 
 
@@ -102,5 +175,5 @@ def gym_expert(env_id: str, noise: float = 0.0, seed: int | None = None) -> GymE
             f"no scripted expert for {env_id!r} (there is one for {sorted(CONTROLLERS)}); "
             "use policy=random or policy=module:factory"
         )
-    controller, dims = CONTROLLERS[env_id]
-    return GymExpert(controller, -np.ones(dims), np.ones(dims), noise, seed)
+    factory, dims, bound = CONTROLLERS[env_id]
+    return GymExpert(factory(), -np.full(dims, bound), np.full(dims, bound), noise, seed)

@@ -52,3 +52,32 @@ def test_expert_actions_stay_in_the_box_and_repeat_under_a_seed():
 def test_envs_without_an_expert_are_refused():
     with pytest.raises(ValueError, match=r"no scripted expert for 'Hopper-v5'.*Reacher-v5"):
         gym_expert("Hopper-v5")
+
+
+def _pusher_returns(noise: float | None, episodes: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """(object-goal distance at the end minus at the start (m), return) per Pusher-v5
+    episode of 100 steps; noise None: the zero action."""
+    env = gym.make("Pusher-v5")
+    pusher, moved, returns = env.unwrapped, [], []
+    data = pusher.data
+    for ep in range(episodes):
+        env.reset(seed=ep)
+        expert = None if noise is None else gym_expert("Pusher-v5", noise, seed=ep)
+        gap = lambda: np.linalg.norm(pusher.get_body_com("object") - pusher.get_body_com("goal"))  # noqa: E731
+        start, total, done = gap(), 0.0, False
+        while not done:
+            action = np.zeros(7) if expert is None else expert.act(np.r_[data.qpos, data.qvel])
+            _, reward, terminated, truncated, _ = env.step(action)
+            total, done = total + reward, terminated or truncated
+        moved.append(gap() - start)
+        returns.append(total)
+    env.close()
+    return np.asarray(moved), np.asarray(returns)
+
+
+def test_pusher_expert_pushes_the_object_towards_the_goal_and_noise_grades_it():
+    (moved, expert), (_, idle), (_, random) = (_pusher_returns(n) for n in (0.0, None, 1.0))
+    assert moved.mean() < -0.03  # the object ends nearer the goal
+    assert expert.mean() > idle.mean() > random.mean()
+    action = gym_expert("Pusher-v5", 1.0, seed=0).act(np.zeros(22))
+    assert action.shape == (7,) and np.all(np.abs(action) <= 2.0)
