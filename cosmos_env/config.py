@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from cosmos_env.dynamics.autoregressive.config import ARConfig
-from cosmos_env.dynamics.config import DynamicsConfig
+from cosmos_env.dynamics.diffusion.config import DiffusionConfig, FrameHeadConfig
 from cosmos_env.precision import resolve_amp
 from cosmos_env.tokenizer.config import TokenizerConfig
 
@@ -108,7 +108,7 @@ class EncodeConfig:
 
 @dataclass
 class TrainDynamicsConfig:
-    dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
+    dynamics: DiffusionConfig = field(default_factory=DiffusionConfig)
     tokenizer: str = "CI8x8"  # shipped name or release directory; its latents must be cached
     data: str = "datasets/tabletop/data"
     stores: str = "push-*"  # glob over the store directory names under `data`
@@ -180,16 +180,16 @@ class TrainARConfig:
 @dataclass
 class RefitStateConfig:
     """``refit-state-track``: train a released diffusion world model's state track anew
-    (``dynamics/refit_state.py``); ``frame_objects`` etc. set the new track's gripper-frame
+    (``dynamics/refit_state.py``); ``frame_head`` sets the new track's gripper-frame
     head (``[]``: the state MLP alone)."""
 
     world_model: str = "diffusion-push"  # shipped name or release directory
     data: str = "datasets/tabletop/data"  # the stores the world model was trained on
     stores: str = "push-*"
     out: str = "outputs/dynamics/refit-state"
-    frame_objects: list[str] = field(default_factory=lambda: ["cube"])
-    frame_quat: str = "gripper_quat"
-    frame_width: int = 256
+    frame_head: FrameHeadConfig | None = field(
+        default_factory=lambda: FrameHeadConfig(["cube"], "gripper_quat")
+    )
     steps: int = 6000
     batch_size: int = 512
     lr: float = 1e-3
@@ -236,7 +236,7 @@ class MakeWorldModelConfig:
     tokenizer_min_psnr: float = 30.0  # dB on this world's held-out frames: below it, fine-tune
     tokenizer_minutes: float = 10.0
     budget_minutes: float = 30.0  # dynamics training wall-clock budget
-    dynamics_overrides: list[str] = field(default_factory=list)  # e.g. [dynamics.width=128]
+    dynamics_overrides: list[str] = field(default_factory=list)  # e.g. [dynamics.net.width=128]
     seed: int = 0
 
 

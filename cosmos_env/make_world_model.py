@@ -87,7 +87,7 @@ def _dynamics(cfg: MakeWorldModelConfig, data: Path, tokenizer: str, out: Path) 
 
         overrides = [f"data={data}", "stores=*", f"out={out}", f"tokenizer={tokenizer}"]
         overrides += [f"max_minutes={cfg.budget_minutes}", f"seed={cfg.seed}"]
-        overrides += ["dynamics.outcome_heads=true", *cfg.dynamics_overrides]
+        overrides += ["dynamics.outcome_heads.width=256", *cfg.dynamics_overrides]
         plain = ("tokenizer",)
         train_dynamics(load_config("train_dynamics", TrainDynamicsConfig, overrides, plain))
     return release

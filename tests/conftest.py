@@ -21,7 +21,7 @@ def make_tiny_world_model(directory, seed: int = 0, state_track: bool = True):
     """A tiny random tokenizer (CI8x8 layout) and a tiny diffusion dynamics model paired
     with it (with a state track, as the shipped model, unless ``state_track`` is False),
     released under ``directory``; returns the dynamics release directory."""
-    from cosmos_env.dynamics.config import DynamicsConfig
+    from cosmos_env.dynamics.diffusion.config import DiffusionConfig
     from cosmos_env.dynamics.model import LatentDynamics
     from cosmos_env.dynamics.release import save_world_model
     from cosmos_env.tokenizer import Tokenizer, TokenizerConfig
@@ -33,14 +33,16 @@ def make_tiny_world_model(directory, seed: int = 0, state_track: bool = True):
     )
     save_tokenizer(directory / "tokenizer", Tokenizer(tok_cfg))
     tokenizer = load_tokenizer(directory / "tokenizer")
-    cfg = DynamicsConfig(
-        width=32,
-        depth=1,
-        heads=2,
-        adaln_rank=8,
-        probe_width=8,
-        state_track=state_track,
-        state_width=16,
+    cfg = DiffusionConfig.from_dict(
+        dict(
+            width=32,
+            depth=1,
+            heads=2,
+            adaln_rank=8,
+            probe_width=8,
+            state_track=state_track,
+            state_width=16,
+        )
     )
     dyn = LatentDynamics(cfg)
     with torch.no_grad():  # zero-initialised output layers would make every frame the same

@@ -34,13 +34,13 @@ TINY = [
     "eval_windows=4",
     "reset_frames=2",
     "val_fraction=0.25",
-    "dynamics.width=32",
-    "dynamics.depth=1",
-    "dynamics.heads=2",
-    "dynamics.adaln_rank=8",
+    "dynamics.net.width=32",
+    "dynamics.net.depth=1",
+    "dynamics.net.heads=2",
+    "dynamics.net.adaln_rank=8",
     "dynamics.probe_width=8",
-    "dynamics.state_width=16",
-    "dynamics.outcome_width=16",
+    "dynamics.state_track.width=16",
+    "dynamics.outcome_heads.width=16",
 ]
 
 
@@ -70,7 +70,8 @@ def test_a_bridge_store_becomes_a_stepping_world_model_env(bridge_world_model):
     assert config["world"]["name"] == "bridge_v2" and config["world"]["description"] is None
     assert config["world"]["action_spec"]["names"][:3] == ["dx", "dy", "dz"]
     assert config["dynamics"]["action_dim"] == 7 and config["dynamics"]["state_dim"] == 7
-    assert config["dynamics"]["ee_slot"] == "ee_pos"  # the integrator, from the spec's roles
+    track = config["dynamics"]["state_track"]
+    assert track["integrator"]["slot"] == "ee_pos"  # the integrator, from the spec's roles
     assert "reward" in config["outcomes"]
     assert "make-world-model" in (release / "card.md").read_text()
     env = WorldModelEnv(checkpoint=str(release))

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from cosmos_env.data.state_spec import StateSpec
-from cosmos_env.dynamics.config import DynamicsConfig
+from cosmos_env.dynamics.diffusion.config import DiffusionConfig
 from cosmos_env.dynamics.diffusion.denoiser import Denoiser
 from cosmos_env.dynamics.diffusion.samplers import SAMPLERS, get_sampler, guided, karras_sigmas
 from cosmos_env.dynamics.gripper_frame import GripperFrameHead
@@ -35,8 +35,9 @@ def state_spec_of(cfg) -> StateSpec:
         if spec.dim != cfg.state_dim:
             raise ValueError(f"state_spec has {spec.dim} dims but state_dim is {cfg.state_dim}")
         return spec
-    named = [n for n in ("ee_slot", "frame_quat") if getattr(cfg, n, "")]
-    named += [n for n in ("keypoints", "state_relative", "frame_objects") if getattr(cfg, n, [])]
+    track = getattr(cfg, "state_track", None)
+    parts = ("integrator", "contact", "keypoints", "frame_head")
+    named = [f"state_track.{n}" for n in parts if track and getattr(track, n)]
     if named:
         raise ValueError(
             f"the dynamics config names state slots ({', '.join(named)}) but carries no "
@@ -54,14 +55,14 @@ class LatentDynamics(nn.Module):
     to unit std): most of a tabletop frame does not move, so copying the last frame is
     built in and the network spends its capacity on the arm and the objects.
 
-    With ``cfg.state_track`` it also carries the task state: ``predict_next_state`` steps
+    With a ``cfg.state_track`` it also carries the task state: ``predict_next_state`` steps
     it with a learned state dynamics, and ``predict_next`` draws the frame that goes with
     it (states (B, K+1, S): the context's and the next frame's).
     """
 
     samplers = tuple(SAMPLERS)  # what ``predict_next`` samples with
 
-    def __init__(self, cfg: DynamicsConfig) -> None:
+    def __init__(self, cfg: DiffusionConfig) -> None:
         super().__init__()
         self.cfg = cfg
         c, s = cfg.latent_channels, cfg.state_dim
@@ -75,40 +76,42 @@ class LatentDynamics(nn.Module):
         self.state_dynamics = None
         self.contact_slots: list[slice] = []
         spec = self.spec = state_spec_of(cfg)
-        if cfg.state_track:
-            self.contact_slots = [
-                spec.position_slot(n, "state_relative") for n in cfg.state_relative
-            ]
+        track = cfg.state_track
+        self.ee_slot = track.integrator.slot if track and track.integrator else ""
+        if track:
+            relative = track.contact.slots if track.contact else []
+            self.contact_slots = [spec.position_slot(n, "state_track.contact") for n in relative]
             extra = contact_feature_dim(len(self.contact_slots), cfg.context)
             self.state_dynamics = StateDynamics(
-                s, cfg.action_dim, cfg.context, cfg.state_width, extra if self.contact_slots else 0
+                s, cfg.action_dim, cfg.context, track.width, extra if self.contact_slots else 0
             )
             self.register_buffer("state_delta_std", torch.ones(s))
         self.outcome = None
         if cfg.outcome_heads:
-            self.outcome = OutcomeHeads(s, cfg.action_dim, cfg.outcome_width)
+            self.outcome = OutcomeHeads(s, cfg.action_dim, cfg.outcome_heads.width)
         self.frame_head = None
-        if cfg.frame_objects:
+        if track and track.frame_head:
+            head = track.frame_head
             self.frame_head = GripperFrameHead(
-                cfg.frame_objects,
-                cfg.state_relative,
-                cfg.ee_slot,
-                cfg.frame_quat,
+                head.objects,
+                track.contact.slots,
+                self.ee_slot,
+                head.quat,
                 cfg.context,
                 cfg.action_dim,
-                cfg.frame_width,
+                head.width,
                 spec,
             )
-            planar = [spec.position_slot(f"{n}_pos", "frame_objects") for n in cfg.frame_objects]
+            planar = [spec.position_slot(f"{n}_pos", "frame_head") for n in head.objects]
             self.frame_dims = [d for index in planar for d in (index.start, index.start + 1)]
-        if cfg.ee_slot:
+        if self.ee_slot:
             if not (cfg.action_low and cfg.action_high):
                 raise ValueError(
-                    f"ee_slot={cfg.ee_slot!r} needs the actions' physical range "
-                    "(dynamics.action_low / action_high; train-dynamics fills them in from "
-                    "the store's action spec)"
+                    f"the integrator of slot {self.ee_slot!r} needs the actions' physical "
+                    "range (dynamics.action_low / action_high; train-dynamics fills them in "
+                    "from the store's action spec)"
                 )
-            self.ee_index = spec.position_slot(cfg.ee_slot, "ee_slot")  # checked once
+            self.ee_index = spec.position_slot(self.ee_slot, "state_track.integrator")
             ee = spec.end_effector
             self.ee_channels = list(ee.action_delta) if ee and ee.action_delta else [0, 1, 2]
             self.register_buffer("state_min", torch.zeros(s))
@@ -117,9 +120,10 @@ class LatentDynamics(nn.Module):
             self.register_buffer("action_low", torch.tensor(cfg.action_low), persistent=False)
             self.register_buffer("action_high", torch.tensor(cfg.action_high), persistent=False)
         if cfg.keypoint_channels:
-            self.keypoint_slots = [spec.position_slot(n, "keypoints") for n in cfg.keypoints]
+            keypoints = track.keypoints
+            self.keypoint_slots = [spec.position_slot(n, "keypoints") for n in keypoints.slots]
             # From the config, not the weights: the release stores parameters in float16.
-            projection = torch.tensor(cfg.camera, dtype=torch.float32).view(3, 4)
+            projection = torch.tensor(keypoints.camera, dtype=torch.float32).view(3, 4)
             self.register_buffer("projection", projection, persistent=False)
 
     def set_normalisation(
@@ -141,7 +145,7 @@ class LatentDynamics(nn.Module):
         self.delta_std.copy_(delta.std(dim=(0, 2, 3)).clamp_min(1e-6))
         self.state_mean.copy_(states.mean(0))
         self.state_std.copy_(states.std(0).clamp_min(min_state_std))
-        if self.cfg.ee_slot:
+        if self.ee_slot:
             self.state_min.copy_(states.min(0).values)
             self.state_max.copy_(states.max(0).values)
         if self.state_dynamics is not None:
@@ -160,9 +164,9 @@ class LatentDynamics(nn.Module):
         """Keypoint maps (B, M, h, w) of world-unit states (B, K+1, S); None without them."""
         if not self.cfg.keypoint_channels:
             return None
-        cfg = self.cfg
+        sigma = self.cfg.state_track.keypoints.sigma
         return keypoint_maps(
-            states, self.projection, self.keypoint_slots, cfg.latent_size, cfg.keypoint_sigma
+            states, self.projection, self.keypoint_slots, self.cfg.latent_size, sigma
         )
 
     def standardise_state(self, state: torch.Tensor) -> torch.Tensor:
@@ -172,7 +176,7 @@ class LatentDynamics(nn.Module):
     def _state_change(self, context_states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """The state track's change (B, S) from the last context state, in units of
         ``state_delta_std`` standardised units: the MLP's output, plus the end-effector
-        integrator's exact part when ``cfg.ee_slot`` is set."""
+        integrator's exact part when the track has one."""
         extra = None
         if self.contact_slots:
             extra = contact_features(context_states, self.ee_index, self.contact_slots)
@@ -184,7 +188,7 @@ class LatentDynamics(nn.Module):
             scale = self.state_std[dims] * self.state_delta_std[dims]
             change = change.clone()
             change[:, dims] = motion / scale
-        if self.cfg.ee_slot:
+        if self.ee_slot:
             ch = self.ee_channels
             moved = integrate_end_effector(
                 context_states[:, -1],
@@ -222,7 +226,7 @@ class LatentDynamics(nn.Module):
             losses["state"] = self.state_loss(context_states, actions, target_state)
             # Conditioning states get noise: at inference they come from the state track.
             cond = torch.cat([ctx_states, self.standardise_state(target_state)[:, None]], dim=1)
-            amount = self.cfg.state_noise * torch.rand(len(cond), 1, 1, generator=generator)
+            amount = self.cfg.state_track.noise * torch.rand(len(cond), 1, 1, generator=generator)
             cond = cond + amount * torch.randn(cond.shape, generator=generator)
             maps = self.keypoint_maps(cond * self.state_std + self.state_mean)
         losses["diffusion"] = self.denoiser.loss(delta, context_std, actions, generator, cond, maps)
@@ -265,7 +269,7 @@ class LatentDynamics(nn.Module):
         ``state`` (B, S) by ``action`` (B, A) in [-1, 1] to ``next_state`` (B, S), world
         units (outcome heads)."""
         if self.outcome is None:
-            raise ValueError("this model has no outcome heads (dynamics.outcome_heads=false)")
+            raise ValueError("this model has no outcome heads (dynamics.outcome_heads=null)")
         with torch.autocast("cpu", enabled=False):
             before, after = (
                 self.standardise_state(state.float()),
@@ -280,7 +284,7 @@ class LatentDynamics(nn.Module):
         """The next task state (B, S) in world units from the context's states (B, K, S),
         oldest first, and the actions (B, K, A) in [-1, 1] taken after each (state track)."""
         if self.state_dynamics is None:
-            raise ValueError("this model has no state track (dynamics.state_track=false)")
+            raise ValueError("this model has no state track (dynamics.state_track=null)")
         # Always float32, also under the envs' bf16 autocast: the track is cheap, it is
         # integrated over the whole episode, and planners must see the env's exact states.
         with torch.autocast("cpu", enabled=False):
@@ -288,7 +292,7 @@ class LatentDynamics(nn.Module):
             ctx = self.standardise_state(context_states)
             change = self._state_change(context_states, actions) * self.state_delta_std
         state = (ctx[:, -1] + change) * self.state_std + self.state_mean
-        if self.cfg.ee_slot:  # never outside the states the model was trained on
+        if self.ee_slot:  # never outside the states the model was trained on
             state = torch.minimum(torch.maximum(state, self.state_min), self.state_max)
         return state
 
@@ -318,7 +322,7 @@ class LatentDynamics(nn.Module):
             maps = self.keypoint_maps(states.float())
         b = ctx.shape[0]
         shape = (b, cfg.latent_channels, cfg.latent_size, cfg.latent_size)
-        sigmas = karras_sigmas(steps, cfg.sigma_min, cfg.sigma_max, cfg.rho)
+        sigmas = karras_sigmas(steps, cfg.edm.sigma_min, cfg.edm.sigma_max, cfg.edm.rho)
         x = torch.randn(shape, generator=generator) * sigmas[0]
         no_action = torch.zeros(b, dtype=torch.bool)
 

@@ -1,7 +1,7 @@
 """``python -m cosmos_env refit-state-track world_model=diffusion-push data=PATH``: train a
 released diffusion world model's state track anew, keeping everything else.
 
-The state track (the state MLP and, with ``frame_objects``, the gripper-frame head) is a
+The state track (the state MLP and, with a ``frame_head``, the gripper-frame head) is a
 small network beside the denoiser: it trains on states and actions alone in minutes, while
 the denoiser takes half an hour. The denoiser is conditioned on states, not on the track's
 weights, so a new track (a new architecture, more data) needs no new denoiser. The release
@@ -34,16 +34,12 @@ TRACK_PREFIXES = ("state_dynamics.", "frame_head.")
 def _new_track_model(old: LatentDynamics, cfg: RefitStateConfig) -> LatentDynamics:
     """A copy of ``old`` with the state-track architecture of ``cfg``: every weight and
     buffer outside the track is copied, the track starts fresh."""
-    if not old.cfg.state_track:
+    if old.cfg.state_track is None:
         raise ValueError(
-            f"{cfg.world_model} has no state track to refit (dynamics.state_track=false)"
+            f"{cfg.world_model} has no state track to refit (dynamics.state_track=null)"
         )
-    dynamics_cfg = replace(
-        old.cfg,
-        frame_objects=list(cfg.frame_objects),
-        frame_quat=cfg.frame_quat if cfg.frame_objects else "",
-        frame_width=cfg.frame_width,
-    )
+    head = replace(cfg.frame_head, objects=list(cfg.frame_head.objects)) if cfg.frame_head else None
+    dynamics_cfg = replace(old.cfg, state_track=replace(old.cfg.state_track, frame_head=head))
     torch.manual_seed(cfg.seed)
     model = LatentDynamics(dynamics_cfg)
     kept = {k: v for k, v in old.state_dict().items() if not k.startswith(TRACK_PREFIXES)}
@@ -83,14 +79,14 @@ def _train_track(model: LatentDynamics, batcher: WindowBatcher, cfg: RefitStateC
 
 
 def _card(old_card: str, cfg: RefitStateConfig, model, before, after, wall) -> str:
-    d = model.cfg
+    track, frame = model.cfg.state_track, model.cfg.state_track.frame_head
     head = (
-        f"a gripper-frame head (width {d.frame_width}) predicts the planar motion of "
-        f"{', '.join(d.frame_objects)} in the frame of {d.frame_quat}'s yaw "
+        f"a gripper-frame head (width {frame.width}) predicts the planar motion of "
+        f"{', '.join(frame.objects)} in the frame of {frame.quat}'s yaw "
         "(`dynamics/gripper_frame.py`), beside the state MLP (width "
-        f"{d.state_width}) for every other dimension"
-        if d.frame_objects
-        else f"the state MLP (width {d.state_width})"
+        f"{track.width}) for every other dimension"
+        if frame
+        else f"the state MLP (width {track.width})"
     )
     keys = [k for k in after if k in before]
     rows = "\n".join(f"| {k} | {before[k]:.3f} | {after[k]:.3f} |" for k in keys)

@@ -20,8 +20,8 @@ from cosmos_env import checkpoint
 from cosmos_env.data.world import WorldInfo, store_world
 from cosmos_env.dynamics.autoregressive.config import ARConfig
 from cosmos_env.dynamics.autoregressive.model import TokenDynamics
-from cosmos_env.dynamics.config import DynamicsConfig
 from cosmos_env.dynamics.data import held_out_reset_frames
+from cosmos_env.dynamics.diffusion.config import DiffusionConfig
 from cosmos_env.dynamics.model import LatentDynamics
 from cosmos_env.eval.metrics import to_uint8, to_unit
 from cosmos_env.tokenizer.model import Tokenizer
@@ -36,7 +36,7 @@ BACKENDS = {"diffusion": "diffusion", "ar": "autoregressive"}
 RESET_FILE = "reset_frames.npz"
 # config.json's dynamics.kind -> (config class, model class)
 _KINDS = {
-    "diffusion": (DynamicsConfig, LatentDynamics),
+    "diffusion": (DiffusionConfig, LatentDynamics),
     "autoregressive": (ARConfig, TokenDynamics),
 }
 

@@ -91,7 +91,7 @@ def initial_context(
     between them if known, and for a state-track model their states (B, k, S) in world
     units; without states the probe reads them from the latents."""
     cfg = model.cfg
-    track = getattr(cfg, "state_track", False)  # token models (AR) have no state track
+    track = getattr(cfg, "state_track", None) is not None  # token models (AR) have none
     if track and states is None:
         states = model.predict_state(latents.flatten(0, 1)).view(*latents.shape[:2], -1)
     if not track:

@@ -13,7 +13,13 @@ import numpy as np
 
 from cosmos_env.data.spec import ActionSpec
 from cosmos_env.data.state_spec import StateSpec
-from cosmos_env.dynamics.config import DynamicsConfig
+from cosmos_env.dynamics.diffusion.config import (
+    ContactConfig,
+    DiffusionConfig,
+    FrameHeadConfig,
+    IntegratorConfig,
+    KeypointsConfig,
+)
 
 FEATURES = ("integrator", "contact", "keypoints", "frame_head")
 
@@ -25,49 +31,42 @@ def moving_objects(spec: StateSpec, states: np.ndarray) -> list[str]:
 
 
 def resolve_state_features(
-    d: DynamicsConfig,
+    d: DiffusionConfig,
     spec: StateSpec,
     action_spec: ActionSpec,
     states: np.ndarray,
     features: list[str],
 ) -> list[str]:
     """Fill in what ``d`` learns from the data: the state and action dims, the state spec and
-    the action range, and the slot fields (ee_slot, state_relative, keypoints, camera,
-    frame_objects, frame_quat) from ``spec``'s roles for the ``features`` asked for, where
-    ``d`` leaves them empty; return the features switched on."""
+    the action range, and the state track's parts (integrator, contact, keypoints with the
+    camera, frame head) from ``spec``'s roles for the ``features`` asked for, where ``d``
+    does not set them; return the features switched on."""
     unknown = sorted(set(features) - set(FEATURES))
     if unknown:
         raise ValueError(f"unknown state-track features {unknown}; choose from {FEATURES}")
     d.state_spec = spec.to_dict()
     d.state_dim, d.action_dim = spec.dim, action_spec.dim  # shapes come from the data
     d.action_low, d.action_high = list(action_spec.low), list(action_spec.high)
-    if not d.state_track:
+    track = d.state_track
+    if track is None:
         return []
-    ee = spec.end_effector
-    objects = moving_objects(spec, states)
-    on = []
-    if "integrator" in features and ee is not None and ee.action_delta and not d.ee_slot:
-        d.ee_slot = ee.position
-    if d.ee_slot:
-        on.append("integrator")
-    if "contact" in features and d.ee_slot and objects and not d.state_relative:
-        d.state_relative = [f"{o}_pos" for o in objects]
-    if d.state_relative:
-        on.append("contact")
+    ee, objects = spec.end_effector, moving_objects(spec, states)
+    if "integrator" in features and ee is not None and ee.action_delta and not track.integrator:
+        track.integrator = IntegratorConfig(ee.position)
+    if "contact" in features and track.integrator and objects and not track.contact:
+        track.contact = ContactConfig([f"{o}_pos" for o in objects])
     camera = spec.projection()
-    if "keypoints" in features and camera is not None and ee is not None and not d.keypoints:
-        d.keypoints = [ee.position, *(f"{o}_pos" for o in objects)]
-    if d.keypoints and not d.camera:
+    if "keypoints" in features and camera is not None and ee is not None and not track.keypoints:
+        track.keypoints = KeypointsConfig([ee.position, *(f"{o}_pos" for o in objects)])
+    if track.keypoints and not track.keypoints.camera:
         if camera is None:
-            raise ValueError("dynamics.keypoints are drawn through a camera the StateSpec lacks")
-        d.camera = [float(x) for x in camera.ravel()]
-    if d.keypoints:
-        on.append("keypoints")
+            raise ValueError("state_track.keypoints are drawn through a camera the StateSpec lacks")
+        track.keypoints.camera = [float(x) for x in camera.ravel()]
     rotating = [o for o in objects if spec.has(f"{o}_quat")]
-    if "frame_head" in features and d.state_relative and ee and ee.orientation and rotating:
-        if not d.frame_objects:
-            d.frame_objects, d.frame_quat = rotating, ee.orientation
-    if d.frame_objects:
-        on.append("frame_head")
+    wants_head = "frame_head" in features and track.contact and ee and ee.orientation
+    if wants_head and rotating and not track.frame_head:
+        track.frame_head = FrameHeadConfig(rotating, ee.orientation)
     d.__post_init__()  # the filled-in config must still be consistent
-    return on
+    parts = {"integrator": track.integrator, "contact": track.contact}
+    parts |= {"keypoints": track.keypoints, "frame_head": track.frame_head}
+    return [name for name in FEATURES if parts[name]]

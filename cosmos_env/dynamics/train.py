@@ -16,19 +16,18 @@ from tqdm import tqdm
 
 from cosmos_env.config import TrainDynamicsConfig
 from cosmos_env.data.world import store_world
-from cosmos_env.dynamics.config import DynamicsConfig
 from cosmos_env.dynamics.data import (
-    LatentEpisodes,
     WindowBatcher,
     load_latent_episodes,
     outcome_columns,
     select_stores,
 )
+from cosmos_env.dynamics.diffusion.card import diffusion_card
 from cosmos_env.dynamics.evaluate import evaluate_dynamics
 from cosmos_env.dynamics.model import LatentDynamics
 from cosmos_env.dynamics.release import release_training_run
 from cosmos_env.dynamics.state_features import resolve_state_features
-from cosmos_env.precision import amp_text, autocast
+from cosmos_env.precision import autocast
 from cosmos_env.tokenizer.release import load_tokenizer
 from cosmos_env.training import (
     budget_lr,
@@ -43,91 +42,6 @@ from cosmos_env.training import (
 
 def _lr(cfg: TrainDynamicsConfig, step: int, elapsed: float) -> float:
     return budget_lr(cfg.lr, cfg.warmup_steps, cfg.steps, cfg.max_minutes, step, elapsed)
-
-
-def _state_track_text(d: DynamicsConfig) -> str:
-    """The card's sentences on the state track of dynamics config ``d``."""
-    if not d.state_track:
-        return " Reward and success are scored on the probe's state."
-    text = (
-        f" A state track carries the task state: an MLP (width {d.state_width}) predicts "
-        "the next state from the context's states and actions, and the denoiser is "
-        "conditioned on the context's and the next frame's states (two MLPs, as for the "
-        f"actions; training adds noise up to {d.state_noise} std to them). Reward and "
-        "success are scored on that state (the world's functions, or the outcome heads); "
-        "the probe starts the track when a reset gives frames only."
-    )
-    if d.ee_slot:
-        text += (
-            f" The {d.ee_slot} slot is moved exactly by the end-effector delta actions "
-            "(scaled to the store's action range) and clipped to the "
-            "training states' range; the MLP learns only the rest."
-        )
-    if d.state_relative:
-        text += (
-            f" The MLP also reads contact features: the offsets of "
-            f"{', '.join(d.state_relative)} from {d.ee_slot} in every context frame and "
-            "their last one-step motion."
-        )
-    if d.frame_objects:
-        text += (
-            f" The planar motion of {', '.join(d.frame_objects)} comes from a head (width "
-            f"{d.frame_width}) that sees the scene in the frame of {d.frame_quat}'s yaw, "
-            "where a push looks the same in every direction (`dynamics/gripper_frame.py`)."
-        )
-    if d.keypoint_channels:
-        text += (
-            f" The positions {', '.join(d.keypoints)} of every state are also drawn as "
-            "Gaussian blobs on the token grid through the camera's projection and "
-            "read with the frames."
-        )
-    if d.outcome_heads:
-        text += (
-            " Outcome heads (an MLP, width "
-            f"{d.outcome_width}) learn reward, termination and success from the state "
-            "before and after each step and its action, for what the world does not define."
-        )
-    return text
-
-
-def _card(
-    cfg: TrainDynamicsConfig, world, paths, train: LatentEpisodes, steps, wall, metrics
-) -> str:
-    d = cfg.dynamics
-    mlp = "Mix-FFN (depthwise 3x3 conv) MLPs" if d.conv_mlp else "plain MLPs"
-    lines = [
-        f"# Diffusion world model: {world.name}",
-        "",
-        f"An EDM denoiser over {d.latent_channels}x{d.latent_size}x{d.latent_size} latents of "
-        f"the tokenizer `{Path(cfg.tokenizer).name if '/' in cfg.tokenizer else cfg.tokenizer}` "
-        f"(its weights checksum is in config.json; another tokenizer is refused). Network: a "
-        f"DiT (width {d.width}, depth {d.depth}, {d.heads} heads, patch {d.patch}, {mlp}, "
-        f"RMS-normalised Q/K, factorised position embeddings, AdaLN-LoRA rank {d.adaln_rank}) "
-        f"over the 64 tokens of the next frame, with {d.context} context latents concatenated "
-        "along channels; the noise level and the actions condition it through AdaLN (one "
-        "action MLP adds to the noise embedding, one to the shared AdaLN term). It diffuses "
-        "the standardised change from the last context latent. A convolutional state probe "
-        f"reads the {d.state_dim}-d state from a latent." + _state_track_text(d),
-        "",
-        f"- Data: {', '.join(p.name for p in paths)} (world {world.name}); "
-        f"{train.n_frames} training frames in {len(train.starts)} "
-        f"episodes, held-out split val_fraction {cfg.val_fraction}",
-        f"- Training: {steps} steps at batch {cfg.batch_size} ({cfg.early_fraction:.0%} of each "
-        f"batch from the first {cfg.early_steps} steps of episodes), AdamW lr {cfg.lr} cosine, "
-        f"EMA {cfg.ema_decay}, log-normal sigmas (P_mean {d.p_mean}, P_std {d.p_std}), context "
-        f"noise up to {d.context_noise}, action dropout {d.action_dropout}, "
-        f"{amp_text(cfg.amp)}"
-        + (f", {cfg.state_batch} extra state-track windows per step" if cfg.state_batch else "")
-        + f"; wall time {wall / 60:.1f} min on {torch.get_num_threads()} CPU threads",
-        f"- Sampler: {cfg.sampler}, {cfg.sampler_steps} step(s) on the Karras schedule "
-        f"(sigma_max {d.sigma_max})",
-        "- Held-out windows at the end of training (EMA weights; PSNR against the tokenizer's "
-        "reconstruction, h16 = open loop from episode starts, <name>_cm_h16 = the model's "
-        "own state at h16): " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()),
-        f"- Reproduce: `python -m cosmos_env train-dynamics dynamics=diffusion "
-        f"tokenizer={cfg.tokenizer} data={cfg.data} stores='{cfg.stores}'`",
-    ]
-    return "\n".join(lines) + "\n"
 
 
 def _unrolled_batch(
@@ -258,7 +172,7 @@ def train_dynamics(cfg: TrainDynamicsConfig) -> dict:
     wall = time.perf_counter() - start
     metrics = run_eval(cfg.eval_windows)
     log.info("finished: %d steps in %.1f min", step, wall / 60)
-    card = _card(cfg, world, paths, train, step, wall, metrics)
+    card = diffusion_card(cfg, world, paths, train, step, wall, metrics)
     release_training_run(cfg, ema, tokenizer, paths, card, metrics, step, wall / 60, outcomes)
     log.info("released %s", out / "release")
     return {"steps": step, "wall_minutes": wall / 60, **metrics}

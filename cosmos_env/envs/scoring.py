@@ -41,7 +41,7 @@ class Scorer:
             raise ValueError(
                 f"{world_model.source}: its world {world_model.world.name!r} defines no reward "
                 "function and the model has no learned reward head; retrain it with "
-                "dynamics.outcome_heads=true (make-world-model does)"
+                "dynamics.outcome_heads={width:256} (make-world-model does)"
             )
 
     def score(

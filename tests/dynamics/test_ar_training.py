@@ -21,6 +21,7 @@ from cosmos_env.data.world import WorldInfo
 from cosmos_env.dynamics.autoregressive import ARConfig, TokenDynamics
 from cosmos_env.dynamics.autoregressive.data import TokenWindowBatcher
 from cosmos_env.dynamics.data import LatentEpisodes, load_latent_episodes, select_stores
+from cosmos_env.dynamics.diffusion.config import OutcomeHeadsConfig
 from cosmos_env.dynamics.release import RESET_FILE
 from cosmos_env.generate import generate
 from cosmos_env.tokenizer import Tokenizer, TokenizerConfig
@@ -298,5 +299,6 @@ def test_train_dynamics_dispatches_on_the_dynamics_group():
     assert not hasattr(cfg, "task") and not hasattr(TrainARConfig(), "task")
     assert cfg.state_features == ["integrator", "contact", "keypoints", "frame_head"]
     d = cfg.dynamics
-    assert (d.ee_slot, d.state_relative, d.keypoints, d.camera) == ("", [], [], [])
-    assert (d.frame_objects, d.frame_quat, d.state_spec) == ([], "", None)
+    track = d.state_track
+    assert (track.integrator, track.contact, track.keypoints, track.frame_head) == (None,) * 4
+    assert d.state_spec is None and d.outcome_heads == OutcomeHeadsConfig(256)

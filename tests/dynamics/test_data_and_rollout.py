@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from cosmos_env.dynamics.config import DynamicsConfig
 from cosmos_env.dynamics.data import LatentEpisodes, WindowBatcher, window_rows
+from cosmos_env.dynamics.diffusion.config import DiffusionConfig
 from cosmos_env.dynamics.model import LatentDynamics
 from cosmos_env.dynamics.rollout import LatentContext, rollout
 
@@ -162,15 +162,17 @@ def test_context_made_in_inference_mode_can_be_partly_reset_outside_it():
 
 def test_rollout_feeds_predictions_back_as_context():
     torch.manual_seed(0)
-    cfg = DynamicsConfig(
-        latent_channels=C,
-        latent_size=S,
-        context=3,
-        width=32,
-        depth=1,
-        heads=2,
-        adaln_rank=8,
-        probe_width=8,
+    cfg = DiffusionConfig.from_dict(
+        dict(
+            latent_channels=C,
+            latent_size=S,
+            context=3,
+            width=32,
+            depth=1,
+            heads=2,
+            adaln_rank=8,
+            probe_width=8,
+        )
     )
     model = LatentDynamics(cfg).eval()
     with torch.no_grad():

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from cosmos_env.dynamics.config import DynamicsConfig
+from cosmos_env.dynamics.diffusion.config import DiffusionConfig
 from cosmos_env.dynamics.diffusion.denoiser import Denoiser
 from cosmos_env.dynamics.diffusion.network import DiT
 from cosmos_env.dynamics.diffusion.samplers import (
@@ -25,7 +25,7 @@ B, C, S, K, A = 3, 4, 4, 2, 7  # batch, latent channels, latent side, context, a
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def tiny_cfg(**overrides) -> DynamicsConfig:
+def tiny_cfg(**overrides) -> DiffusionConfig:
     base = dict(
         latent_channels=C,
         latent_size=S,
@@ -37,7 +37,7 @@ def tiny_cfg(**overrides) -> DynamicsConfig:
         probe_width=8,
     )
     base.update(overrides)
-    return DynamicsConfig(**base)
+    return DiffusionConfig.from_dict(base)
 
 
 def randomised(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -63,7 +63,7 @@ def inputs(seed: int = 0, b: int = B):
 
 def test_config_validates_and_round_trips():
     cfg = tiny_cfg()
-    assert DynamicsConfig.from_dict(cfg.to_dict()) == cfg
+    assert DiffusionConfig.from_dict(cfg.to_dict()) == cfg
     assert cfg.tokens == S * S and tiny_cfg(patch=2).tokens == (S // 2) ** 2
     with pytest.raises(ValueError, match="heads"):
         tiny_cfg(width=30)
@@ -72,7 +72,7 @@ def test_config_validates_and_round_trips():
     with pytest.raises(ValueError, match="context"):
         tiny_cfg(context=0)
     with pytest.raises(ValueError, match="unknown dynamics config keys"):
-        DynamicsConfig.from_dict({**cfg.to_dict(), "depht": 2})
+        DiffusionConfig.from_dict({**cfg.to_dict(), "depht": 2})
 
 
 # ----------------------------------------------------------------------------- EDM denoiser

@@ -2,11 +2,18 @@
 the scene is shifted or turned, and how the state track uses it."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 
-from cosmos_env.dynamics.config import DynamicsConfig
+from cosmos_env.dynamics.diffusion.config import (
+    ContactConfig,
+    DiffusionConfig,
+    FrameHeadConfig,
+    IntegratorConfig,
+    StateTrackConfig,
+)
 from cosmos_env.dynamics.gripper_frame import GripperFrameHead, rotate_xy, yaw
 from cosmos_env.dynamics.model import LatentDynamics
 from cosmos_env.sim import state_layout as sl
@@ -97,25 +104,27 @@ def test_features_see_where_the_cube_is_relative_to_the_gripper():
 
 
 def frame_track_model() -> LatentDynamics:
-    cfg = DynamicsConfig(
-        latent_channels=4,
-        latent_size=4,
-        context=K,
-        width=32,
-        depth=1,
-        heads=2,
-        adaln_rank=8,
-        probe_width=8,
-        state_track=True,
-        state_width=16,
-        ee_slot="gripper_pos",
-        action_low=[-0.04] * 3 + [-0.25] * 3 + [0.0],
-        action_high=[0.04] * 3 + [0.25] * 3 + [1.0],
-        state_relative=["cube_pos", "cylinder_pos"],
-        frame_objects=["cube"],
-        frame_quat="gripper_quat",
-        frame_width=32,
-        state_spec=SPEC.to_dict(),
+    cfg = DiffusionConfig.from_dict(
+        dict(
+            latent_channels=4,
+            latent_size=4,
+            context=K,
+            width=32,
+            depth=1,
+            heads=2,
+            adaln_rank=8,
+            probe_width=8,
+            state_track=True,
+            state_width=16,
+            ee_slot="gripper_pos",
+            action_low=[-0.04] * 3 + [-0.25] * 3 + [0.0],
+            action_high=[0.04] * 3 + [0.25] * 3 + [1.0],
+            state_relative=["cube_pos", "cylinder_pos"],
+            frame_objects=["cube"],
+            frame_quat="gripper_quat",
+            frame_width=32,
+            state_spec=SPEC.to_dict(),
+        )
     )
     torch.manual_seed(0)
     model = LatentDynamics(cfg)
@@ -147,10 +156,12 @@ def test_the_track_moves_the_cube_on_the_table_by_the_heads_prediction():
 
 
 def test_frame_head_config_errors_name_the_problem():
-    with pytest.raises(ValueError, match="set state_relative and frame_quat"):
-        DynamicsConfig(
-            state_track=True, ee_slot="gripper_pos", frame_objects=["cube"], frame_quat=""
-        )
+    head, integrator = FrameHeadConfig(["cube"], "gripper_quat"), IntegratorConfig("gripper_pos")
+    with pytest.raises(ValueError, match="offsets: set contact"):
+        DiffusionConfig(state_track=StateTrackConfig(integrator=integrator, frame_head=head))
+    with pytest.raises(ValueError, match="orientation slot: set its quat"):
+        track = StateTrackConfig(integrator=integrator, contact=ContactConfig(["cube_pos"]))
+        DiffusionConfig(state_track=replace(track, frame_head=FrameHeadConfig(["cube"], "")))
     with pytest.raises(KeyError, match="unknown state slot 'plate_pos'"):
         GripperFrameHead(["plate"], ["cube_pos"], "gripper_pos", "gripper_quat", K, A, 8, SPEC)
     with pytest.raises(ValueError, match="state_relative: slot 'cube_quat' is 4-d quaternion"):
@@ -160,7 +171,7 @@ def test_frame_head_config_errors_name_the_problem():
     # A config that names the head's slots must carry the StateSpec they are looked up in.
     unnamed = {**frame_track_model().cfg.to_dict(), "state_spec": None}
     with pytest.raises(ValueError, match="carries no state_spec"):
-        LatentDynamics(DynamicsConfig.from_dict(unnamed))
+        LatentDynamics(DiffusionConfig.from_dict(unnamed))
 
 
 def test_the_state_loss_is_float32_under_bf16_autocast():

@@ -8,8 +8,13 @@ import torch
 
 from cosmos_env.data.spec import ActionSpec
 from cosmos_env.data.state_spec import StateSpec
-from cosmos_env.dynamics.config import DynamicsConfig
 from cosmos_env.dynamics.data import LatentEpisodes, WindowBatcher
+from cosmos_env.dynamics.diffusion.config import (
+    ContactConfig,
+    DiffusionConfig,
+    FrameHeadConfig,
+    IntegratorConfig,
+)
 from cosmos_env.dynamics.model import LatentDynamics
 from cosmos_env.dynamics.outcome_heads import OUTCOMES, OutcomeHeads
 from cosmos_env.dynamics.state_features import FEATURES, moving_objects, resolve_state_features
@@ -78,11 +83,11 @@ def outcome_model(**overrides) -> LatentDynamics:
     cfg = dict(latent_channels=2, latent_size=4, context=2, action_dim=A, state_dim=S)
     cfg |= dict(width=32, depth=1, heads=2, adaln_rank=8, probe_width=8, outcome_width=16)
     torch.manual_seed(0)
-    return LatentDynamics(DynamicsConfig(**{**cfg, **overrides})).eval()
+    return LatentDynamics(DiffusionConfig.from_dict(dict(**{**cfg, **overrides}))).eval()
 
 
 def test_predict_outcome_reads_standardised_states_and_needs_heads():
-    with pytest.raises(ValueError, match=r"no outcome heads \(dynamics.outcome_heads=false\)"):
+    with pytest.raises(ValueError, match=r"no outcome heads \(dynamics.outcome_heads=null\)"):
         outcome_model().predict_outcome(torch.zeros(1, S), torch.zeros(1, A), torch.zeros(1, S))
     model = outcome_model(outcome_heads=True)
     assert isinstance(model.outcome, OutcomeHeads)
@@ -161,10 +166,16 @@ def tabletop_states(n: int = 20) -> np.ndarray:
     return states
 
 
-def track_config(**overrides) -> DynamicsConfig:
+def parts(d: DiffusionConfig) -> tuple:
+    """The state track's optional parts: integrator, contact, keypoints, frame head."""
+    track = d.state_track
+    return (track.integrator, track.contact, track.keypoints, track.frame_head)
+
+
+def track_config(**overrides) -> DiffusionConfig:
     small = dict(latent_channels=2, latent_size=4, context=2, width=32, depth=1, heads=2)
     small |= dict(adaln_rank=8, probe_width=8, state_width=16, frame_width=16)
-    return DynamicsConfig(**{**small, "state_track": True, **overrides})
+    return DiffusionConfig.from_dict(dict(**{**small, "state_track": True, **overrides}))
 
 
 def test_a_tabletop_spec_switches_on_every_feature():
@@ -174,11 +185,12 @@ def test_a_tabletop_spec_switches_on_every_feature():
     d = track_config()
     on = resolve_state_features(d, spec, TABLETOP_ACTIONS, states, list(FEATURES))
     assert on == ["integrator", "contact", "keypoints", "frame_head"]
-    assert d.ee_slot == "gripper_pos"
-    assert d.state_relative == ["cube_pos", "cylinder_pos"]
-    assert d.keypoints == ["gripper_pos", "cube_pos", "cylinder_pos"]
-    assert d.camera == CAMERA.ravel().tolist()
-    assert d.frame_objects == ["cube", "cylinder"] and d.frame_quat == "gripper_quat"
+    track = d.state_track
+    assert track.integrator == IntegratorConfig("gripper_pos")
+    assert track.contact == ContactConfig(["cube_pos", "cylinder_pos"])
+    assert track.keypoints.slots == ["gripper_pos", "cube_pos", "cylinder_pos"]
+    assert track.keypoints.camera == CAMERA.ravel().tolist()
+    assert track.frame_head == FrameHeadConfig(["cube", "cylinder"], "gripper_quat")
     assert StateSpec.from_dict(d.state_spec) == spec
     assert d.action_low == list(TABLETOP_ACTIONS.low)  # the range the integrator scales to
     assert d.action_high == list(TABLETOP_ACTIONS.high)
@@ -190,20 +202,20 @@ def test_a_tabletop_spec_switches_on_every_feature():
     d = track_config()
     no_camera = sl.tabletop_state_spec()
     on = resolve_state_features(d, no_camera, TABLETOP_ACTIONS, states, list(FEATURES))
-    assert on == ["integrator", "contact", "frame_head"] and not (d.keypoints or d.camera)
+    assert on == ["integrator", "contact", "frame_head"] and not d.state_track.keypoints
     d = track_config()
     assert resolve_state_features(d, spec, TABLETOP_ACTIONS, states, ["integrator"]) == [
         "integrator"
     ]
-    assert not (d.state_relative or d.keypoints or d.frame_objects)
+    assert parts(d) == (IntegratorConfig("gripper_pos"), None, None, None)
     # Slots the config names win over the roles.
     d = track_config(ee_slot="gripper_pos", state_relative=["cube_pos"])
     on = resolve_state_features(d, spec, TABLETOP_ACTIONS, states, ["integrator", "contact"])
-    assert on == ["integrator", "contact"] and d.state_relative == ["cube_pos"]
+    assert on == ["integrator", "contact"] and d.state_track.contact.slots == ["cube_pos"]
     # Without a state track there is nothing to switch on, but the spec is still recorded.
     d = track_config(state_track=False)
     assert resolve_state_features(d, spec, TABLETOP_ACTIONS, states, list(FEATURES)) == []
-    assert d.state_spec == spec.to_dict() and not d.ee_slot
+    assert d.state_spec == spec.to_dict() and d.state_track is None
 
 
 def test_a_flat_spec_switches_on_no_feature():
@@ -213,7 +225,7 @@ def test_a_flat_spec_switches_on_no_feature():
     d = track_config()  # 36 state dims and 7 action channels: the data's dims win
     assert resolve_state_features(d, flat, actions, states, list(FEATURES)) == []
     assert (d.state_dim, d.action_dim) == (S, A)
-    assert not (d.ee_slot or d.state_relative or d.keypoints or d.camera or d.frame_objects)
+    assert parts(d) == (None, None, None, None)
     assert d.state_spec == flat.to_dict() and d.action_high == [1.0, 1.0]
     model = LatentDynamics(d)  # the plain state MLP
     assert model.state_dynamics is not None and not model.contact_slots

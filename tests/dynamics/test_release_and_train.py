@@ -12,8 +12,8 @@ from cosmos_env import checkpoint
 from cosmos_env.config import GenerateConfig, load_config
 from cosmos_env.data.state_spec import StateSpec
 from cosmos_env.data.world import WorldInfo
-from cosmos_env.dynamics.config import DynamicsConfig
 from cosmos_env.dynamics.data import load_latent_episodes, select_stores
+from cosmos_env.dynamics.diffusion.config import DiffusionConfig
 from cosmos_env.dynamics.model import LatentDynamics
 from cosmos_env.dynamics.release import load_world_model, save_world_model
 from cosmos_env.generate import generate
@@ -22,6 +22,11 @@ from cosmos_env.tokenizer.cache import load_cache
 from cosmos_env.tokenizer.release import load_tokenizer, save_tokenizer
 
 TINY_DYNAMICS = dict(width=32, depth=1, heads=2, adaln_rank=8, probe_width=8)
+# The same sizes as train-dynamics overrides of the composed config.
+TINY_OVERRIDES = [
+    *(f"dynamics.net.{k}={TINY_DYNAMICS[k]}" for k in ("width", "depth", "heads", "adaln_rank")),
+    "dynamics.probe_width=8",
+]
 
 
 def tabletop_world_info(task: str = "push") -> WorldInfo:
@@ -48,7 +53,7 @@ def tiny_tokenizer(directory, seed: int) -> Tokenizer:
 def tiny_dynamics(seed: int = 0, **overrides) -> LatentDynamics:
     """A randomised tiny model whose parameters are exactly representable in float16."""
     torch.manual_seed(seed)
-    model = LatentDynamics(DynamicsConfig(**{**TINY_DYNAMICS, **overrides}))
+    model = LatentDynamics(DiffusionConfig.from_dict(dict(**{**TINY_DYNAMICS, **overrides})))
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.05)
@@ -161,8 +166,8 @@ def test_config_without_dynamics_section_is_refused(released, tmp_path):
     with pytest.raises(checkpoint.CheckpointError, match="invalid"):
         load_world_model(broken)
     config = json.loads((directory / "config.json").read_text())
-    config["dynamics"]["width"] = 48  # the weights were saved for width 32
-    config["dynamics"]["heads"] = 3
+    config["dynamics"]["net"]["width"] = 48  # the weights were saved for width 32
+    config["dynamics"]["net"]["heads"] = 3
     (broken / "config.json").write_text(json.dumps(config))
     with pytest.raises(checkpoint.CheckpointError, match="does not match its config"):
         load_world_model(broken)
@@ -219,7 +224,7 @@ def test_train_dynamics_command_releases_and_resumes(latent_data, tmp_path, caps
     out = tmp_path / "run"
     args = [
         "train-dynamics",
-        *[f"dynamics.{k}={v}" for k, v in TINY_DYNAMICS.items()],
+        *TINY_OVERRIDES,
         "steps=4",
         "unroll_fraction=0.5",  # some batches learn from the model's own prediction
         "batch_size=8",
@@ -245,7 +250,10 @@ def test_train_dynamics_command_releases_and_resumes(latent_data, tmp_path, caps
     log = (out / "train.log").read_text()
     assert "finished: 4 steps" in log and "step 2 eval (EMA)" in log
     wm = load_world_model(out / "release")
-    assert wm.dynamics.cfg.width == 32 and wm.tokenizer.checksum == load_tokenizer(tok_dir).checksum
+    assert (
+        wm.dynamics.cfg.net.width == 32
+        and wm.tokenizer.checksum == load_tokenizer(tok_dir).checksum
+    )
     assert wm.reset_frames.shape == (1, 64, 64, 3)  # one held-out episode, at most 2 frames
     assert wm.sampler == "euler" and wm.sampler_steps == 1
     # The world comes from the stores: their name, action spec and state spec.
@@ -267,10 +275,14 @@ def test_train_dynamics_command_releases_and_resumes(latent_data, tmp_path, caps
     # The end-effector integrator reads the actions' physical range from the store; the
     # state-track features are switched on from the StateSpec's roles.
     d = wm.dynamics.cfg
-    assert d.ee_slot == "gripper_pos" and d.state_relative == ["cube_pos", "cylinder_pos"]
-    assert d.keypoints == ["gripper_pos", "cube_pos", "cylinder_pos"] and len(d.camera) == 12
-    assert d.frame_objects == ["cube", "cylinder"] and d.frame_quat == "gripper_quat"
-    assert d.camera == pytest.approx(list(store.state_spec.cameras["front"]))
+    track = d.state_track
+    assert track.integrator.slot == "gripper_pos"
+    assert track.contact.slots == ["cube_pos", "cylinder_pos"]
+    assert track.keypoints.slots == ["gripper_pos", "cube_pos", "cylinder_pos"]
+    assert (
+        track.frame_head.objects == ["cube", "cylinder"] and track.frame_head.quat == "gripper_quat"
+    )
+    assert track.keypoints.camera == pytest.approx(list(store.state_spec.cameras["front"]))
     # Outcome heads (on in conf/dynamics/diffusion.yaml) learn the store's outcome columns.
     # the tiny stores never terminate or succeed: heads only for what the data shows
     assert wm.outcomes == ("reward",) and config["outcomes"] == ["reward"]
@@ -295,7 +307,7 @@ def test_train_dynamics_takes_the_shapes_from_the_data(latent_data, tmp_path, ca
     data, tok_dir = latent_data
     args = [
         "train-dynamics",
-        *[f"dynamics.{k}={v}" for k, v in TINY_DYNAMICS.items()],
+        *TINY_OVERRIDES,
         "dynamics.latent_channels=8",  # the tiny tokenizer's latents have 16 channels
         "dynamics.latent_size=4",  # and an 8x8 grid
         "dynamics.state_dim=5",
@@ -324,7 +336,7 @@ def test_refit_state_track_trains_a_new_track_and_keeps_the_denoiser(latent_data
     common = [f"data={data}", "stores=*", "val_fraction=0.25", "threads=1"]
     train = [
         "train-dynamics",
-        *[f"dynamics.{k}={v}" for k, v in TINY_DYNAMICS.items()],
+        *TINY_OVERRIDES,
         # a release whose track is the state MLP alone: no gripper-frame head from the roles
         "state_features=[integrator,contact,keypoints]",
         "steps=2",
@@ -344,7 +356,9 @@ def test_refit_state_track_trains_a_new_track_and_keeps_the_denoiser(latent_data
     assert set(result) == {"before", "after", "wall_minutes"}
     assert set(result["before"]) == set(result["after"]) and "psnr_next" in result["after"]
     old, new = load_world_model(source), load_world_model(tmp_path / "refit" / "release")
-    assert old.dynamics.frame_head is None and new.dynamics.cfg.frame_objects == ["cube"]
+    assert old.dynamics.frame_head is None and new.dynamics.cfg.state_track.frame_head.objects == [
+        "cube"
+    ]
     assert new.dynamics.frame_head is not None
     old_weights, new_weights = old.dynamics.state_dict(), new.dynamics.state_dict()
     for key, value in old_weights.items():
@@ -366,7 +380,7 @@ def test_refit_state_track_trains_a_new_track_and_keeps_the_denoiser(latent_data
         a if a != f"world_model={source}" else f"world_model={tmp_path / 'refit' / 'release'}"
         for a in again
     ]
-    assert main(again + common + ["frame_objects=[]", "steps=1"]) == 0
+    assert main(again + common + ["frame_head=null", "steps=1"]) == 0
     twice = load_world_model(tmp_path / "again" / "release")
     assert twice.dynamics.frame_head is None
     assert (

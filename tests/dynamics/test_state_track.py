@@ -4,7 +4,7 @@ normalisation, frame generation conditioned on it, and rollouts that carry it.""
 import pytest
 import torch
 
-from cosmos_env.dynamics.config import DynamicsConfig
+from cosmos_env.dynamics.diffusion.config import DiffusionConfig
 from cosmos_env.dynamics.model import STATE_CLIP, LatentDynamics
 from cosmos_env.dynamics.rollout import LatentContext, initial_context, rollout, step_context
 from cosmos_env.dynamics.state_dynamics import StateDynamics
@@ -19,18 +19,20 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def track_model(
     seed: int = 0, state_track: bool = True, perturb: bool = True, **overrides
 ) -> LatentDynamics:
-    cfg = DynamicsConfig(
-        latent_channels=C,
-        latent_size=S,
-        context=K,
-        width=32,
-        depth=1,
-        heads=2,
-        adaln_rank=8,
-        probe_width=8,
-        state_track=state_track,
-        state_width=16,
-        **{"state_spec": SPEC, **overrides},
+    cfg = DiffusionConfig.from_dict(
+        dict(
+            latent_channels=C,
+            latent_size=S,
+            context=K,
+            width=32,
+            depth=1,
+            heads=2,
+            adaln_rank=8,
+            probe_width=8,
+            state_track=state_track,
+            state_width=16,
+            **{"state_spec": SPEC, **overrides},
+        )
     )
     torch.manual_seed(seed)
     model = LatentDynamics(cfg)
@@ -205,20 +207,22 @@ def test_keypoint_maps_peak_where_the_camera_projects_the_points():
 
 def test_keypoint_model_reads_maps_of_the_states():
     camera = [1.0, 0, 0, 0, 0, 1.0, 0, 0, 0, 0, 0, 1.0]
-    cfg = DynamicsConfig(
-        latent_channels=C,
-        latent_size=S,
-        context=K,
-        width=32,
-        depth=1,
-        heads=2,
-        adaln_rank=8,
-        probe_width=8,
-        state_track=True,
-        state_width=16,
-        keypoints=["gripper_pos"],
-        camera=camera,
-        state_spec=SPEC,
+    cfg = DiffusionConfig.from_dict(
+        dict(
+            latent_channels=C,
+            latent_size=S,
+            context=K,
+            width=32,
+            depth=1,
+            heads=2,
+            adaln_rank=8,
+            probe_width=8,
+            state_track=True,
+            state_width=16,
+            keypoints=["gripper_pos"],
+            camera=camera,
+            state_spec=SPEC,
+        )
     )
     assert cfg.keypoint_channels == K + 1
     model = LatentDynamics(cfg)
@@ -226,9 +230,9 @@ def test_keypoint_model_reads_maps_of_the_states():
     assert model.denoiser.net.embed.in_features == (K + 1) * C + K + 1
     assert "projection" not in model.state_dict()  # rebuilt from the config, not the weights
     with pytest.raises(ValueError, match="state_track"):
-        DynamicsConfig(keypoints=["gripper_pos"])
+        DiffusionConfig.from_dict(dict(keypoints=["gripper_pos"]))
     with pytest.raises(ValueError, match="12 numbers"):
-        DynamicsConfig(state_track=True, camera=[1.0, 2.0])
+        DiffusionConfig.from_dict(dict(state_track=True, camera=[1.0, 2.0]))
     losses = model.train().losses(**batch(), generator=torch.Generator().manual_seed(0))
     assert torch.isfinite(losses["diffusion"])
 
@@ -279,33 +283,43 @@ def test_integrator_state_loss_is_zero_on_exact_kinematics():
 
 
 def test_integrator_config_errors_name_the_problem():
-    with pytest.raises(ValueError, match="set state_track=true"):
-        DynamicsConfig(ee_slot="gripper_pos")
+    with pytest.raises(ValueError, match="ee_slot are parts of the state track: set state_track"):
+        DiffusionConfig.from_dict(dict(ee_slot="gripper_pos"))
     with pytest.raises(ValueError, match="one value per action channel"):
-        DynamicsConfig(state_track=True, ee_slot="gripper_pos", action_low=[0.0] * 3)
+        DiffusionConfig.from_dict(
+            dict(state_track=True, ee_slot="gripper_pos", action_low=[0.0] * 3)
+        )
     small = dict(latent_channels=C, latent_size=S, context=K, width=32, depth=1, heads=2)
     with pytest.raises(ValueError, match="physical range"):
         LatentDynamics(
-            DynamicsConfig(**small, state_track=True, ee_slot="gripper_pos", state_spec=SPEC)
+            DiffusionConfig.from_dict(
+                dict(**small, state_track=True, ee_slot="gripper_pos", state_spec=SPEC)
+            )
         )
-    bad = DynamicsConfig(
-        **small,
-        state_track=True,
-        ee_slot="gripper_opening",
-        action_low=LOW,
-        action_high=HIGH,
-        state_spec=SPEC,
+    bad = DiffusionConfig.from_dict(
+        dict(
+            **small,
+            state_track=True,
+            ee_slot="gripper_opening",
+            action_low=LOW,
+            action_high=HIGH,
+            state_spec=SPEC,
+        )
     )
-    with pytest.raises(ValueError, match="ee_slot: slot 'gripper_opening' is 1-d joint"):
+    with pytest.raises(
+        ValueError, match="state_track.integrator: slot 'gripper_opening' is 1-d joint"
+    ):
         LatentDynamics(bad).predict_next_state(torch.zeros(B, K, D), torch.zeros(B, K, A))
     # Slot names mean nothing without the StateSpec they are looked up in.
-    unnamed = DynamicsConfig(
-        **small, state_track=True, ee_slot="gripper_pos", action_low=LOW, action_high=HIGH
+    unnamed = DiffusionConfig.from_dict(
+        dict(**small, state_track=True, ee_slot="gripper_pos", action_low=LOW, action_high=HIGH)
     )
-    with pytest.raises(ValueError, match=r"slots \(ee_slot\) but carries no state_spec"):
+    with pytest.raises(
+        ValueError, match=r"slots \(state_track.integrator\) but carries no state_spec"
+    ):
         LatentDynamics(unnamed)
     with pytest.raises(ValueError, match="state_spec has 36 dims but state_dim is 35"):
-        LatentDynamics(DynamicsConfig(**small, state_dim=35, state_spec=SPEC))
+        LatentDynamics(DiffusionConfig.from_dict(dict(**small, state_dim=35, state_spec=SPEC)))
 
 
 def test_integrator_reads_its_action_channels_from_the_end_effector_role():
@@ -370,5 +384,7 @@ def test_a_track_with_contact_features_reads_where_the_cube_is():
     assert first.shape == (B, D)
     assert not torch.allclose(first, model.predict_next_state(moved, actions))
     model.state_loss(states, actions, b["target_state"]).backward()
-    with pytest.raises(ValueError, match="state_relative offsets are taken from ee_slot"):
-        DynamicsConfig(state_track=True, state_relative=["cube_pos"])
+    with pytest.raises(
+        ValueError, match="contact offsets are taken from the end effector: set the integrator"
+    ):
+        DiffusionConfig.from_dict(dict(state_track=True, state_relative=["cube_pos"]))

@@ -1,1 +1,2 @@
-"""EDM diffusion dynamics: network (DiT), denoiser (EDM scalings and loss), samplers."""
+"""EDM diffusion dynamics: its composed config, network (DiT), denoiser (EDM scalings and
+loss), samplers and model card."""

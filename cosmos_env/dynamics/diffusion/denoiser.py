@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cosmos_env.dynamics.config import DynamicsConfig
+from cosmos_env.dynamics.diffusion.config import DiffusionConfig
 from cosmos_env.dynamics.diffusion.network import DiT
 
 
@@ -17,16 +17,16 @@ class Denoiser(nn.Module):
     ``x`` (B, C, h, w), ``context`` (B, K, C, h, w); ``actions`` (B, K, A) in [-1, 1].
     """
 
-    def __init__(self, cfg: DynamicsConfig) -> None:
+    def __init__(self, cfg: DiffusionConfig) -> None:
         super().__init__()
-        self.cfg = cfg
+        self.edm = cfg.edm
         self.net = DiT(cfg)
 
     def scalings(self, sigma: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(c_skip, c_out, c_in, c_noise) for sigma (B,), each (B,)."""
-        sd2 = self.cfg.sigma_data**2
+        sd2 = self.edm.sigma_data**2
         c_skip = sd2 / (sigma**2 + sd2)
-        c_out = sigma * self.cfg.sigma_data / (sigma**2 + sd2).sqrt()
+        c_out = sigma * self.edm.sigma_data / (sigma**2 + sd2).sqrt()
         c_in = 1 / (sigma**2 + sd2).sqrt()
         c_noise = sigma.log() / 4
         return c_skip, c_out, c_in, c_noise
@@ -49,7 +49,7 @@ class Denoiser(nn.Module):
     def sample_sigma(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Log-normal training sigmas (n,)."""
         z = torch.randn(n, generator=generator)
-        return (self.cfg.p_mean + self.cfg.p_std * z).exp()
+        return (self.edm.p_mean + self.edm.p_std * z).exp()
 
     def loss(
         self,
@@ -71,9 +71,9 @@ class Denoiser(nn.Module):
         sigma = self.sample_sigma(b, generator)
         c_skip, c_out, c_in, c_noise = (s[:, None, None, None] for s in self.scalings(sigma))
         noisy = target + sigma[:, None, None, None] * torch.randn(target.shape, generator=generator)
-        ctx_std = self.cfg.context_noise * torch.rand(b, 1, 1, 1, 1, generator=generator)
+        ctx_std = self.edm.context_noise * torch.rand(b, 1, 1, 1, 1, generator=generator)
         context = context + ctx_std * torch.randn(context.shape, generator=generator)
-        mask = torch.rand(b, generator=generator) >= self.cfg.action_dropout
+        mask = torch.rand(b, generator=generator) >= self.edm.action_dropout
         f = self.net(noisy * c_in, c_noise.flatten(), context, actions, mask, states, maps)
         effective_target = (target - c_skip * noisy) / c_out
         return (f.float() - effective_target).pow(2).mean()

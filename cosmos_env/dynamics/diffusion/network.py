@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cosmos_env.dynamics.action_embedding import ActionEmbedding
-from cosmos_env.dynamics.config import DynamicsConfig
+from cosmos_env.dynamics.diffusion.config import DiffusionConfig
 
 
 class NoiseEmbedding(nn.Module):
@@ -122,10 +122,11 @@ class DiT(nn.Module):
     ``maps`` (B, M, h, w) their keypoint maps, read with the frames (keypoint models only).
     """
 
-    def __init__(self, cfg: DynamicsConfig) -> None:
+    def __init__(self, cfg: DiffusionConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        d, p, c = cfg.width, cfg.patch, cfg.latent_channels
+        net = cfg.net
+        d, p, c = net.width, net.patch, cfg.latent_channels
         self.embed = nn.Linear(((cfg.context + 1) * c + cfg.keypoint_channels) * p * p, d)
         side = cfg.latent_size // p
         # Factorised position embedding: a row term plus a column term.
@@ -137,11 +138,13 @@ class DiT(nn.Module):
         # The state track conditions the same two ways, on the K context states and the
         # next frame's state.
         self.state_embedding = (
-            ActionEmbedding(cfg.state_dim, cfg.context + 1, d, 6 * d) if cfg.state_track else None
+            ActionEmbedding(cfg.state_dim, cfg.context + 1, d, 6 * d)
+            if cfg.state_track is not None
+            else None
         )
         self.blocks = nn.ModuleList(
-            DiTBlock(d, cfg.heads, cfg.mlp_ratio, cfg.adaln_rank, side if cfg.conv_mlp else 0)
-            for _ in range(cfg.depth)
+            DiTBlock(d, net.heads, net.mlp_ratio, net.adaln_rank, side if net.conv_mlp else 0)
+            for _ in range(net.depth)
         )
         self.final_norm = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
         self.final_adaln = nn.Sequential(nn.SiLU(), nn.Linear(d, 2 * d))
@@ -161,7 +164,7 @@ class DiT(nn.Module):
         maps: torch.Tensor | None = None,
     ) -> torch.Tensor:
         b, c, h, w = x.shape
-        p = self.cfg.patch
+        p = self.cfg.net.patch
         planes = [context.flatten(1, 2), x]
         if self.cfg.keypoint_channels:
             if maps is None:
