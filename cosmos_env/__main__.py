@@ -62,17 +62,18 @@ def _raw(target: str) -> Callable:
 
 def _train_dynamics(overrides: list[str]) -> int:
     """``train-dynamics``: the config group ``dynamics=`` picks the backend's trainer."""
+    from cosmos_env.dynamics.backends import get_backend
+
     cfg = train_dynamics_config(overrides)
-    ar = "dynamics=ar" in overrides
-    trainer = TRAINERS["ar" if ar else "diffusion"]
-    print(json.dumps(_target(trainer)(cfg), indent=2))
+    trainer = get_backend(_chosen_backend(overrides)).load("trainer")
+    print(json.dumps(trainer(cfg), indent=2))
     return 0
 
 
-TRAINERS = {
-    "diffusion": "cosmos_env.dynamics.train:train_dynamics",
-    "ar": "cosmos_env.dynamics.autoregressive.train:train_ar",
-}
+def _chosen_backend(overrides: list[str]) -> str:
+    """The ``dynamics=NAME`` group choice among the overrides; "diffusion" without one."""
+    chosen = [o.split("=", 1)[1] for o in overrides if o.startswith("dynamics=")]
+    return chosen[-1] if chosen else "diffusion"
 
 
 def _machine(overrides: list[str]) -> int:
@@ -118,7 +119,9 @@ COMMANDS: dict[str, Command] = {
     "refit-state-track": Command(
         "train a diffusion model's state track anew (world_model=NAME data=PATH)",
         _hydra(
-            "refit_state", "RefitStateConfig", "cosmos_env.dynamics.refit_state:refit_state_track"
+            "refit_state",
+            "RefitStateConfig",
+            "cosmos_env.dynamics.diffusion.refit_state:refit_state_track",
         ),
     ),
     "make-world-model": Command(
@@ -166,11 +169,11 @@ def train_dynamics_config(overrides: list[str]) -> TrainDynamicsConfig | TrainAR
     """The ``train-dynamics`` config: ``TrainARConfig`` composed from ``conf/train_ar.yaml``
     (DI8x8 tokens and the AR model's training defaults) when the overrides select
     ``dynamics=ar``, else ``TrainDynamicsConfig`` from ``conf/train_dynamics.yaml``."""
-    from cosmos_env.config import TrainARConfig, TrainDynamicsConfig, load_config
+    from cosmos_env.config import load_config
+    from cosmos_env.dynamics.backends import get_backend
 
-    if "dynamics=ar" in overrides:
-        return load_config("train_ar", TrainARConfig, overrides, TOKENIZER)
-    return load_config("train_dynamics", TrainDynamicsConfig, overrides, TOKENIZER)
+    backend = get_backend(_chosen_backend(overrides))
+    return load_config(backend.train_conf, backend.load("train_config"), overrides, TOKENIZER)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -180,7 +180,7 @@ class TrainARConfig:
 @dataclass
 class RefitStateConfig:
     """``refit-state-track``: train a released diffusion world model's state track anew
-    (``dynamics/refit_state.py``); ``frame_head`` sets the new track's gripper-frame
+    (``dynamics/diffusion/refit_state.py``); ``frame_head`` sets the new track's gripper-frame
     head (``[]``: the state MLP alone)."""
 
     world_model: str = "diffusion-push"  # shipped name or release directory

@@ -83,7 +83,7 @@ def _tokenizer(cfg: MakeWorldModelConfig, data: Path, out: Path, log: dict) -> s
 def _dynamics(cfg: MakeWorldModelConfig, data: Path, tokenizer: str, out: Path) -> Path:
     release = out / "release"
     if not (release / "config.json").exists():
-        from cosmos_env.dynamics.train import train_dynamics
+        from cosmos_env.dynamics.diffusion.train import train_dynamics
 
         overrides = [f"data={data}", "stores=*", f"out={out}", f"tokenizer={tokenizer}"]
         overrides += [f"max_minutes={cfg.budget_minutes}", f"seed={cfg.seed}"]

@@ -54,7 +54,7 @@ def _train_dynamics(cfg: RetrainConfig, data: Path, tokenizer: Path, out: Path) 
     if not (release / "config.json").exists():
         overrides = [f"data={data}", f"out={out}", f"max_minutes={cfg.dynamics_minutes}"]
         overrides += [f"tokenizer={tokenizer}", f"seed={cfg.seed}", "stores=push-*"]
-        from cosmos_env.dynamics.train import train_dynamics
+        from cosmos_env.dynamics.diffusion.train import train_dynamics
 
         plain = ("tokenizer",)
         train_dynamics(load_config("train_dynamics", TrainDynamicsConfig, overrides, plain))

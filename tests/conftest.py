@@ -22,7 +22,7 @@ def make_tiny_world_model(directory, seed: int = 0, state_track: bool = True):
     with it (with a state track, as the shipped model, unless ``state_track`` is False),
     released under ``directory``; returns the dynamics release directory."""
     from cosmos_env.dynamics.diffusion.config import DiffusionConfig
-    from cosmos_env.dynamics.model import LatentDynamics
+    from cosmos_env.dynamics.diffusion.model import LatentDynamics
     from cosmos_env.dynamics.release import save_world_model
     from cosmos_env.tokenizer import Tokenizer, TokenizerConfig
     from cosmos_env.tokenizer.release import load_tokenizer, save_tokenizer

@@ -8,8 +8,9 @@ import numpy as np
 import torch
 
 from cosmos_env.dynamics.data import LatentEpisodes, WindowBatcher
-from cosmos_env.dynamics.model import LatentDynamics, state_spec_of
+from cosmos_env.dynamics.diffusion.model import LatentDynamics
 from cosmos_env.dynamics.rollout import rollout
+from cosmos_env.dynamics.state_features import config_state_spec
 from cosmos_env.eval.metrics import position_errors_cm, psnr
 from cosmos_env.tokenizer.model import Tokenizer
 
@@ -27,7 +28,7 @@ def position_error_cm(pred: torch.Tensor, true: torch.Tensor, index: slice) -> f
 def named_positions(model) -> dict[str, slice]:
     """The StateSpec's named positions (``StateSpec.named_positions``) of ``model``'s
     config (either backend)."""
-    return state_spec_of(model.cfg).named_positions()
+    return config_state_spec(model.cfg).named_positions()
 
 
 def state_scores(model, pred: torch.Tensor, true: torch.Tensor, prefix: str) -> dict[str, float]:

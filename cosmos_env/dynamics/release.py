@@ -18,11 +18,10 @@ import torch
 
 from cosmos_env import checkpoint
 from cosmos_env.data.world import WorldInfo, store_world
-from cosmos_env.dynamics.autoregressive.config import ARConfig
 from cosmos_env.dynamics.autoregressive.model import TokenDynamics
+from cosmos_env.dynamics.backends import backend_of_kind, get_backend
 from cosmos_env.dynamics.data import held_out_reset_frames
-from cosmos_env.dynamics.diffusion.config import DiffusionConfig
-from cosmos_env.dynamics.model import LatentDynamics
+from cosmos_env.dynamics.diffusion.model import LatentDynamics
 from cosmos_env.eval.metrics import to_uint8, to_unit
 from cosmos_env.tokenizer.model import Tokenizer
 from cosmos_env.tokenizer.release import decode_frames, encode_frames, load_tokenizer
@@ -31,14 +30,7 @@ if TYPE_CHECKING:
     from cosmos_env.config import TrainARConfig, TrainDynamicsConfig
 
 DEFAULT_WORLD_MODEL = "diffusion-push"
-# World-model backends (``backend=`` of the envs) and the dynamics kind each one loads.
-BACKENDS = {"diffusion": "diffusion", "ar": "autoregressive"}
 RESET_FILE = "reset_frames.npz"
-# config.json's dynamics.kind -> (config class, model class)
-_KINDS = {
-    "diffusion": (DiffusionConfig, LatentDynamics),
-    "autoregressive": (ARConfig, TokenDynamics),
-}
 
 
 @dataclass
@@ -99,15 +91,14 @@ def shipped_catalogue() -> dict[str, dict[str, str]]:
         if "dynamics" not in raw or "world" not in raw:
             continue
         kind = raw["dynamics"].get("kind", "diffusion")
-        backend = next(b for b, k in BACKENDS.items() if k == kind)
+        backend = backend_of_kind(kind).name
         catalogue.setdefault(raw["world"]["name"], {})[backend] = config.parent.name
     return catalogue
 
 
 def default_checkpoint(backend: str, world: str) -> str:
     """The shipped checkpoint of ``backend`` for the world named ``world``."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend {backend!r} unknown; choose from {sorted(BACKENDS)}")
+    get_backend(backend)  # a ValueError naming the known ones
     shipped = shipped_catalogue()
     if world not in shipped:
         raise ValueError(
@@ -162,11 +153,11 @@ def load_world_model(
             f"{directory}/config.json has no 'dynamics' section: not a world-model checkpoint"
         )
     kind = raw["dynamics"].get("kind", "diffusion")
-    if kind not in _KINDS:
-        raise checkpoint.CheckpointError(
-            f"{directory}/config.json has dynamics kind {kind!r}; known: {sorted(_KINDS)}"
-        )
-    config_class, model_class = _KINDS[kind]
+    try:
+        backend = backend_of_kind(kind)
+    except KeyError as e:
+        raise checkpoint.CheckpointError(f"{directory}/config.json has {e.args[0]}") from e
+    config_class, model_class = backend.load("config"), backend.load("model")
     if "world" not in raw:
         raise checkpoint.CheckpointError(
             f"{directory}/config.json has no 'world' section (the world, its action and state "

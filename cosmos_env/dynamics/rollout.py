@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from cosmos_env.dynamics.model import LatentDynamics
+from cosmos_env.dynamics.diffusion.model import LatentDynamics
 
 
 def _pad_front(x: torch.Tensor, length: int) -> torch.Tensor:

@@ -24,6 +24,25 @@ from cosmos_env.dynamics.diffusion.config import (
 FEATURES = ("integrator", "contact", "keypoints", "frame_head")
 
 
+def config_state_spec(cfg) -> StateSpec:
+    """The StateSpec a dynamics config carries; a flat one (s0, s1, ...) when it has none,
+    which serves every feature that names no slot."""
+    if cfg.state_spec:
+        spec = StateSpec.from_dict(cfg.state_spec)
+        if spec.dim != cfg.state_dim:
+            raise ValueError(f"state_spec has {spec.dim} dims but state_dim is {cfg.state_dim}")
+        return spec
+    track = getattr(cfg, "state_track", None)
+    parts = ("integrator", "contact", "keypoints", "frame_head")
+    named = [f"state_track.{n}" for n in parts if track and getattr(track, n)]
+    if named:
+        raise ValueError(
+            f"the dynamics config names state slots ({', '.join(named)}) but carries no "
+            "state_spec to find them in; train-dynamics fills it in from the store"
+        )
+    return StateSpec.flat([f"s{i}" for i in range(cfg.state_dim)])
+
+
 def moving_objects(spec: StateSpec, states: np.ndarray) -> list[str]:
     """The spec's objects whose position varies in ``states`` (N, S): an object slot a
     scene leaves empty (all zeros) is no neighbour to learn contact with."""

@@ -13,7 +13,8 @@ import torch
 from cosmos_env.checkpoint import CheckpointError
 from cosmos_env.data.held_out import held_out_first_frames
 from cosmos_env.data.world import World, load_world
-from cosmos_env.dynamics.release import BACKENDS, WorldModel, default_checkpoint, load_world_model
+from cosmos_env.dynamics.backends import get_backend
+from cosmos_env.dynamics.release import WorldModel, default_checkpoint, load_world_model
 from cosmos_env.dynamics.rollout import initial_context, step_context
 from cosmos_env.envs.resets import RESET_SOURCES, SimResets, check_frames, check_states
 from cosmos_env.envs.scoring import Scorer
@@ -39,8 +40,7 @@ def env_world_model(
     """The world model an env runs: ``checkpoint`` if given, else the shipped one of
     ``backend`` (default "diffusion") for the world named ``world``. A checkpoint of another
     kind than the requested backend, or of another world than ``world``, is refused."""
-    if backend is not None and backend not in BACKENDS:
-        raise ValueError(f"backend={backend!r} unknown; choose one of {sorted(BACKENDS)}")
+    wanted = get_backend(backend) if backend is not None else None  # refuses unknown names
     if checkpoint is None:
         if world is None:
             raise ValueError(
@@ -50,10 +50,10 @@ def env_world_model(
         checkpoint = default_checkpoint(backend or "diffusion", world)
     wm = shared_world_model(str(checkpoint), tokenizer)
     kind = getattr(wm.dynamics.cfg, "kind", "diffusion")
-    if backend is not None and BACKENDS[backend] != kind:
+    if wanted is not None and wanted.kind != kind:
         raise ValueError(
             f"backend={backend!r} but checkpoint {wm.source} is a {kind} model; pass a "
-            f"{BACKENDS[backend]} checkpoint or leave out one of the two"
+            f"{wanted.kind} checkpoint or leave out one of the two"
         )
     if world is not None and wm.world.name != world:
         raise ValueError(

@@ -7,7 +7,7 @@ import torch
 
 from cosmos_env.dynamics.data import LatentEpisodes, WindowBatcher, window_rows
 from cosmos_env.dynamics.diffusion.config import DiffusionConfig
-from cosmos_env.dynamics.model import LatentDynamics
+from cosmos_env.dynamics.diffusion.model import LatentDynamics
 from cosmos_env.dynamics.rollout import LatentContext, rollout
 
 C, S, A = 2, 4, 7

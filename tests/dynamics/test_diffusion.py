@@ -8,6 +8,7 @@ import torch
 
 from cosmos_env.dynamics.diffusion.config import DiffusionConfig
 from cosmos_env.dynamics.diffusion.denoiser import Denoiser
+from cosmos_env.dynamics.diffusion.model import LatentDynamics
 from cosmos_env.dynamics.diffusion.network import DiT
 from cosmos_env.dynamics.diffusion.samplers import (
     get_sampler,
@@ -16,7 +17,6 @@ from cosmos_env.dynamics.diffusion.samplers import (
     sample_euler,
     sample_heun,
 )
-from cosmos_env.dynamics.model import LatentDynamics
 
 B, C, S, K, A = 3, 4, 4, 2, 7  # batch, latent channels, latent side, context, action dim
 

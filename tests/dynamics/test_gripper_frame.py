@@ -14,8 +14,8 @@ from cosmos_env.dynamics.diffusion.config import (
     IntegratorConfig,
     StateTrackConfig,
 )
+from cosmos_env.dynamics.diffusion.model import LatentDynamics
 from cosmos_env.dynamics.gripper_frame import GripperFrameHead, rotate_xy, yaw
-from cosmos_env.dynamics.model import LatentDynamics
 from cosmos_env.sim import state_layout as sl
 
 K, A, D = 3, 7, 36

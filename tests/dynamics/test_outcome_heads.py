@@ -15,7 +15,7 @@ from cosmos_env.dynamics.diffusion.config import (
     FrameHeadConfig,
     IntegratorConfig,
 )
-from cosmos_env.dynamics.model import LatentDynamics
+from cosmos_env.dynamics.diffusion.model import LatentDynamics
 from cosmos_env.dynamics.outcome_heads import OUTCOMES, OutcomeHeads
 from cosmos_env.dynamics.state_features import FEATURES, moving_objects, resolve_state_features
 from cosmos_env.sim import state_layout as sl

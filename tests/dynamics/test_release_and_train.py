@@ -14,7 +14,7 @@ from cosmos_env.data.state_spec import StateSpec
 from cosmos_env.data.world import WorldInfo
 from cosmos_env.dynamics.data import load_latent_episodes, select_stores
 from cosmos_env.dynamics.diffusion.config import DiffusionConfig
-from cosmos_env.dynamics.model import LatentDynamics
+from cosmos_env.dynamics.diffusion.model import LatentDynamics
 from cosmos_env.dynamics.release import load_world_model, save_world_model
 from cosmos_env.generate import generate
 from cosmos_env.tokenizer import Tokenizer, TokenizerConfig

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from cosmos_env.dynamics.diffusion.config import DiffusionConfig
-from cosmos_env.dynamics.model import STATE_CLIP, LatentDynamics
+from cosmos_env.dynamics.diffusion.model import STATE_CLIP, LatentDynamics
 from cosmos_env.dynamics.rollout import LatentContext, initial_context, rollout, step_context
 from cosmos_env.dynamics.state_dynamics import StateDynamics
 from cosmos_env.sim.state_layout import tabletop_state_spec

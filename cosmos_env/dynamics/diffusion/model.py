@@ -7,7 +7,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cosmos_env.data.state_spec import StateSpec
 from cosmos_env.dynamics.diffusion.config import DiffusionConfig
 from cosmos_env.dynamics.diffusion.denoiser import Denoiser
 from cosmos_env.dynamics.diffusion.samplers import SAMPLERS, get_sampler, guided, karras_sigmas
@@ -20,30 +19,12 @@ from cosmos_env.dynamics.state_dynamics import (
     contact_features,
     integrate_end_effector,
 )
+from cosmos_env.dynamics.state_features import config_state_spec
 from cosmos_env.dynamics.state_probe import StateProbe
 
 # Standardised states are clipped here before they condition anything: a probe reading far
 # outside the training range must not blow up the embeddings.
 STATE_CLIP = 8.0
-
-
-def state_spec_of(cfg) -> StateSpec:
-    """The StateSpec a dynamics config carries; a flat one (s0, s1, ...) when it has none,
-    which serves every feature that names no slot."""
-    if cfg.state_spec:
-        spec = StateSpec.from_dict(cfg.state_spec)
-        if spec.dim != cfg.state_dim:
-            raise ValueError(f"state_spec has {spec.dim} dims but state_dim is {cfg.state_dim}")
-        return spec
-    track = getattr(cfg, "state_track", None)
-    parts = ("integrator", "contact", "keypoints", "frame_head")
-    named = [f"state_track.{n}" for n in parts if track and getattr(track, n)]
-    if named:
-        raise ValueError(
-            f"the dynamics config names state slots ({', '.join(named)}) but carries no "
-            "state_spec to find them in; train-dynamics fills it in from the store"
-        )
-    return StateSpec.flat([f"s{i}" for i in range(cfg.state_dim)])
 
 
 class LatentDynamics(nn.Module):
@@ -75,7 +56,7 @@ class LatentDynamics(nn.Module):
         self.register_buffer("state_std", torch.ones(s))
         self.state_dynamics = None
         self.contact_slots: list[slice] = []
-        spec = self.spec = state_spec_of(cfg)
+        spec = self.spec = config_state_spec(cfg)
         track = cfg.state_track
         self.ee_slot = track.integrator.slot if track and track.integrator else ""
         if track:

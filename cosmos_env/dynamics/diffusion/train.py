@@ -23,8 +23,8 @@ from cosmos_env.dynamics.data import (
     select_stores,
 )
 from cosmos_env.dynamics.diffusion.card import diffusion_card
+from cosmos_env.dynamics.diffusion.model import LatentDynamics
 from cosmos_env.dynamics.evaluate import evaluate_dynamics
-from cosmos_env.dynamics.model import LatentDynamics
 from cosmos_env.dynamics.release import release_training_run
 from cosmos_env.dynamics.state_features import resolve_state_features
 from cosmos_env.precision import autocast
