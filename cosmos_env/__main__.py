@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from cosmos_env.config import TrainARConfig, TrainDynamicsConfig
+    from cosmos_env.dynamics.autoregressive.train_config import TrainARConfig
+    from cosmos_env.dynamics.diffusion.train_config import TrainDynamicsConfig
 
 
 @dataclass(frozen=True)
@@ -34,13 +35,15 @@ def _target(path: str) -> Callable:
 
 
 def _hydra(conf: str, schema: str, target: str, plain=(), show: bool = True) -> Callable:
-    """A command that composes ``conf/<conf>.yaml`` into ``config.<schema>`` with the
+    """A command that composes ``conf/<conf>.yaml`` into ``schema`` (a class of
+    ``cosmos_env.config``, or ``module:Class`` for one that lives beside its command) with the
     overrides, runs ``target(cfg)`` and prints its result as JSON (unless ``show`` is off)."""
 
     def run(overrides: list[str]) -> int:
         from cosmos_env import config
 
-        cfg = config.load_config(conf, getattr(config, schema), overrides, plain)
+        classes = _target(schema) if ":" in schema else getattr(config, schema)
+        cfg = config.load_config(conf, classes, overrides, plain)
         result = _target(target)(cfg)
         if show:
             print(json.dumps(result, indent=2))
@@ -105,7 +108,9 @@ COMMANDS: dict[str, Command] = {
     "train-tokenizer": Command(
         "train a causal video tokenizer (tokenizer=CI8x8 data=PATH [init=NAME])",
         _hydra(
-            "train_tokenizer", "TrainTokenizerConfig", "cosmos_env.tokenizer.train:train_tokenizer"
+            "train_tokenizer",
+            "cosmos_env.tokenizer.train_config:TrainTokenizerConfig",
+            "cosmos_env.tokenizer.train:train_tokenizer",
         ),
     ),
     "encode": Command(
@@ -120,7 +125,7 @@ COMMANDS: dict[str, Command] = {
         "train a diffusion model's state track anew (world_model=NAME data=PATH)",
         _hydra(
             "refit_state",
-            "RefitStateConfig",
+            "cosmos_env.dynamics.diffusion.train_config:RefitStateConfig",
             "cosmos_env.dynamics.diffusion.refit_state:refit_state_track",
         ),
     ),

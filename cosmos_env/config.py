@@ -9,10 +9,7 @@ from typing import Any, TypeVar
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from cosmos_env.dynamics.autoregressive.config import ARConfig
-from cosmos_env.dynamics.diffusion.config import DiffusionConfig, FrameHeadConfig
 from cosmos_env.precision import resolve_amp
-from cosmos_env.tokenizer.config import TokenizerConfig
 
 T = TypeVar("T")
 
@@ -72,133 +69,11 @@ class DemoConfig:
 
 
 @dataclass
-class TrainTokenizerConfig:
-    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
-    data: str = "datasets/tabletop/data"
-    out: str = "outputs/tokenizers/CI8x8"
-    init: str | None = None  # a released tokenizer (name or directory) to fine-tune from
-    steps: int = 10000
-    max_minutes: float = 27.0  # stop early (and release) when the wall-clock budget is spent
-    batch_size: int = 64
-    clip_frames: int = 1  # 1 for image tokenizers; 1 + k * temporal_factor for video
-    lr: float = 2e-3
-    warmup_steps: int = 200
-    weight_decay: float = 0.0
-    ema_decay: float = 0.999
-    grad_weight: float = 0.5  # image-gradient (structural) loss
-    mse_weight: float = 10.0
-    temporal_weight: float = 0.5  # temporal-difference loss (video only)
-    amp: Any = "auto"  # "auto" | true | false: bf16 autocast ("auto": where the CPU has it)
-    eval_every: int = 500
-    save_every: int = 500
-    eval_frames: int = 256
-    val_fraction: float = 0.1
-    seed: int = 0
-    threads: int = 0  # 0 = torch's default (all cores)
-    resume: bool = True
-
-
-@dataclass
 class EncodeConfig:
     tokenizer: str = "CI8x8"  # shipped name or checkpoint directory
     data: str = "datasets/tabletop/data"
     batch_size: int = 256
     overwrite: bool = False
-
-
-@dataclass
-class TrainDynamicsConfig:
-    dynamics: DiffusionConfig = field(default_factory=DiffusionConfig)
-    tokenizer: str = "CI8x8"  # shipped name or release directory; its latents must be cached
-    data: str = "datasets/tabletop/data"
-    stores: str = "push-*"  # glob over the store directory names under `data`
-    out: str = "outputs/dynamics/diffusion-push"
-    # State-track features to switch on where the stores' StateSpec roles allow them
-    # (dynamics/state_features.py); slots the dynamics config names explicitly win.
-    state_features: list[str] = field(
-        default_factory=lambda: ["integrator", "contact", "keypoints", "frame_head"]
-    )
-    outcome_weight: float = 1.0  # weight of the outcome heads' loss
-    steps: int = 20000
-    max_minutes: float = 30.0  # stop early (and release) when the wall-clock budget is spent
-    batch_size: int = 64
-    lr: float = 1e-3
-    warmup_steps: int = 200
-    weight_decay: float = 0.01
-    ema_decay: float = 0.999
-    probe_weight: float = 1.0
-    early_fraction: float = 0.25  # share of each batch from the first early_steps of episodes
-    early_steps: int = 16
-    unroll_fraction: float = 0.0  # share of batches predicted from the model's own last frame
-    state_batch: int = 0  # extra state-only windows per step for the state track (0: none)
-    amp: Any = "auto"  # "auto" | true | false: bf16 autocast ("auto": where the CPU has it)
-    sampler: str = "euler"  # the release's default sampler and steps
-    sampler_steps: int = 1
-    eval_every: int = 500
-    save_every: int = 500
-    eval_windows: int = 512
-    val_fraction: float = 0.1
-    reset_frames: int = 128  # held-out first frames shipped for the env's default reset
-    seed: int = 0
-    threads: int = 0
-    resume: bool = True
-
-
-@dataclass
-class TrainARConfig:
-    """``train-dynamics dynamics=ar``: the autoregressive world model on cached tokens."""
-
-    dynamics: ARConfig = field(default_factory=ARConfig)
-    tokenizer: str = "DI8x8"  # a discrete tokenizer (name or release); its tokens cached
-    data: str = "datasets/tabletop/data"
-    stores: str = "push-*"  # glob over the store directory names under `data`
-    out: str = "outputs/dynamics/ar-push"
-    steps: int = 20000
-    max_minutes: float = 45.0  # stop early (and release) when the wall-clock budget is spent
-    batch_size: int = 32
-    lr: float = 6e-4
-    warmup_steps: int = 200
-    weight_decay: float = 0.1  # on matrices and embeddings only
-    ema_decay: float = 0.999
-    parallel_weight: float = 1.0  # MaskGIT loss beside the teacher-forced one, same batch
-    probe_weight: float = 1.0
-    early_fraction: float = 0.25  # share of each batch from the first early_steps of episodes
-    early_steps: int = 16
-    amp: Any = "auto"  # "auto" | true | false: bf16 autocast ("auto": where the CPU has it)
-    sampler: str = "parallel"  # the release's default decoder: parallel | autoregressive
-    sampler_steps: int = 8  # MaskGIT passes per frame (parallel)
-    eval_every: int = 500
-    save_every: int = 500
-    eval_windows: int = 512
-    val_fraction: float = 0.1
-    reset_frames: int = 128  # held-out first frames shipped for the env's default reset
-    seed: int = 0
-    threads: int = 0
-    resume: bool = True
-
-
-@dataclass
-class RefitStateConfig:
-    """``refit-state-track``: train a released diffusion world model's state track anew
-    (``dynamics/diffusion/refit_state.py``); ``frame_head`` sets the new track's gripper-frame
-    head (``[]``: the state MLP alone)."""
-
-    world_model: str = "diffusion-push"  # shipped name or release directory
-    data: str = "datasets/tabletop/data"  # the stores the world model was trained on
-    stores: str = "push-*"
-    out: str = "outputs/dynamics/refit-state"
-    frame_head: FrameHeadConfig | None = field(
-        default_factory=lambda: FrameHeadConfig(["cube"], "gripper_quat")
-    )
-    steps: int = 6000
-    batch_size: int = 512
-    lr: float = 1e-3
-    warmup_steps: int = 200
-    weight_decay: float = 0.01
-    eval_windows: int = 512
-    val_fraction: float = 0.1  # as the world model's training: the same held-out episodes
-    seed: int = 0
-    threads: int = 0
 
 
 @dataclass

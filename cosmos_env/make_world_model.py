@@ -18,18 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cosmos_env.config import (
-    GenerateConfig,
-    MakeWorldModelConfig,
-    TrainDynamicsConfig,
-    TrainTokenizerConfig,
-    load_config,
-)
+from cosmos_env.config import GenerateConfig, MakeWorldModelConfig, load_config
 from cosmos_env.data.store import EpisodeStore, StoreError
+from cosmos_env.dynamics.diffusion.train_config import TrainDynamicsConfig
 from cosmos_env.tokenizer.cache import encode_store
 from cosmos_env.tokenizer.data import load_clips, store_paths
 from cosmos_env.tokenizer.release import load_tokenizer
 from cosmos_env.tokenizer.train import evaluate as tokenizer_scores
+from cosmos_env.tokenizer.train_config import TrainTokenizerConfig
 
 GENERATE_KEYS = ("task", "env_id", "policy", "image_size", "max_steps", "workers", "camera")
 

@@ -9,18 +9,14 @@ import json
 import time
 from pathlib import Path
 
-from cosmos_env.config import (
-    GenerateConfig,
-    RetrainConfig,
-    TrainDynamicsConfig,
-    TrainTokenizerConfig,
-    load_config,
-)
+from cosmos_env.config import GenerateConfig, RetrainConfig, load_config
 from cosmos_env.data.store import EpisodeStore, StoreError
+from cosmos_env.dynamics.diffusion.train_config import TrainDynamicsConfig
 from cosmos_env.generate import generate
 from cosmos_env.tokenizer.cache import encode_store
 from cosmos_env.tokenizer.data import store_paths
 from cosmos_env.tokenizer.release import load_tokenizer
+from cosmos_env.tokenizer.train_config import TrainTokenizerConfig
 
 
 def _generate_stores(cfg: RetrainConfig, data: Path) -> None:

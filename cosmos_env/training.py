@@ -53,6 +53,38 @@ def file_logger(name: str, out: Path) -> logging.Logger:
     return log
 
 
+class Board:
+    """TensorBoard event files in ``out/tensorboard``, beside ``train.log``: scalars per
+    step and sample frames at evaluations (``tensorboard --logdir OUT``). The writer opens
+    on first use, so a run that logs nothing leaves no directory."""
+
+    def __init__(self, out: Path) -> None:
+        self.directory = Path(out) / "tensorboard"
+        self._writer = None
+
+    def _open(self):
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.directory))
+        return self._writer
+
+    def scalars(self, step: int, values: dict[str, float], group: str = "train") -> None:
+        """``values`` (name -> number or 0-d tensor) at ``step`` under ``group/name``."""
+        writer = self._open()
+        for name, value in values.items():
+            writer.add_scalar(f"{group}/{name}", float(value), step)
+
+    def frames(self, step: int, tag: str, frames: torch.Tensor) -> None:
+        """A row of sample frames, uint8 (N, H, W, 3), at ``step``."""
+        self._open().add_images(tag, frames.permute(0, 3, 1, 2).contiguous(), step)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
 def fit_machine(threads: int, amp: AmpSetting, log: logging.Logger) -> bool:
     """Torch threads for this machine (``threads``, or 0 for the usable cores) and the
     resolved bf16 autocast choice of ``amp``, both written to the log; returns the latter."""

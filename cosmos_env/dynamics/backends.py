@@ -38,7 +38,7 @@ BACKENDS: dict[str, Backend] = {
         "cosmos_env.dynamics.diffusion.config:DiffusionConfig",
         "cosmos_env.dynamics.diffusion.model:LatentDynamics",
         "cosmos_env.dynamics.diffusion.train:train_dynamics",
-        "cosmos_env.config:TrainDynamicsConfig",
+        "cosmos_env.dynamics.diffusion.train_config:TrainDynamicsConfig",
         "train_dynamics",
     ),
     "ar": Backend(
@@ -47,7 +47,7 @@ BACKENDS: dict[str, Backend] = {
         "cosmos_env.dynamics.autoregressive.config:ARConfig",
         "cosmos_env.dynamics.autoregressive.model:TokenDynamics",
         "cosmos_env.dynamics.autoregressive.train:train_ar",
-        "cosmos_env.config:TrainARConfig",
+        "cosmos_env.dynamics.autoregressive.train_config:TrainARConfig",
         "train_ar",
     ),
 }

@@ -11,7 +11,7 @@ from cosmos_env.dynamics.data import LatentEpisodes, WindowBatcher
 from cosmos_env.dynamics.diffusion.model import LatentDynamics
 from cosmos_env.dynamics.rollout import rollout
 from cosmos_env.dynamics.state_features import config_state_spec
-from cosmos_env.eval.metrics import position_errors_cm, psnr
+from cosmos_env.eval.metrics import position_errors_cm, psnr, to_uint8
 from cosmos_env.tokenizer.model import Tokenizer
 
 
@@ -52,8 +52,11 @@ def evaluate_dynamics(
     steps: int,
     horizon: int = 16,
     n_rollouts: int = 32,
+    samples: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, float]:
-    """Scores on held-out episodes with a fixed generator (comparable across evals)."""
+    """Scores on held-out episodes with a fixed generator (comparable across evals). A
+    ``samples`` dict receives "rollout": the first open-loop rollout's frames beside the
+    truth's, uint8 (2 * horizon, H, W, 3) (truth first), for the training board."""
     model.eval()
     gen = torch.Generator().manual_seed(0)
     batcher = WindowBatcher(val, model.cfg.context)
@@ -88,6 +91,9 @@ def evaluate_dynamics(
         )
         last_pred = _decode(tokenizer, pred_roll[:, -1])
         last_true = _decode(tokenizer, latents[:, -1])
+        if samples is not None:
+            both = torch.cat([latents[0, 1:], pred_roll[0]])  # (2T, C, h, w)
+            samples["rollout"] = to_uint8(_decode(tokenizer, both))
         scores[f"psnr_h{horizon}"] = psnr(last_pred, last_true).mean().item()
         states = torch.from_numpy(val.states[rows[:, -1]])
         at_h = state_scores(model, pred_states[:, -1], states, "")

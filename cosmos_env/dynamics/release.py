@@ -27,7 +27,8 @@ from cosmos_env.tokenizer.model import Tokenizer
 from cosmos_env.tokenizer.release import decode_frames, encode_frames, load_tokenizer
 
 if TYPE_CHECKING:
-    from cosmos_env.config import TrainARConfig, TrainDynamicsConfig
+    from cosmos_env.dynamics.autoregressive.train_config import TrainARConfig
+    from cosmos_env.dynamics.diffusion.train_config import TrainDynamicsConfig
 
 DEFAULT_WORLD_MODEL = "diffusion-push"
 RESET_FILE = "reset_frames.npz"

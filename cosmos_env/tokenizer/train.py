@@ -14,14 +14,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from cosmos_env.config import TrainTokenizerConfig
 from cosmos_env.data.store import EpisodeStore
-from cosmos_env.eval.metrics import psnr, ssim, to_unit
+from cosmos_env.eval.metrics import psnr, ssim, to_uint8, to_unit
 from cosmos_env.precision import amp_text, autocast
 from cosmos_env.tokenizer.data import load_clips, store_paths
 from cosmos_env.tokenizer.model import Tokenizer
 from cosmos_env.tokenizer.release import load_tokenizer, save_tokenizer
+from cosmos_env.tokenizer.train_config import TrainTokenizerConfig
 from cosmos_env.training import (
+    Board,
     budget_lr,
     file_logger,
     fit_machine,
@@ -69,6 +70,15 @@ def evaluate(model: Tokenizer, clips: np.ndarray, batch: int = 64) -> dict[str, 
     }
 
 
+@torch.no_grad()
+def sample_frames(model: Tokenizer, clips: np.ndarray, count: int = 4) -> torch.Tensor:
+    """The first frames of ``count`` clips (uint8 (N, T, H, W, 3)), then their
+    reconstructions: uint8 (2 * count, H, W, 3), for the training board."""
+    video = to_unit(torch.from_numpy(clips[:count, :1])).transpose(1, 2)  # (B, 3, 1, H, W)
+    recon = model.decode(model.encode(video)).clamp(-1, 1)
+    return to_uint8(torch.cat([video, recon])[:, :, 0])
+
+
 def _lr(cfg: TrainTokenizerConfig, step: int, elapsed: float) -> float:
     return budget_lr(cfg.lr, cfg.warmup_steps, cfg.steps, cfg.max_minutes, step, elapsed)
 
@@ -111,7 +121,7 @@ def train_tokenizer(cfg: TrainTokenizerConfig) -> dict:
     """Train, release to ``cfg.out`` and return the held-out metrics."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    log = file_logger("train_tokenizer", out)
+    log, board = file_logger("train_tokenizer", out), Board(out)
     amp = fit_machine(cfg.threads, cfg.amp, log)
     tok_cfg = cfg.tokenizer
     if tok_cfg.is_video and (cfg.clip_frames - 1) % tok_cfg.temporal_factor:
@@ -167,6 +177,7 @@ def train_tokenizer(cfg: TrainTokenizerConfig) -> dict:
         bar.update()
         bar.set_postfix(loss=f"{losses['total'].item():.4f}")
         if step % 50 == 0:
+            board.scalars(step, {**losses, "lr": _lr(cfg, step, elapsed)})
             log.info(
                 "step %d loss %.5f l1 %.5f lr %.2e elapsed %.1f min",
                 step,
@@ -180,6 +191,8 @@ def train_tokenizer(cfg: TrainTokenizerConfig) -> dict:
             log.info(
                 "step %d eval (EMA) psnr %.3f ssim %.4f", step, metrics["psnr"], metrics["ssim"]
             )
+            board.scalars(step, metrics, "eval")
+            board.frames(step, "eval/reconstruction", sample_frames(ema, val_eval))
         if step % cfg.save_every == 0:
             save_state()
     bar.close()
@@ -197,4 +210,5 @@ def train_tokenizer(cfg: TrainTokenizerConfig) -> dict:
     card = _card(cfg, len(train_clips), len(val_clips), step, wall, metrics)
     save_tokenizer(out / "release", ema, card, metrics=metrics, steps=step, wall_minutes=wall / 60)
     log.info("released %s", out / "release")
+    board.close()
     return {"steps": step, "wall_minutes": wall / 60, **metrics}

@@ -14,14 +14,16 @@ from omegaconf import OmegaConf
 import cosmos_env
 from cosmos_env import checkpoint
 from cosmos_env.__main__ import main, train_dynamics_config
-from cosmos_env.config import GenerateConfig, TrainARConfig, TrainDynamicsConfig, load_config
+from cosmos_env.config import GenerateConfig, load_config
 from cosmos_env.data import EpisodeStore
 from cosmos_env.data.state_spec import StateSpec
 from cosmos_env.data.world import WorldInfo
 from cosmos_env.dynamics.autoregressive import ARConfig, TokenDynamics
 from cosmos_env.dynamics.autoregressive.data import TokenWindowBatcher
+from cosmos_env.dynamics.autoregressive.train_config import TrainARConfig
 from cosmos_env.dynamics.data import LatentEpisodes, load_latent_episodes, select_stores
 from cosmos_env.dynamics.diffusion.config import OutcomeHeadsConfig
+from cosmos_env.dynamics.diffusion.train_config import TrainDynamicsConfig
 from cosmos_env.dynamics.release import RESET_FILE
 from cosmos_env.generate import generate
 from cosmos_env.tokenizer import Tokenizer, TokenizerConfig

@@ -269,6 +269,8 @@ def test_train_dynamics_command_releases_and_resumes(latent_data, tmp_path, caps
     assert config["steps"] == 4 and "psnr_next" in config["metrics"]
     card = (out / "release" / "card.md").read_text()
     assert "Diffusion world model" in card
+    # TensorBoard beside train.log: the losses and the held-out scores with a rollout.
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
     assert "The planar motion of cube, cylinder comes from" in card
     # Training stats travel with the weights: the latents are standardised with them.
     assert not torch.equal(wm.dynamics.latent_std, torch.ones(16))

@@ -2,8 +2,9 @@ import pytest
 import torch
 from conftest import randomised, tiny_config
 
-from cosmos_env.config import TrainTokenizerConfig, load_config
+from cosmos_env.config import load_config
 from cosmos_env.tokenizer import Tokenizer, TokenizerConfig
+from cosmos_env.tokenizer.train_config import TrainTokenizerConfig
 
 
 @pytest.mark.parametrize("name", ["CI8x8", "DI8x8", "CV4x8x8", "DV4x8x8"])

@@ -6,7 +6,7 @@ import torch
 from conftest import tiny_config
 
 from cosmos_env import checkpoint
-from cosmos_env.config import GenerateConfig, TrainTokenizerConfig, load_config
+from cosmos_env.config import GenerateConfig, load_config
 from cosmos_env.data import EpisodeStore
 from cosmos_env.generate import generate
 from cosmos_env.tokenizer import Tokenizer
@@ -18,6 +18,7 @@ from cosmos_env.tokenizer.release import (
     save_tokenizer,
 )
 from cosmos_env.tokenizer.train import train_tokenizer
+from cosmos_env.tokenizer.train_config import TrainTokenizerConfig
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +54,13 @@ def test_training_lowers_the_loss_and_releases(store_dir, tmp_path):
     result = train_tokenizer(_train_cfg(store_dir, tmp_path / "run", steps=40, lr=3e-3))
     log = (tmp_path / "run" / "train.log").read_text()
     assert "finished: 40 steps" in log
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()  # the loss every 50 steps is not reached; each eval's scores and samples are
+    assert [e.step for e in events.Scalars("eval/psnr")] == [10, 20, 30, 40]
+    (image,) = events.Images("eval/reconstruction")[:1]
+    assert image.width == 8 * image.height  # four originals, then their reconstructions
     assert "torch threads on" in log and "bf16 autocast off (amp=False: set explicitly)" in log
     losses = [
         float(line.split("loss ")[1].split()[0]) for line in log.splitlines() if " loss " in line

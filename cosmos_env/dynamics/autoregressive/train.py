@@ -15,11 +15,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from cosmos_env.config import TrainARConfig
 from cosmos_env.data.world import store_world
 from cosmos_env.dynamics.autoregressive.data import TokenWindowBatcher
 from cosmos_env.dynamics.autoregressive.evaluate import evaluate_ar
 from cosmos_env.dynamics.autoregressive.model import TokenDynamics
+from cosmos_env.dynamics.autoregressive.train_config import TrainARConfig
 from cosmos_env.dynamics.data import (
     LatentEpisodes,
     load_latent_episodes,
@@ -30,6 +30,7 @@ from cosmos_env.precision import amp_text, autocast
 from cosmos_env.tokenizer.model import Tokenizer
 from cosmos_env.tokenizer.release import load_tokenizer
 from cosmos_env.training import (
+    Board,
     budget_lr,
     file_logger,
     fit_machine,
@@ -140,7 +141,7 @@ def train_ar(cfg: TrainARConfig) -> dict:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {cfg.sampler!r}")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    log = file_logger("train_ar", out)
+    log, board = file_logger("train_ar", out), Board(out)
     amp = fit_machine(cfg.threads, cfg.amp, log)
     tokenizer, paths, train, val = _load_data(cfg)
     world = store_world(paths)  # shapes and meanings come from the data
@@ -173,6 +174,7 @@ def train_ar(cfg: TrainARConfig) -> dict:
     def run_eval(n_windows: int) -> dict[str, float]:
         scores = evaluate_ar(ema, val, n_windows, cfg.sampler, cfg.sampler_steps)
         log.info("step %d eval (EMA) %s", step, {k: round(v, 4) for k, v in scores.items()})
+        board.scalars(step, scores, "eval")
         return scores
 
     start = time.perf_counter() - elapsed
@@ -191,6 +193,7 @@ def train_ar(cfg: TrainARConfig) -> dict:
         bar.update()
         bar.set_postfix(ce=f"{losses['ce'].item():.3f}", acc=f"{losses['accuracy'].item():.3f}")
         if step % 50 == 0:
+            board.scalars(step, {**losses, "lr": _lr(cfg, step, elapsed)})
             log.info(
                 "step %d ce %.4f acc %.4f parallel_ce %.4f probe %.5f lr %.2e elapsed %.1f min",
                 step,
@@ -213,4 +216,5 @@ def train_ar(cfg: TrainARConfig) -> dict:
     card = _card(cfg, paths, train, n_params, step, wall, metrics)
     release_training_run(cfg, ema, tokenizer, paths, card, metrics, step, wall / 60)
     log.info("released %s", out / "release")
+    board.close()
     return {"steps": step, "wall_minutes": wall / 60, **metrics}

@@ -12,8 +12,8 @@ from cosmos_env.dynamics.diffusion.config import DiffusionConfig
 from cosmos_env.precision import amp_text
 
 if TYPE_CHECKING:
-    from cosmos_env.config import TrainDynamicsConfig
     from cosmos_env.dynamics.data import LatentEpisodes
+    from cosmos_env.dynamics.diffusion.train_config import TrainDynamicsConfig
 
 
 def _state_track_text(d: DiffusionConfig) -> str:

@@ -20,9 +20,9 @@ import torch
 from tqdm import tqdm
 
 from cosmos_env import checkpoint
-from cosmos_env.config import RefitStateConfig
 from cosmos_env.dynamics.data import WindowBatcher, load_latent_episodes, select_stores
 from cosmos_env.dynamics.diffusion.model import LatentDynamics
+from cosmos_env.dynamics.diffusion.train_config import RefitStateConfig
 from cosmos_env.dynamics.evaluate import evaluate_dynamics
 from cosmos_env.dynamics.release import load_world_model, save_world_model
 from cosmos_env.machine import set_torch_threads

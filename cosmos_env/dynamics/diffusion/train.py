@@ -14,7 +14,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from cosmos_env.config import TrainDynamicsConfig
 from cosmos_env.data.world import store_world
 from cosmos_env.dynamics.data import (
     WindowBatcher,
@@ -24,12 +23,14 @@ from cosmos_env.dynamics.data import (
 )
 from cosmos_env.dynamics.diffusion.card import diffusion_card
 from cosmos_env.dynamics.diffusion.model import LatentDynamics
+from cosmos_env.dynamics.diffusion.train_config import TrainDynamicsConfig
 from cosmos_env.dynamics.evaluate import evaluate_dynamics
 from cosmos_env.dynamics.release import release_training_run
 from cosmos_env.dynamics.state_features import resolve_state_features
 from cosmos_env.precision import autocast
 from cosmos_env.tokenizer.release import load_tokenizer
 from cosmos_env.training import (
+    Board,
     budget_lr,
     file_logger,
     fit_machine,
@@ -127,9 +128,16 @@ def train_dynamics(cfg: TrainDynamicsConfig) -> dict:
     def save_state() -> None:
         save_training(state_path, model, ema, opt, step, elapsed)
 
+    board = Board(out)
+
     def run_eval(n_windows: int) -> dict[str, float]:
-        scores = evaluate_dynamics(ema, tokenizer, val, n_windows, cfg.sampler, cfg.sampler_steps)
+        samples: dict[str, torch.Tensor] = {}
+        sampler, steps = cfg.sampler, cfg.sampler_steps
+        scores = evaluate_dynamics(ema, tokenizer, val, n_windows, sampler, steps, samples=samples)
         log.info("step %d eval (EMA) %s", step, {k: round(v, 4) for k, v in scores.items()})
+        board.scalars(step, scores, "eval")
+        if "rollout" in samples:  # the truth's 16 frames, then the model's open loop
+            board.frames(step, "eval/rollout", samples["rollout"])
         return scores
 
     start = time.perf_counter() - elapsed
@@ -154,6 +162,7 @@ def train_dynamics(cfg: TrainDynamicsConfig) -> dict:
         bar.update()
         bar.set_postfix(diffusion=f"{losses['diffusion'].item():.4f}")
         if step % 50 == 0:
+            board.scalars(step, {**losses, "lr": _lr(cfg, step, elapsed)})
             log.info(
                 "step %d diffusion %.5f probe %.5f state %.5f lr %.2e elapsed %.1f min",
                 step,
@@ -175,4 +184,5 @@ def train_dynamics(cfg: TrainDynamicsConfig) -> dict:
     card = diffusion_card(cfg, world, paths, train, step, wall, metrics)
     release_training_run(cfg, ema, tokenizer, paths, card, metrics, step, wall / 60, outcomes)
     log.info("released %s", out / "release")
+    board.close()
     return {"steps": step, "wall_minutes": wall / 60, **metrics}
