@@ -1,14 +1,20 @@
-"""Pieces every training loop here shares: the learning-rate schedule over a step or
+"""The one training loop (`fit`) and its pieces: the learning-rate schedule over a step or
 wall-clock budget, the optimiser step with clipping, EMA weights, the resumable training
-state and the log file."""
+state, the log file and the TensorBoard board. Every trainer (tokenizer, diffusion, AR)
+supplies only its step's objective and its evaluation."""
 
 from __future__ import annotations
 
 import logging
 import math
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
+import numpy as np
 import torch
+from tqdm import tqdm
 
 from cosmos_env import checkpoint
 from cosmos_env.machine import set_torch_threads, usable_cores
@@ -123,3 +129,100 @@ def save_training(
     """Write what a run needs to resume: weights, EMA weights, optimiser, step, time."""
     state = {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict()}
     checkpoint.save_training_state(path, state | {"step": step, "elapsed": elapsed})
+
+
+def reseeder(
+    seed: int, rng: np.random.Generator, gen: torch.Generator | None = None
+) -> Callable[[int], None]:
+    """`fit`'s ``reseed``: on resuming at ``step``, reseed ``rng`` (and ``gen``) in place from
+    (seed, step), so a resumed run draws new batches, and the same ones on every resume."""
+
+    def reseed(step: int) -> None:
+        rng.bit_generator.state = np.random.default_rng([seed, step]).bit_generator.state
+        if gen is not None:
+            gen.manual_seed(seed + step)
+
+    return reseed
+
+
+class LoopSettings(Protocol):
+    """The fields of a training config that `fit` reads (every Train*Config has them)."""
+
+    steps: int
+    max_minutes: float
+    lr: float
+    warmup_steps: int
+    ema_decay: float
+    eval_every: int
+    save_every: int
+    resume: bool
+
+
+# One step's objective and the terms to log (name -> 0-d tensor).
+StepFn = Callable[[], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+# Held-out scores of the EMA model at a step; ``final`` asks for the full evaluation.
+EvalFn = Callable[[int, bool], dict[str, float]]
+
+
+def fit(
+    cfg: LoopSettings,
+    model: torch.nn.Module,
+    ema: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    out: Path,
+    log: logging.Logger,
+    board: Board,
+    train_step: StepFn,
+    evaluate: EvalFn,
+    reseed: Callable[[int], None] = lambda step: None,
+    desc: str = "train",
+) -> tuple[int, float, dict[str, float]]:
+    """The one training loop every trainer runs: resume from ``out/train_state.pt`` (then
+    ``reseed(step)`` so a resumed run draws new batches), and until ``cfg.steps`` or
+    ``cfg.max_minutes`` run out: set the scheduled lr, optimise ``train_step()``'s objective,
+    update the EMA, log the terms every 50 steps (train.log and the board), evaluate every
+    ``cfg.eval_every`` steps and save every ``cfg.save_every``. Then save, evaluate in full
+    (the board's "final" group) and return (steps, wall seconds, the final scores)."""
+    step, elapsed = 0, 0.0
+    state_path = out / "train_state.pt"
+    if cfg.resume and state_path.exists():
+        step, elapsed = resume_training(state_path, model, ema, opt, log)
+        reseed(step)
+
+    def lr() -> float:
+        return budget_lr(cfg.lr, cfg.warmup_steps, cfg.steps, cfg.max_minutes, step, elapsed)
+
+    def scored(final: bool) -> dict[str, float]:
+        ema.eval()
+        scores = evaluate(step, final)
+        log.info("step %d eval (EMA) %s", step, {k: round(v, 4) for k, v in scores.items()})
+        board.scalars(step, scores, "final" if final else "eval")
+        return scores
+
+    start = time.perf_counter() - elapsed
+    bar = tqdm(total=cfg.steps, initial=step, desc=desc, unit="step", mininterval=2.0)
+    while step < cfg.steps and (time.perf_counter() - start) < cfg.max_minutes * 60:
+        model.train()
+        for group in opt.param_groups:
+            group["lr"] = lr()
+        objective, terms = train_step()
+        optimise(opt, objective, model)
+        update_ema(ema, model, step, cfg.ema_decay)
+        step += 1
+        elapsed = time.perf_counter() - start
+        bar.update()
+        if step % 50 == 0:
+            bar.set_postfix({k: f"{float(v):.4f}" for k, v in list(terms.items())[:2]})
+            board.scalars(step, {**terms, "lr": lr()})
+            text = " ".join(f"{k} {float(v):.5f}" for k, v in terms.items())
+            log.info("step %d %s lr %.2e elapsed %.1f min", step, text, lr(), elapsed / 60)
+        if step % cfg.eval_every == 0:
+            scored(final=False)
+        if step % cfg.save_every == 0:
+            save_training(state_path, model, ema, opt, step, elapsed)
+    bar.close()
+    save_training(state_path, model, ema, opt, step, elapsed)
+    wall = time.perf_counter() - start
+    metrics = scored(final=True)
+    log.info("finished: %d steps in %.1f min", step, wall / 60)
+    return step, wall, metrics

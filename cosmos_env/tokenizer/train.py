@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from cosmos_env.data.store import EpisodeStore
 from cosmos_env.eval.metrics import psnr, ssim, to_uint8, to_unit
@@ -21,16 +19,7 @@ from cosmos_env.tokenizer.data import load_clips, store_paths
 from cosmos_env.tokenizer.model import Tokenizer
 from cosmos_env.tokenizer.release import load_tokenizer, save_tokenizer
 from cosmos_env.tokenizer.train_config import TrainTokenizerConfig
-from cosmos_env.training import (
-    Board,
-    budget_lr,
-    file_logger,
-    fit_machine,
-    optimise,
-    resume_training,
-    save_training,
-    update_ema,
-)
+from cosmos_env.training import Board, file_logger, fit, fit_machine, reseeder
 
 
 def _gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,10 +66,6 @@ def sample_frames(model: Tokenizer, clips: np.ndarray, count: int = 4) -> torch.
     video = to_unit(torch.from_numpy(clips[:count, :1])).transpose(1, 2)  # (B, 3, 1, H, W)
     recon = model.decode(model.encode(video)).clamp(-1, 1)
     return to_uint8(torch.cat([video, recon])[:, :, 0])
-
-
-def _lr(cfg: TrainTokenizerConfig, step: int, elapsed: float) -> float:
-    return budget_lr(cfg.lr, cfg.warmup_steps, cfg.steps, cfg.max_minutes, step, elapsed)
 
 
 def _card(
@@ -141,12 +126,6 @@ def train_tokenizer(cfg: TrainTokenizerConfig) -> dict:
         log.info("fine-tuning from %s (weights %s)", cfg.init, start_from.checksum)
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    rng = np.random.default_rng(cfg.seed)
-    step, elapsed = 0, 0.0
-    state_path = out / "train_state.pt"
-    if cfg.resume and state_path.exists():
-        step, elapsed = resume_training(state_path, model, ema, opt, log)
-        rng = np.random.default_rng([cfg.seed, step])
     log.info("config %s", asdict(cfg))
     log.info(
         "data: %d train clips, %d val clips; model %.2fM parameters",
@@ -154,55 +133,28 @@ def train_tokenizer(cfg: TrainTokenizerConfig) -> dict:
         len(val_clips),
         sum(p.numel() for p in model.parameters()) / 1e6,
     )
+    rng = np.random.default_rng(cfg.seed)
 
-    def save_state() -> None:
-        save_training(state_path, model, ema, opt, step, elapsed)
-
-    start = time.perf_counter() - elapsed
-    metrics: dict[str, float] = {}
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {tok_cfg.name}", unit="step")
-    while step < cfg.steps and (time.perf_counter() - start) < cfg.max_minutes * 60:
-        model.train()
+    def train_step() -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         idx = rng.integers(0, len(train_clips), cfg.batch_size)
         video = to_unit(torch.from_numpy(train_clips[idx])).transpose(1, 2)  # (B, 3, T, H, W)
-        for group in opt.param_groups:
-            group["lr"] = _lr(cfg, step, elapsed)
         with autocast(amp):
             recon, _ = model(video)
         losses = reconstruction_loss(recon.float(), video, cfg)
-        optimise(opt, losses["total"], model)
-        update_ema(ema, model, step, cfg.ema_decay)
-        step += 1
-        elapsed = time.perf_counter() - start
-        bar.update()
-        bar.set_postfix(loss=f"{losses['total'].item():.4f}")
-        if step % 50 == 0:
-            board.scalars(step, {**losses, "lr": _lr(cfg, step, elapsed)})
-            log.info(
-                "step %d loss %.5f l1 %.5f lr %.2e elapsed %.1f min",
-                step,
-                losses["total"].item(),
-                losses["l1"].item(),
-                _lr(cfg, step, elapsed),
-                elapsed / 60,
-            )
-        if step % cfg.eval_every == 0:
-            metrics = evaluate(ema, val_eval)
-            log.info(
-                "step %d eval (EMA) psnr %.3f ssim %.4f", step, metrics["psnr"], metrics["ssim"]
-            )
-            board.scalars(step, metrics, "eval")
-            board.frames(step, "eval/reconstruction", sample_frames(ema, val_eval))
-        if step % cfg.save_every == 0:
-            save_state()
-    bar.close()
-    save_state()
-    metrics = evaluate(ema, val_clips)
-    wall = time.perf_counter() - start
+        return losses["total"], {"loss": losses["total"].detach(), "l1": losses["l1"].detach()}
+
+    def scores(step: int, final: bool) -> dict[str, float]:
+        if final:  # every held-out clip
+            return evaluate(ema, val_clips)
+        board.frames(step, "eval/reconstruction", sample_frames(ema, val_eval))
+        return evaluate(ema, val_eval)
+
+    desc = f"train {tok_cfg.name}"
+    step, wall, metrics = fit(
+        cfg, model, ema, opt, out, log, board, train_step, scores, reseeder(cfg.seed, rng), desc
+    )
     log.info(
-        "finished: %d steps in %.1f min; held-out (all %d val clips) psnr %.3f ssim %.4f",
-        step,
-        wall / 60,
+        "held-out (all %d val clips) psnr %.3f ssim %.4f",
         len(val_clips),
         metrics["psnr"],
         metrics["ssim"],

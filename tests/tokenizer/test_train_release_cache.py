@@ -59,6 +59,7 @@ def test_training_lowers_the_loss_and_releases(store_dir, tmp_path):
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"images": 0})
     events.Reload()  # the loss every 50 steps is not reached; each eval's scores and samples are
     assert [e.step for e in events.Scalars("eval/psnr")] == [10, 20, 30, 40]
+    assert events.Scalars("final/psnr")[0].value == pytest.approx(result["psnr"])
     (image,) = events.Images("eval/reconstruction")[:1]
     assert image.width == 8 * image.height  # four originals, then their reconstructions
     assert "torch threads on" in log and "bf16 autocast off (amp=False: set explicitly)" in log

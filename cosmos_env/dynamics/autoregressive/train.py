@@ -7,13 +7,11 @@ frames, in the layout of the diffusion world model's release."""
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from cosmos_env.data.world import store_world
 from cosmos_env.dynamics.autoregressive.data import TokenWindowBatcher
@@ -29,22 +27,9 @@ from cosmos_env.dynamics.release import release_training_run
 from cosmos_env.precision import amp_text, autocast
 from cosmos_env.tokenizer.model import Tokenizer
 from cosmos_env.tokenizer.release import load_tokenizer
-from cosmos_env.training import (
-    Board,
-    budget_lr,
-    file_logger,
-    fit_machine,
-    optimise,
-    resume_training,
-    save_training,
-    update_ema,
-)
+from cosmos_env.training import Board, file_logger, fit, fit_machine, reseeder
 
 SAMPLERS = TokenDynamics.samplers
-
-
-def _lr(cfg: TrainARConfig, step: int, elapsed: float) -> float:
-    return budget_lr(cfg.lr, cfg.warmup_steps, cfg.steps, cfg.max_minutes, step, elapsed)
 
 
 def _check_pair(cfg: TrainARConfig, tokenizer: Tokenizer, train: LatentEpisodes) -> None:
@@ -153,12 +138,6 @@ def train_ar(cfg: TrainARConfig) -> dict:
     model.set_normalisation(torch.from_numpy(train.states))
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = _optimizer(model, cfg)
-    rng, gen = np.random.default_rng(cfg.seed), torch.Generator().manual_seed(cfg.seed)
-    step, elapsed = 0, 0.0
-    state_path = out / "train_state.pt"
-    if cfg.resume and state_path.exists():
-        step, elapsed = resume_training(state_path, model, ema, opt, log)
-        rng, gen = np.random.default_rng([cfg.seed, step]), gen.manual_seed(cfg.seed + step)
     log.info("config %s", asdict(cfg))
     n_params = sum(p.numel() for p in model.parameters())
     log.info(
@@ -167,52 +146,31 @@ def train_ar(cfg: TrainARConfig) -> dict:
         val.n_frames,
         n_params / 1e6,
     )
+    rng, gen = np.random.default_rng(cfg.seed), torch.Generator().manual_seed(cfg.seed)
 
-    def save_state() -> None:
-        save_training(state_path, model, ema, opt, step, elapsed)
-
-    def run_eval(n_windows: int) -> dict[str, float]:
-        scores = evaluate_ar(ema, val, n_windows, cfg.sampler, cfg.sampler_steps)
-        log.info("step %d eval (EMA) %s", step, {k: round(v, 4) for k, v in scores.items()})
-        board.scalars(step, scores, "eval")
-        return scores
-
-    start = time.perf_counter() - elapsed
-    bar = tqdm(total=cfg.steps, initial=step, desc="train AR dynamics", unit="step")
-    while step < cfg.steps and (time.perf_counter() - start) < cfg.max_minutes * 60:
-        model.train()
+    def train_step() -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         batch = batcher.sample(cfg.batch_size, rng, cfg.early_fraction, cfg.early_steps)
-        for group in opt.param_groups:
-            group["lr"] = _lr(cfg, step, elapsed)
         with autocast(amp):
             losses = model.losses(**batch, generator=gen)
-        optimise(opt, _total(losses, cfg), model)
-        update_ema(ema, model, step, cfg.ema_decay)
-        step += 1
-        elapsed = time.perf_counter() - start
-        bar.update()
-        bar.set_postfix(ce=f"{losses['ce'].item():.3f}", acc=f"{losses['accuracy'].item():.3f}")
-        if step % 50 == 0:
-            board.scalars(step, {**losses, "lr": _lr(cfg, step, elapsed)})
-            log.info(
-                "step %d ce %.4f acc %.4f parallel_ce %.4f probe %.5f lr %.2e elapsed %.1f min",
-                step,
-                losses["ce"].item(),
-                losses["accuracy"].item(),
-                losses["parallel_ce"].item(),
-                losses["probe"].item(),
-                _lr(cfg, step, elapsed),
-                elapsed / 60,
-            )
-        if step % cfg.eval_every == 0:
-            run_eval(cfg.eval_windows // 4)
-        if step % cfg.save_every == 0:
-            save_state()
-    bar.close()
-    save_state()
-    wall = time.perf_counter() - start
-    metrics = run_eval(cfg.eval_windows)
-    log.info("finished: %d steps in %.1f min", step, wall / 60)
+        return _total(losses, cfg), {k: v.detach() for k, v in losses.items()}
+
+    def scores(step: int, final: bool) -> dict[str, float]:
+        windows = cfg.eval_windows if final else cfg.eval_windows // 4
+        return evaluate_ar(ema, val, windows, cfg.sampler, cfg.sampler_steps)
+
+    step, wall, metrics = fit(
+        cfg,
+        model,
+        ema,
+        opt,
+        out,
+        log,
+        board,
+        train_step,
+        scores,
+        reseeder(cfg.seed, rng, gen),
+        "train AR dynamics",
+    )
     card = _card(cfg, paths, train, n_params, step, wall, metrics)
     release_training_run(cfg, ema, tokenizer, paths, card, metrics, step, wall / 60)
     log.info("released %s", out / "release")
