@@ -11,13 +11,12 @@ and its card gains a section with both tracks' held-out scores.
 
 from __future__ import annotations
 
-import time
+import copy
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from cosmos_env import checkpoint
 from cosmos_env.dynamics.data import WindowBatcher, load_latent_episodes, select_stores
@@ -26,7 +25,7 @@ from cosmos_env.dynamics.diffusion.train_config import RefitStateConfig
 from cosmos_env.dynamics.evaluate import evaluate_dynamics
 from cosmos_env.dynamics.release import load_world_model, save_world_model
 from cosmos_env.machine import set_torch_threads
-from cosmos_env.training import budget_lr, file_logger, optimise
+from cosmos_env.training import Board, file_logger, fit, reseeder
 
 TRACK_PREFIXES = ("state_dynamics.", "frame_head.")
 
@@ -55,27 +54,43 @@ def _track_parameters(model: LatentDynamics) -> list[torch.nn.Parameter]:
     return [p for m in modules if m is not None for p in m.parameters()]
 
 
-def _train_track(model: LatentDynamics, batcher: WindowBatcher, cfg: RefitStateConfig, log):
-    """Train only ``model``'s state track on state windows; returns the wall seconds."""
+def _train_track(
+    model: LatentDynamics, batcher: WindowBatcher, cfg: RefitStateConfig, out: Path, log, score
+) -> tuple[dict[str, float], float, int]:
+    """Train only ``model``'s state track on state windows in the one training loop;
+    return the held-out scores after, the wall seconds and the steps."""
     model.requires_grad_(False)
     params = _track_parameters(model)
     for p in params:
         p.requires_grad_(True)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    ema = copy.deepcopy(model).requires_grad_(False)  # ema_decay 0: a copy of the model
     rng = np.random.default_rng(cfg.seed)
-    model.train()
-    start = time.perf_counter()
-    for step in tqdm(range(cfg.steps), desc="refit state track", unit="step"):
-        for group in opt.param_groups:
-            group["lr"] = budget_lr(cfg.lr, cfg.warmup_steps, cfg.steps, 1e9, step, 0.0)
+
+    def train_step() -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         batch = batcher.sample_states(cfg.batch_size, rng)
         batch.pop("outcomes")  # the outcome heads are not part of the track
         loss = model.state_loss(**batch)
-        optimise(opt, loss, model)
-        if step % 500 == 0:
-            log.info("step %d state %.5f", step, loss.item())
+        return loss, {"state": loss.detach()}
+
+    board = Board(out)
+    steps, wall, after = fit(
+        cfg,
+        model,
+        ema,
+        opt,
+        out,
+        log,
+        board,
+        train_step,
+        lambda step, final: score(ema),
+        reseeder(cfg.seed, rng),
+        "refit state track",
+    )
+    board.close()
+    model.load_state_dict(ema.state_dict())
     model.eval().requires_grad_(False)
-    return time.perf_counter() - start
+    return after, wall, steps
 
 
 def _card(old_card: str, cfg: RefitStateConfig, model, before, after, wall) -> str:
@@ -126,8 +141,8 @@ def refit_state_track(cfg: RefitStateConfig) -> dict:
     before = score(world.dynamics)
     log.info("before %s", {k: round(v, 4) for k, v in before.items()})
     model = _new_track_model(world.dynamics, cfg)
-    wall = _train_track(model, WindowBatcher(train, model.cfg.context), cfg, log)
-    after = score(model)
+    batcher = WindowBatcher(train, model.cfg.context)
+    after, wall, steps = _train_track(model, batcher, cfg, out, log, score)
     log.info("after %s (%.1f min)", {k: round(v, 4) for k, v in after.items()}, wall / 60)
     card_path = world.source / "card.md"
     old_card = card_path.read_text() if card_path.exists() else ""
@@ -135,7 +150,7 @@ def refit_state_track(cfg: RefitStateConfig) -> dict:
     record = checkpoint.read_config(world.source)
     for key in ("dynamics", "tokenizer", "world", "sampler"):  # save_world_model writes these
         record.pop(key, None)
-    record |= {"metrics": after, "metrics_before_refit": before, "refit_steps": cfg.steps}
+    record |= {"metrics": after, "metrics_before_refit": before, "refit_steps": steps}
     save_world_model(
         out / "release",
         model,

@@ -51,7 +51,9 @@ class TrainDynamicsConfig:
 class RefitStateConfig:
     """``refit-state-track``: train a released diffusion world model's state track anew
     (``dynamics/diffusion/refit_state.py``); ``frame_head`` sets the new track's gripper-frame
-    head (``[]``: the state MLP alone)."""
+    head (``null``: the state MLP alone). It runs the one training loop (``training.fit``):
+    resumable, with a wall-clock budget; ``ema_decay`` 0 keeps no average (the release is
+    the trained track itself)."""
 
     world_model: str = "diffusion-push"  # shipped name or release directory
     data: str = "datasets/tabletop/data"  # the stores the world model was trained on
@@ -61,10 +63,15 @@ class RefitStateConfig:
         default_factory=lambda: FrameHeadConfig(["cube"], "gripper_quat")
     )
     steps: int = 6000
+    max_minutes: float = 30.0
     batch_size: int = 512
     lr: float = 1e-3
     warmup_steps: int = 200
     weight_decay: float = 0.01
+    ema_decay: float = 0.0
+    eval_every: int = 2000
+    save_every: int = 1000
+    resume: bool = True
     eval_windows: int = 512
     val_fraction: float = 0.1  # as the world model's training: the same held-out episodes
     seed: int = 0
