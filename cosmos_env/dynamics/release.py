@@ -131,7 +131,7 @@ def _check_pair(directory: Path, meta: dict, tokenizer: Tokenizer) -> None:
 
 def _default_tokenizer(meta: dict) -> Tokenizer:
     """The recorded tokenizer (a directory, or a shipped checkpoint's name such as
-    ``CI8x8-reacher``) if it still exists, else the shipped one of its architecture."""
+    ``CI8x8-gym``) if it still exists, else the shipped one of its architecture."""
     source = meta.get("source")
     if source:
         try:
