@@ -111,7 +111,7 @@ class MakeWorldModelConfig:
     tokenizer_min_psnr: float = 30.0  # dB on this world's held-out frames: below it, fine-tune
     tokenizer_minutes: float = 10.0
     budget_minutes: float = 30.0  # dynamics training wall-clock budget
-    dynamics_overrides: list[str] = field(default_factory=list)  # e.g. [dynamics.net.width=128]
+    dynamics_overrides: list[str] = field(default_factory=list)  # e.g. ["dynamics.net.width=128"]
     seed: int = 0
 
 

@@ -22,7 +22,8 @@ WORLD_MODEL_IDS = {
         "tabletop-pick_place",
         TASKS["pick_place"].max_episode_steps,
     ),
-    "cosmos_env/WorldModel-Reacher-v5": ("gym:Reacher-v5", 50),  # Gymnasium's own env
+    "cosmos_env/WorldModel-Reacher-v5": ("gym:Reacher-v5", 50),  # Gymnasium's own envs
+    "cosmos_env/WorldModel-Pusher-v5": ("gym:Pusher-v5", 100),
 }
 
 _ENTRY = "cosmos_env.envs.world_model_env:WorldModelEnv"

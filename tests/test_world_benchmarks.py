@@ -49,6 +49,7 @@ def test_the_shipped_worlds_are_the_per_world_ids():
     targets = worlds.targets()
     assert targets["cosmos_env/WorldModel-Tabletop-Push-v0"] == "diffusion-push"
     assert targets["cosmos_env/WorldModel-Reacher-v5"] == "diffusion-reacher"
+    assert targets["cosmos_env/WorldModel-Pusher-v5"] == "diffusion-pusher"
 
 
 def test_world_ranking_scores_a_graded_suite_from_the_same_starts(tiny):
