@@ -4,6 +4,7 @@
 import numpy as np
 import pytest
 import torch
+from tiny_diffusion import TINY_NET
 
 from cosmos_env.dynamics.data import LatentEpisodes, WindowBatcher, window_rows
 from cosmos_env.dynamics.diffusion.config import DiffusionConfig
@@ -167,11 +168,7 @@ def test_rollout_feeds_predictions_back_as_context():
             latent_channels=C,
             latent_size=S,
             context=3,
-            width=32,
-            depth=1,
-            heads=2,
-            adaln_rank=8,
-            probe_width=8,
+            **TINY_NET,
         )
     )
     model = LatentDynamics(cfg).eval()

@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from tiny_diffusion import TINY_NET
 
 from cosmos_env.dynamics.diffusion.config import DiffusionConfig
 from cosmos_env.dynamics.diffusion.denoiser import Denoiser
@@ -30,11 +31,7 @@ def tiny_cfg(**overrides) -> DiffusionConfig:
         latent_channels=C,
         latent_size=S,
         context=K,
-        width=32,
-        depth=1,
-        heads=2,
-        adaln_rank=8,
-        probe_width=8,
+        **TINY_NET,
     )
     base.update(overrides)
     return DiffusionConfig.from_dict(base)

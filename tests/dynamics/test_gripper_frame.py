@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from tiny_diffusion import TINY_NET
 
 from cosmos_env.dynamics.diffusion.config import (
     ContactConfig,
@@ -109,11 +110,7 @@ def frame_track_model() -> LatentDynamics:
             latent_channels=4,
             latent_size=4,
             context=K,
-            width=32,
-            depth=1,
-            heads=2,
-            adaln_rank=8,
-            probe_width=8,
+            **TINY_NET,
             state_track=True,
             state_width=16,
             ee_slot="gripper_pos",

@@ -5,6 +5,7 @@ state-track features a world gets from its StateSpec's roles
 import numpy as np
 import pytest
 import torch
+from tiny_diffusion import TINY_NET
 
 from cosmos_env.data.spec import ActionSpec
 from cosmos_env.data.state_spec import StateSpec
@@ -81,7 +82,7 @@ def test_outcome_heads_learn_a_reward_with_an_action_cost_and_the_flags():
 
 def outcome_model(**overrides) -> LatentDynamics:
     cfg = dict(latent_channels=2, latent_size=4, context=2, action_dim=A, state_dim=S)
-    cfg |= dict(width=32, depth=1, heads=2, adaln_rank=8, probe_width=8, outcome_width=16)
+    cfg |= dict(**TINY_NET, outcome_width=16)
     torch.manual_seed(0)
     return LatentDynamics(DiffusionConfig.from_dict(dict(**{**cfg, **overrides}))).eval()
 

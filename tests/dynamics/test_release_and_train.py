@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from tiny_diffusion import TINY_NET
 
 from cosmos_env import checkpoint
 from cosmos_env.config import GenerateConfig, load_config
@@ -21,7 +22,7 @@ from cosmos_env.tokenizer import Tokenizer, TokenizerConfig
 from cosmos_env.tokenizer.cache import load_cache
 from cosmos_env.tokenizer.release import load_tokenizer, save_tokenizer
 
-TINY_DYNAMICS = dict(width=32, depth=1, heads=2, adaln_rank=8, probe_width=8)
+TINY_DYNAMICS = TINY_NET
 # The same sizes as train-dynamics overrides of the composed config.
 TINY_OVERRIDES = [
     *(f"dynamics.net.{k}={TINY_DYNAMICS[k]}" for k in ("width", "depth", "heads", "adaln_rank")),

@@ -3,6 +3,7 @@ normalisation, frame generation conditioned on it, and rollouts that carry it.""
 
 import pytest
 import torch
+from tiny_diffusion import TINY_NET
 
 from cosmos_env.dynamics.diffusion.config import DiffusionConfig
 from cosmos_env.dynamics.diffusion.model import STATE_CLIP, LatentDynamics
@@ -24,11 +25,7 @@ def track_model(
             latent_channels=C,
             latent_size=S,
             context=K,
-            width=32,
-            depth=1,
-            heads=2,
-            adaln_rank=8,
-            probe_width=8,
+            **TINY_NET,
             state_track=state_track,
             state_width=16,
             **{"state_spec": SPEC, **overrides},
@@ -212,11 +209,7 @@ def test_keypoint_model_reads_maps_of_the_states():
             latent_channels=C,
             latent_size=S,
             context=K,
-            width=32,
-            depth=1,
-            heads=2,
-            adaln_rank=8,
-            probe_width=8,
+            **TINY_NET,
             state_track=True,
             state_width=16,
             keypoints=["gripper_pos"],
