@@ -19,6 +19,8 @@ class WorldConfig:
     name: str = "tabletop"
     n_objects: int = 2
     terminate_on_success: bool = False
+    # gym worlds: bodies whose positions join the state ("auto": the moving ones; []: none)
+    landmarks: Any = field(default_factory=list)
 
 
 @dataclass

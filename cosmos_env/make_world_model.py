@@ -45,11 +45,17 @@ def _generate(cfg: MakeWorldModelConfig, data: Path) -> list[Path]:
         except StoreError:
             pass  # missing or unfinished: generate resumes it
         overrides = [f"world={cfg.world.name}", f"noise={noise}", f"episodes={per_store}"]
+        overrides.append(f"world.landmarks={_hydra_value(cfg.world.landmarks)}")
         overrides += [f"seed={cfg.seed + i}", f"out={out}"]
         overrides += [f"{k}={v}" for k in GENERATE_KEYS if (v := getattr(cfg, k)) is not None]
         overrides += [f"+env_kwargs.{k}={v}" for k, v in cfg.env_kwargs.items()]
         generate(load_config("generate", GenerateConfig, overrides))
     return paths
+
+
+def _hydra_value(value) -> str:
+    """``value`` (a string or a list of strings) as a Hydra override value."""
+    return value if isinstance(value, str) else "[" + ",".join(map(str, value)) + "]"
 
 
 def _tokenizer(cfg: MakeWorldModelConfig, data: Path, out: Path, log: dict) -> str:

@@ -152,11 +152,17 @@ def test_gym_world_records_its_expert_with_state_spec_and_world(tmp_path):
     assert store.n_episodes == 2 and store.episode_length(1) == 11
     assert store.world_description == {
         "entry_point": "cosmos_env.sim.worlds:gym_mujoco_world",
-        "kwargs": {"env_id": "Reacher-v5", "env_kwargs": {}, "camera": None},
+        "kwargs": {
+            "env_id": "Reacher-v5",
+            "env_kwargs": {},
+            "camera": None,
+            "landmarks": ["body1", "fingertip", "target"],  # world.landmarks=auto
+        },
     }
     world = load_world(store.world_description)
-    assert store.state_spec == world.state_spec and store.state_spec.dim == 8
+    assert store.state_spec == world.state_spec and store.state_spec.dim == 8 + 3 * 3
     assert store.state_spec.dim_names()[:2] == ("joint0", "joint1")
+    assert "default" in store.state_spec.cameras  # its free view: keypoints can be drawn
     ep = store.load_episode(1)
     actions = store.action_spec.scale(ep["action"][:-1])  # stored in [-1, 1]
     rewards = world.reward(ep["state"][:-1], actions, ep["state"][1:])
@@ -180,8 +186,8 @@ def test_env_kwargs_reach_gym_make_and_the_recorded_world(tmp_path):
     assert store.world_description["kwargs"]["env_kwargs"] == {"reward_dist_weight": 2}
     ep = store.load_episode(0)
     s, a, s1 = ep["state"][:-1], store.action_spec.scale(ep["action"][:-1]), ep["state"][1:]
-    doubled = gym_mujoco_world("Reacher-v5", {"reward_dist_weight": 2}).reward(s, a, s1)
-    plain = gym_mujoco_world("Reacher-v5").reward(s, a, s1)
+    doubled = load_world(store.world_description).reward(s, a, s1)
+    plain = gym_mujoco_world("Reacher-v5", landmarks="auto").reward(s, a, s1)
     np.testing.assert_allclose(ep["reward"][1:], doubled, atol=5e-3)  # random torques: RK4 lag
     assert np.abs(ep["reward"][1:] - plain).min() > 0.05  # the distance term counts twice
     with pytest.raises(ConfigCompositionException, match=r"\+env_kwargs.reward_dist_weight"):

@@ -70,10 +70,12 @@ class StateSpec:
     end_effector: EndEffector | None = None
     objects: tuple[str, ...] = ()
     cameras: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    landmarks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "slots", tuple(self.slots))
         object.__setattr__(self, "objects", tuple(self.objects))
+        object.__setattr__(self, "landmarks", tuple(self.landmarks))
         cams = {str(k): tuple(float(x) for x in v) for k, v in dict(self.cameras).items()}
         object.__setattr__(self, "cameras", cams)
         if not self.slots:
@@ -90,6 +92,8 @@ class StateSpec:
                 self._slot_of_kind(self.end_effector.orientation, "quaternion")
         for obj in self.objects:
             self.position_slot(f"{obj}_pos", f"object {obj!r}")
+        for mark in self.landmarks:
+            self.position_slot(f"{mark}_pos", f"landmark {mark!r}")
 
     # -- lookups ------------------------------------------------------------------------
     @property
@@ -130,10 +134,11 @@ class StateSpec:
         return self._slot_of_kind(name, "position", 3, what)
 
     def named_positions(self) -> dict[str, slice]:
-        """Short name (``gripper``, ``cube``) -> dims of the end effector's and the objects'
-        3-D position slots, end effector first: what errors in cm are reported for."""
+        """Short name (``gripper``, ``cube``) -> dims of the end effector's, the objects' and
+        the landmarks' 3-D position slots, end effector first: what errors in cm are
+        reported for."""
         names = [self.end_effector.position] if self.end_effector else []
-        names += [f"{o}_pos" for o in self.objects]
+        names += [f"{o}_pos" for o in (*self.objects, *self.landmarks)]
         return {n.removesuffix("_pos"): self.slot(n) for n in names}
 
     def dim_names(self) -> tuple[str, ...]:
@@ -183,12 +188,12 @@ class StateSpec:
             },
             "objects": list(self.objects),
             "cameras": {k: list(v) for k, v in self.cameras.items()},
-        }
+        } | ({"landmarks": list(self.landmarks)} if self.landmarks else {})
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> StateSpec:
         """Inverse of `to_dict`; unknown keys raise."""
-        unknown = set(d) - {"slots", "end_effector", "objects", "cameras"}
+        unknown = set(d) - {"slots", "end_effector", "objects", "cameras", "landmarks"}
         if unknown or "slots" not in d:
             raise ValueError(f"StateSpec dict: unknown keys {sorted(unknown)} or no 'slots'")
         bad = [e for e in d["slots"] if not isinstance(e, (list, tuple)) or not 1 <= len(e) <= 4]
@@ -200,7 +205,8 @@ class StateSpec:
         if ee_unknown:
             raise ValueError(f"StateSpec dict: unknown end_effector keys {sorted(ee_unknown)}")
         end_effector = None if ee is None else EndEffector(**ee)
-        return cls(slots, end_effector, tuple(d.get("objects", ())), d.get("cameras", {}))
+        objects, landmarks = tuple(d.get("objects", ())), tuple(d.get("landmarks", ()))
+        return cls(slots, end_effector, objects, d.get("cameras", {}), landmarks)
 
     @classmethod
     def flat(cls, names: Sequence[str], kind: str = "other") -> StateSpec:

@@ -3,8 +3,9 @@
 The features that made push work (the end-effector integrator, contact features, keypoint
 maps, the gripper-frame head) need slots with a meaning: an end effector that the actions
 move by deltas, objects it touches, a camera that films them. A world whose StateSpec
-declares those roles gets the features; one that does not (a joint-torque arm such as
-Reacher) trains the plain state MLP. Slots the dynamics config names explicitly win.
+declares those roles gets the features; a joint-torque arm such as Reacher, whose state
+has only its links' positions (the ``landmarks`` role) and a camera, gets keypoint maps
+alone. Slots the dynamics config names explicitly win.
 """
 
 from __future__ import annotations
@@ -75,8 +76,10 @@ def resolve_state_features(
     if "contact" in features and track.integrator and objects and not track.contact:
         track.contact = ContactConfig([f"{o}_pos" for o in objects])
     camera = spec.projection()
-    if "keypoints" in features and camera is not None and ee is not None and not track.keypoints:
-        track.keypoints = KeypointsConfig([ee.position, *(f"{o}_pos" for o in objects)])
+    points = [ee.position] if ee is not None else []
+    points += [f"{name}_pos" for name in (*objects, *spec.landmarks)]
+    if "keypoints" in features and camera is not None and points and not track.keypoints:
+        track.keypoints = KeypointsConfig(points)
     if track.keypoints and not track.keypoints.camera:
         if camera is None:
             raise ValueError("state_track.keypoints are drawn through a camera the StateSpec lacks")

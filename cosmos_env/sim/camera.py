@@ -25,3 +25,33 @@ def project(projection: np.ndarray, points: np.ndarray) -> np.ndarray:
     homogeneous = np.concatenate([points, np.ones((*points.shape[:-1], 1))], axis=-1)
     uvw = homogeneous @ projection.T
     return uvw[..., :2] / np.maximum(uvw[..., 2:], 1e-3)
+
+
+def rendered_projection(env) -> np.ndarray | None:
+    """The (3, 4) projection (as `camera_projection`'s) of the view a Gymnasium MuJoCo env
+    made with ``render_mode="rgb_array"`` renders, or None when that view moves with the
+    scene (a tracking camera, or one on a moving body). Renders one frame to read it."""
+    env.render()
+    u = env.unwrapped
+    viewer = u.mujoco_renderer._get_viewer("rgb_array")
+    cam, model = viewer.cam, u.model
+    if cam.type == mujoco.mjtCamera.mjCAMERA_TRACKING:
+        return None
+    if cam.type == mujoco.mjtCamera.mjCAMERA_FIXED:
+        fixed = model.cam_mode[cam.fixedcamid] == mujoco.mjtCamLight.mjCAMLIGHT_FIXED
+        if not fixed or model.body_weldid[model.cam_bodyid[cam.fixedcamid]] != 0:
+            return None
+    # Mono rendering looks through the average of the two eyes' GL cameras.
+    eyes = viewer.scn.camera
+    pos = (np.asarray(eyes[0].pos) + np.asarray(eyes[1].pos)) / 2
+    forward = np.asarray(eyes[0].forward, np.float64)
+    up = np.asarray(eyes[0].up, np.float64)
+    right = np.cross(forward, up)
+    gl = eyes[0]
+    half_height = (gl.frustum_top - gl.frustum_bottom) / 2 / gl.frustum_near
+    aspect = viewer.viewport.width / viewer.viewport.height
+    half_width = (
+        gl.frustum_width / gl.frustum_near if gl.frustum_width > 0 else half_height * aspect
+    )
+    rows = np.stack([right / half_width, -up / half_height, forward])  # v runs down the rows
+    return np.concatenate([rows, -(rows @ pos)[:, None]], axis=1)

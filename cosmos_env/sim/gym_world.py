@@ -18,6 +18,7 @@ state differs from the reward the env returned by a term that grows with the joi
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -26,6 +27,8 @@ import numpy as np
 
 from cosmos_env.data.spec import ActionSpec
 from cosmos_env.data.state_spec import StateSpec
+from cosmos_env.sim.camera import rendered_projection
+from cosmos_env.sim.landmarks import LandmarkState, auto_landmarks, body_ids, landmark_spec
 from cosmos_env.sim.recorder import action_spec_of, state_spec_of
 
 # Gymnasium MuJoCo envs whose step always returns terminated=False.
@@ -91,9 +94,11 @@ def _takes_only_action(method: Any) -> bool:
 class GymMujocoWorld:
     """The Gymnasium MuJoCo env ``env_id`` (made with ``env_kwargs``) as a `World`.
 
-    Actions are in the env's own units (its Box); states (N, S) are ``concat(qpos, qvel)``.
-    ``camera`` (a camera name, or an id as a number) selects the rendered view; None is
-    the env's default camera.
+    Actions are in the env's own units (its Box); states (N, S) are ``concat(qpos, qvel)``,
+    then the world positions of the ``landmarks`` bodies (``sim/landmarks.py``; ``"auto"``:
+    every moving body, ``()``: none), with the rendered view's projection in the StateSpec
+    when that view is fixed. ``camera`` (a camera name, or an id as a number) selects the
+    rendered view; None is the env's default camera.
     """
 
     def __init__(
@@ -101,6 +106,7 @@ class GymMujocoWorld:
         env_id: str,
         env_kwargs: dict[str, Any] | None = None,
         camera: str | int | None = None,
+        landmarks: str | Sequence[str] = (),
     ) -> None:
         self.env_id = env_id
         self.env_kwargs = dict(env_kwargs or {})
@@ -115,6 +121,13 @@ class GymMujocoWorld:
         self.name = f"gym:{env_id}"
         self.action_spec: ActionSpec = action_spec_of(self._scratch)
         self.state_spec: StateSpec = state_spec_of(self._scratch, u.model.nq + u.model.nv)
+        self._view = _camera_view(u.model, camera, env_id)
+        if landmarks == "auto":
+            landmarks = auto_landmarks(self._scratch)
+        self.landmarks = [str(b) for b in landmarks]
+        body_ids(u.model, self.landmarks, env_id)  # a body the model lacks raises here
+        if self.landmarks:
+            self.state_spec = landmark_spec(self.state_spec, self.landmarks, self._cameras())
         spec = self._scratch.spec
         self.max_episode_steps = int(spec.max_episode_steps or 1000)  # 1000: gym MuJoCo default
         self.has_reward = _takes_only_action(getattr(u, "_get_rew", None))
@@ -128,22 +141,34 @@ class GymMujocoWorld:
             self._never_terminates or self._healthy_check or self._terminated_property
         )
         self.has_success = False
-        self._view = _camera_view(u.model, camera, env_id)
         self._live: dict[int, gym.Env] = {}
 
     @property
     def _sim(self) -> Any:
         return self._scratch.unwrapped
 
+    def _cameras(self) -> dict[str, list[float]]:
+        """{view name: its projection} when the rendered view is fixed, else {}."""
+        env = self.make_env(16, landmarks=False)
+        try:
+            env.reset(seed=0)
+            projection = rendered_projection(env)
+        finally:
+            env.close()
+        name = "default" if self.camera is None else str(self.camera)
+        return {} if projection is None else {name: projection.ravel().tolist()}
+
     def describe(self) -> dict[str, Any]:
         kwargs = {"env_id": self.env_id, "env_kwargs": self.env_kwargs, "camera": self.camera}
+        if self.landmarks:  # a description without them rebuilds the qpos/qvel world
+            kwargs["landmarks"] = list(self.landmarks)
         return {"entry_point": "cosmos_env.sim.worlds:gym_mujoco_world", "kwargs": kwargs}
 
     # -- scoring states -----------------------------------------------------------------
     def _set(self, state: np.ndarray) -> None:
-        nq = self._sim.model.nq
-        state = np.asarray(state, np.float64)
-        self._sim.set_state(state[:nq], state[nq:])
+        nq, nv = self._sim.model.nq, self._sim.model.nv
+        state = np.asarray(state, np.float64)  # the landmarks after qvel follow from qpos
+        self._sim.set_state(state[:nq], state[nq : nq + nv])
 
     def _rows(self, states: np.ndarray) -> np.ndarray:
         states = np.asarray(states, np.float64)
@@ -195,9 +220,11 @@ class GymMujocoWorld:
         )
 
     # -- the simulator ------------------------------------------------------------------
-    def make_env(self, image_size: int, **kwargs: Any) -> gym.Env:
+    def make_env(self, image_size: int, landmarks: bool = True, **kwargs: Any) -> gym.Env:
         """``gym.make(env_id, render_mode="rgb_array")`` at ``image_size`` with the world's
-        camera and env_kwargs (``kwargs`` override them), shadows off."""
+        camera and env_kwargs (``kwargs`` override them), shadows off; wrapped to put the
+        world's state (with the landmarks' positions) in ``info["state"]`` unless
+        ``landmarks`` is False or the world has none."""
         env = gym.make(
             self.env_id,
             render_mode="rgb_array",
@@ -207,6 +234,8 @@ class GymMujocoWorld:
             **{**self.env_kwargs, **kwargs},
         )
         env.unwrapped.model.vis.quality.shadowsize = 0  # ~5x faster renders on llvmpipe
+        if landmarks and self.landmarks:
+            env = LandmarkState(env, self.landmarks, self.state_spec)
         return env
 
     def reset(self, seed: int, image_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -214,9 +243,9 @@ class GymMujocoWorld:
         if image_size not in self._live:
             self._live[image_size] = self.make_env(image_size)
         env = self._live[image_size]
-        env.reset(seed=int(seed))
+        _, info = env.reset(seed=int(seed))
         data = env.unwrapped.data
-        state = np.concatenate([data.qpos, data.qvel]).astype(np.float32)
+        state = info.get("state", np.concatenate([data.qpos, data.qvel]).astype(np.float32))
         return np.ascontiguousarray(env.render(), dtype=np.uint8), state
 
     def close(self) -> None:
@@ -226,7 +255,10 @@ class GymMujocoWorld:
 
 
 def gym_mujoco_world(
-    env_id: str, env_kwargs: dict[str, Any] | None = None, camera: str | int | None = None
+    env_id: str,
+    env_kwargs: dict[str, Any] | None = None,
+    camera: str | int | None = None,
+    landmarks: str | Sequence[str] = (),
 ) -> GymMujocoWorld:
     """The factory a world description names (``cosmos_env.sim.worlds:gym_mujoco_world``)."""
-    return GymMujocoWorld(env_id, env_kwargs, camera)
+    return GymMujocoWorld(env_id, env_kwargs, camera, landmarks)

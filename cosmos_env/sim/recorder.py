@@ -78,7 +78,10 @@ def state_spec_of(env: gym.Env, state_dim: int | None = None) -> StateSpec:
     recorded state's size) is only needed for a flat spec of an env without ``state_names``;
     without it such an env is reset to read one state."""
     u = env.unwrapped
-    spec = getattr(u, "state_spec", None)
+    try:  # a wrapper's (a Gymnasium world with landmarks), else the env's own
+        spec = env.get_wrapper_attr("state_spec")
+    except AttributeError:
+        spec = None
     if isinstance(spec, StateSpec):
         return spec
     model, names = getattr(u, "model", None), getattr(u, "state_names", None)

@@ -109,7 +109,7 @@ def tabletop_world(task: str = "push", n_objects: int = 2) -> TabletopTaskWorld:
 
 def build_world(cfg: Any) -> TabletopTaskWorld | GymMujocoWorld:
     """The world a `GenerateConfig` records: ``world.name`` tabletop (``task``,
-    ``world.n_objects``) or gym (``env_id``, ``env_kwargs``, ``camera``)."""
+    ``world.n_objects``) or gym (``env_id``, ``env_kwargs``, ``camera``, ``world.landmarks``)."""
     name = cfg.world.name
     if name == "tabletop":
         return tabletop_world(cfg.task, cfg.world.n_objects)
@@ -117,7 +117,9 @@ def build_world(cfg: Any) -> TabletopTaskWorld | GymMujocoWorld:
         if not cfg.env_id:
             raise ValueError("world=gym needs env_id=<Gymnasium id>, e.g. env_id=Pusher-v5")
         env_kwargs = dict(getattr(cfg, "env_kwargs", None) or {})
-        return gym_mujoco_world(cfg.env_id, env_kwargs, getattr(cfg, "camera", None))
+        landmarks = cfg.world.landmarks
+        landmarks = landmarks if isinstance(landmarks, str) else list(landmarks or ())
+        return gym_mujoco_world(cfg.env_id, env_kwargs, getattr(cfg, "camera", None), landmarks)
     raise ValueError(f"unknown world {name!r}; choose tabletop or gym")
 
 

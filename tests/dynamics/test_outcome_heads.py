@@ -236,3 +236,24 @@ def test_a_flat_spec_switches_on_no_feature():
     d = track_config(state_dim=S, action_dim=A, keypoints=["q0"])
     with pytest.raises(ValueError, match="camera the StateSpec lacks"):
         resolve_state_features(d, flat, actions, states, list(FEATURES))
+
+
+def test_landmarks_and_a_camera_switch_on_keypoint_maps_alone():
+    """A joint-torque arm (Reacher): joint slots, then its links' positions as landmarks."""
+    from cosmos_env.data.state_spec import StateSlot
+
+    joints = [StateSlot(f"q{i}", 1, "joint", "rad") for i in range(2)]
+    marks = [StateSlot(f"{b}_pos", 3, "position", "m") for b in ("elbow", "tip")]
+    spec = StateSpec((*joints, *marks), cameras={"top": CAMERA.ravel()}, landmarks=("elbow", "tip"))
+    assert StateSpec.from_dict(spec.to_dict()) == spec
+    states = np.random.default_rng(0).normal(size=(20, spec.dim)).astype(np.float32)
+    torques = ActionSpec(("t0", "t1"), ("Nm", "Nm"), (-1.0, -1.0), (1.0, 1.0))
+    d = track_config()
+    assert resolve_state_features(d, spec, torques, states, list(FEATURES)) == ["keypoints"]
+    assert d.state_track.keypoints.slots == ["elbow_pos", "tip_pos"]
+    assert LatentDynamics(d).cfg.keypoint_channels == 2 * 3  # two points in three frames
+    d = track_config()  # without the camera the points cannot be drawn
+    spec = StateSpec(spec.slots, landmarks=("elbow", "tip"))
+    assert resolve_state_features(d, spec, torques, states, list(FEATURES)) == []
+    with pytest.raises(KeyError, match="wrist_pos"):
+        StateSpec(spec.slots, landmarks=("wrist",))
