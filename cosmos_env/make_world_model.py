@@ -48,14 +48,21 @@ def _generate(cfg: MakeWorldModelConfig, data: Path) -> list[Path]:
         overrides.append(f"world.landmarks={_hydra_value(cfg.world.landmarks)}")
         overrides += [f"seed={cfg.seed + i}", f"out={out}"]
         overrides += [f"{k}={v}" for k in GENERATE_KEYS if (v := getattr(cfg, k)) is not None]
-        overrides += [f"+env_kwargs.{k}={v}" for k, v in cfg.env_kwargs.items()]
+        overrides += [f"+env_kwargs.{k}={_hydra_value(v)}" for k, v in cfg.env_kwargs.items()]
         generate(load_config("generate", GenerateConfig, overrides))
     return paths
 
 
 def _hydra_value(value) -> str:
-    """``value`` (a string or a list of strings) as a Hydra override value."""
-    return value if isinstance(value, str) else "[" + ",".join(map(str, value)) + "]"
+    """``value`` (a string, number, bool, None, or a list or dict of them) in Hydra's
+    override grammar, so ``+env_kwargs.K=V`` reaches ``generate`` as it was given."""
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{_hydra_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_hydra_value(v) for v in value) + "]"
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    return str(value)
 
 
 def _tokenizer(cfg: MakeWorldModelConfig, data: Path, out: Path, log: dict) -> str:
