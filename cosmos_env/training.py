@@ -176,13 +176,15 @@ def fit(
     evaluate: EvalFn,
     reseed: Callable[[int], None] = lambda step: None,
     desc: str = "train",
+    after_step: Callable[[int], None] = lambda step: None,
 ) -> tuple[int, float, dict[str, float]]:
     """The one training loop every trainer runs: resume from ``out/train_state.pt`` (then
     ``reseed(step)`` so a resumed run draws new batches), and until ``cfg.steps`` or
     ``cfg.max_minutes`` run out: set the scheduled lr, optimise ``train_step()``'s objective,
     update the EMA, log the terms every 50 steps (train.log and the board), evaluate every
-    ``cfg.eval_every`` steps and save every ``cfg.save_every``. Then save, evaluate in full
-    (the board's "final" group) and return (steps, wall seconds, the final scores)."""
+    ``cfg.eval_every`` steps and save every ``cfg.save_every``, then call
+    ``after_step(step)`` (a trainer's own milestones: BC's releases). Then save, evaluate in
+    full (the board's "final" group) and return (steps, wall seconds, the final scores)."""
     step, elapsed = 0, 0.0
     state_path = out / "train_state.pt"
     if cfg.resume and state_path.exists():
@@ -220,6 +222,7 @@ def fit(
             scored(final=False)
         if step % cfg.save_every == 0:
             save_training(state_path, model, ema, opt, step, elapsed)
+        after_step(step)
     bar.close()
     save_training(state_path, model, ema, opt, step, elapsed)
     wall = time.perf_counter() - start

@@ -3,14 +3,16 @@ the scripted expert's push episodes into a `BCPolicy`.
 
 The training episodes' frames, gripper proprioception and actions are held in memory
 (uint8 frames; about 250 MB for 20k frames). Each step regresses a batch of actions from
-randomly shifted frames; releases go to ``out/step_{N}/`` at the ``save_at`` steps (and at
-the last step), with a progress bar and ``out/train.log``. The train/val split is the
-store's own (`EpisodeStore.split`), so the held-out episodes are the ones the world model
-holds out too.
+randomly shifted frames in the one training loop (``cosmos_env.training.fit``: resumable
+from ``out/train_state.pt``, a wall-clock budget, ``out/train.log`` and TensorBoard);
+releases go to ``out/step_{N}/`` at the ``save_at`` steps (and at the last step). The
+train/val split is the store's own (`EpisodeStore.split`), so the held-out episodes are the
+ones the world model holds out too.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 import time
@@ -20,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from cosmos_env import checkpoint
 from cosmos_env.config import load_config
@@ -28,7 +29,7 @@ from cosmos_env.data.store import EpisodeStore, StoreError
 from cosmos_env.dynamics.data import select_stores, store_action_spec
 from cosmos_env.machine import set_torch_threads
 from cosmos_env.sim import state_layout as sl
-from cosmos_env.training import budget_lr, file_logger, optimise
+from cosmos_env.training import Board, file_logger, fit, reseeder
 from policies.bc import KIND, PROPRIO_SLOTS, BCConfig, BCNet, frames_to_unit, proprio_from_states
 
 BLOCK_ROWS = 1024  # rows read from a store at a time: bounds the memory of the masked copy
@@ -49,11 +50,14 @@ class TrainBCConfig:
     weight_decay: float = 1e-4
     loss: str = "mse"  # mse | huber
     max_minutes: float = 20.0  # stop early (and release) when the wall-clock budget is spent
+    ema_decay: float = 0.0  # 0: no average, the released net is the trained one
     augment_shift: int = 4  # pixels of random shift (edge-replicated pad, then crop)
     val_fraction: float = 0.1
     split_seed: int = 0  # the store split's seed: the world model's training used 0
     eval_frames: int = 512  # train/val frames (evenly spaced) each loss evaluation uses
-    log_every: int = 100
+    eval_every: int = 100  # steps between held-out loss evaluations (train.log, TensorBoard)
+    save_every: int = 500  # steps between resumable training states (out/train_state.pt)
+    resume: bool = True
     seed: int = 0
     threads: int = 0  # 0 = torch's default (all cores)
 
@@ -80,8 +84,9 @@ def load_train_bc_config(overrides: list[str]) -> TrainBCConfig:
 
 def check_config(cfg: TrainBCConfig) -> None:
     """ValueError for settings that cannot train: bad counts, save_at beyond steps, ..."""
-    if cfg.steps < 1 or cfg.batch_size < 1 or cfg.log_every < 1 or cfg.eval_frames < 1:
-        raise ValueError("steps, batch_size, log_every and eval_frames must be >= 1")
+    counts = (cfg.steps, cfg.batch_size, cfg.eval_every, cfg.save_every, cfg.eval_frames)
+    if min(counts) < 1:
+        raise ValueError("steps, batch_size, eval_every, save_every and eval_frames must be >= 1")
     bad = [s for s in cfg.save_at if not 1 <= s <= cfg.steps]
     if bad:
         raise ValueError(
@@ -252,19 +257,18 @@ def _build(cfg: TrainBCConfig, train: BCData) -> tuple[BCNet, torch.optim.Optimi
     return net, opt
 
 
-def _step(
-    cfg: TrainBCConfig, net: BCNet, opt, train: BCData, rng, gen, step: int, elapsed: float
-) -> float:
-    """One optimiser step on a random, randomly shifted batch; returns its loss."""
-    idx = rng.integers(0, len(train), cfg.batch_size)
-    frames = frames_to_unit(torch.from_numpy(train.frames[idx]))  # (B, 3, H, W)
-    frames = random_shift(frames, cfg.augment_shift, gen)
-    for group in opt.param_groups:
-        group["lr"] = budget_lr(cfg.lr, cfg.warmup_steps, cfg.steps, cfg.max_minutes, step, elapsed)
-    pred = net(frames, torch.from_numpy(train.proprio[idx]))  # (B, A)
-    loss = _loss(cfg, pred, torch.from_numpy(train.actions[idx]))
-    optimise(opt, loss, net)
-    return loss.item()
+def _objective(cfg: TrainBCConfig, net: BCNet, train: BCData, rng, gen):
+    """The step function `fit` runs: the loss on a random, randomly shifted batch."""
+
+    def step() -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        idx = rng.integers(0, len(train), cfg.batch_size)
+        frames = frames_to_unit(torch.from_numpy(train.frames[idx]))  # (B, 3, H, W)
+        frames = random_shift(frames, cfg.augment_shift, gen)
+        pred = net(frames, torch.from_numpy(train.proprio[idx]))  # (B, A)
+        loss = _loss(cfg, pred, torch.from_numpy(train.actions[idx]))
+        return loss, {"loss": loss.detach()}
+
+    return step
 
 
 def _save(cfg: TrainBCConfig, net: BCNet, data: dict, step: int, seconds: float, log) -> Path:
@@ -307,7 +311,7 @@ def _prepare(cfg: TrainBCConfig) -> dict:
 def train_bc(cfg: TrainBCConfig) -> dict:
     """Train, release at ``cfg.save_at`` (and at the last step), return a summary: release
     paths, steps, seconds, and the action MSE on train rows before and after training
-    and on held-out rows after."""
+    and on held-out rows after. A killed run resumes when re-run with the same ``out``."""
     check_config(cfg)
     data = _prepare(cfg)
     train, val = data["train"], data["val"]
@@ -316,6 +320,7 @@ def train_bc(cfg: TrainBCConfig) -> dict:
     log = file_logger("train_bc", out)
     set_torch_threads(cfg.threads)
     net, opt = _build(cfg, train)
+    ema = copy.deepcopy(net).requires_grad_(False)  # ema_decay 0: the net itself
     log.info("config %s", asdict(cfg))
     log.info(
         "data: %d train frames (%d episodes), %d val frames (%d episodes); %.3fM params",
@@ -327,36 +332,39 @@ def train_bc(cfg: TrainBCConfig) -> dict:
     )
     initial = evaluate(net, train, cfg.eval_frames)
     rng, gen = np.random.default_rng(cfg.seed), torch.Generator().manual_seed(cfg.seed)
-    releases: dict[int, Path] = {}
-    step, recent, start = 0, [], time.perf_counter()
-    bar = tqdm(total=cfg.steps, desc="train bc", unit="step")
-    while step < cfg.steps and time.perf_counter() - start < cfg.max_minutes * 60:
-        recent.append(_step(cfg, net, opt, train, rng, gen, step, time.perf_counter() - start))
-        step += 1
-        bar.update()
-        bar.set_postfix(loss=f"{recent[-1]:.4f}")
-        if step % cfg.log_every == 0:
-            val_loss = _fmt(evaluate(net, val, cfg.eval_frames))
-            log.info(
-                "step %d loss %.5f val %s lr %.2e elapsed %.1f s",
-                step,
-                np.mean(recent),
-                val_loss,
-                opt.param_groups[0]["lr"],
-                time.perf_counter() - start,
-            )
-            recent = []
-        if step in cfg.save_at or step == cfg.steps:
-            releases[step] = _save(cfg, net, data, step, time.perf_counter() - start, log)
-    bar.close()
-    if step not in releases:  # the wall-clock budget ran out first: release what there is
-        log.info("max_minutes=%s reached at step %d", cfg.max_minutes, step)
-        releases[step] = _save(cfg, net, data, step, time.perf_counter() - start, log)
-    seconds = time.perf_counter() - start
-    final = checkpoint.read_config(releases[step])
-    log.info("finished: %d steps in %.1f s", step, seconds)
+    start = time.perf_counter()
+
+    def release(step: int) -> None:
+        if step in cfg.save_at:
+            _save(cfg, ema, data, step, time.perf_counter() - start, log)
+
+    def scores(step: int, final: bool) -> dict[str, float]:
+        loss = evaluate(ema, val, cfg.eval_frames)
+        return {} if loss is None else {"val_loss": loss}
+
+    board = Board(out)
+    step, seconds, _ = fit(
+        cfg,
+        net,
+        ema,
+        opt,
+        out,
+        log,
+        board,
+        _objective(cfg, net, train, rng, gen),
+        scores,
+        reseeder(cfg.seed, rng, gen),
+        "train bc",
+        release,
+    )
+    board.close()
+    if step not in cfg.save_at:  # the last step, or the budget ran out first
+        _save(cfg, ema, data, step, seconds, log)
+    done = sorted({s for s in cfg.save_at if s <= step} | {step})
+    releases = [out / f"step_{s}" for s in done if (out / f"step_{s}" / "config.json").exists()]
+    final = checkpoint.read_config(out / f"step_{step}")
     return {
-        "releases": [str(releases[s]) for s in sorted(releases)],
+        "releases": [str(r) for r in releases],
         "steps": step,
         "seconds": seconds,
         "seconds_per_step": seconds / max(1, step),

@@ -76,7 +76,7 @@ def tiny_cfg(data_dir: Path, out: Path, **kw) -> TrainBCConfig:
         warmup_steps=3,
         val_fraction=0.2,
         eval_frames=64,
-        log_every=10,
+        eval_every=10,
         threads=1,
     )
     return TrainBCConfig(model=BCConfig(**TINY), **(base | kw))
@@ -102,7 +102,8 @@ def test_training_writes_releases_and_log(trained):
         names = {p.name for p in (out / f"step_{step}").iterdir()}
         assert {"model.safetensors", "config.json", "card.md"} <= names
     log = (out / "train.log").read_text()
-    assert "step 10 loss" in log and "step 30 loss" in log and "val" in log
+    assert "step 10 eval" in log and "step 30 eval" in log and "val_loss" in log
+    assert "finished: 30 steps" in log and (out / "train_state.pt").exists()
     # The train rows exclude each episode's padding row; one episode of five is held out.
     assert summary["train_frames"] + summary["val_frames"] == sum(LENGTHS) - len(LENGTHS)
     assert summary["val_loss"] is not None and summary["seconds_per_step"] > 0
@@ -195,3 +196,13 @@ def test_config_from_overrides():
 def test_default_network_is_small():
     net = BCNet(BCConfig())
     assert sum(p.numel() for p in net.parameters()) < 500_000
+
+
+def test_a_stopped_run_resumes_where_it_stopped(data_dir, tmp_path):
+    first = train_bc(tiny_cfg(data_dir, tmp_path, steps=6, save_at=[]))
+    assert first["steps"] == 6 and (tmp_path / "train_state.pt").exists()
+    second = train_bc(tiny_cfg(data_dir, tmp_path, steps=12, save_at=[]))
+    assert second["steps"] == 12 and "resumed from step 6" in (tmp_path / "train.log").read_text()
+    assert second["releases"] == [str(tmp_path / "step_12")]
+    fresh = train_bc(tiny_cfg(data_dir, tmp_path / "fresh", steps=12, save_at=[], resume=False))
+    assert fresh["steps"] == 12  # resume=False starts over
