@@ -60,7 +60,6 @@ other shards are converted; in v1.1 (a single shard) the same problem raises One
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable
@@ -69,14 +68,23 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from cosmos_env.data.converters.common import (
     ConversionSummary,
-    SkipItem,
     SourceItem,
     convert_items,
+)
+from cosmos_env.data.converters.onex_files import (
+    OneXFormatError,
+    VideoReader,
+    check_video,
+    open_bin,
+    open_columns,
+    read_json,
+    segment_states,
+    skip,
+    tokens_int32,
 )
 from cosmos_env.data.spec import ActionSpec, FeatureSpec
 from cosmos_env.data.state_spec import StateSlot, StateSpec
@@ -141,10 +149,6 @@ TOKEN_NOTES = {
     "is the row's position in its clip. cosmos-env's tokenizers are other models, so these "
     "cannot be decoded here: use NVIDIA's Cosmos tokenizer, or convert 1X's raw-video release.",
 }
-
-
-class OneXFormatError(ValueError):
-    """A 1X source file is missing, truncated or not in the documented format."""
 
 
 # ------------------------------------------------------------------------------- entry point
@@ -271,86 +275,6 @@ def _normalise(physical: np.ndarray, spec: ActionSpec) -> tuple[np.ndarray, list
     return np.clip(action, -1.0, 1.0).astype(np.float32), warnings
 
 
-# ---------------------------------------------------------------------------- binary files
-def _open_bin(
-    path: Path, dtype: Any, row_shape: tuple[int, ...], rows: int | None, notes: list[str]
-) -> np.ndarray:
-    """Read-only memmap (rows, *row_shape) of the raw little-endian array file `path`.
-
-    `rows` None means as many as the file holds. Raises OneXFormatError naming the file and
-    the expected and found sizes when it is missing, not a whole number of rows or short;
-    extra rows are ignored with a note.
-    """
-    dtype, rows = np.dtype(dtype).newbyteorder("<"), None if rows is None else int(rows)
-    row_bytes = dtype.itemsize * math.prod(row_shape)
-    if not path.is_file():
-        raise OneXFormatError(f"{path}: missing")
-    size = path.stat().st_size
-    found, rest = divmod(size, row_bytes)
-    layout = f"rows of {dtype.name} {row_shape} ({row_bytes} bytes each)"
-    if rest or (rows is not None and found < rows):
-        expected = f"{rows * row_bytes} bytes ({rows} {layout})" if rows is not None else layout
-        raise OneXFormatError(
-            f"{path}: truncated or not this format: expected {expected}, found {size} bytes"
-        )
-    if rows is not None and found > rows:
-        notes.append(f"{path.name} holds {found} rows, {found - rows} more than expected; ignored")
-    rows = found if rows is None else rows
-    if rows == 0:
-        return np.zeros((0, *row_shape), dtype)
-    return np.memmap(path, dtype=dtype, mode="r", shape=(rows, *row_shape))
-
-
-def _open_columns(path: Path, widths: tuple[int, ...], rows: int) -> np.ndarray:
-    """float32 (rows, w) memmap for the first width w in `widths` whose size fits exactly."""
-    size = path.stat().st_size if path.is_file() else None
-    for w in widths:
-        if size == rows * w * 4:
-            return _open_bin(path, np.float32, (w,), rows, [])
-    if size is None:
-        raise OneXFormatError(f"{path}: missing")
-    expected = " or ".join(f"{rows * w * 4} bytes ({rows} rows of float32 ({w},))" for w in widths)
-    raise OneXFormatError(
-        f"{path}: truncated or not this format: expected {expected}, found {size} bytes"
-    )
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise OneXFormatError(f"{path}: not readable JSON: {e}") from e
-    if not isinstance(data, dict):
-        raise OneXFormatError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    return data
-
-
-def _segment_states(states: np.ndarray, a: int, b: int, path: Path) -> np.ndarray:
-    """Rows [a, b) of a float32 state-like memmap as an array, or SkipItem on NaN/inf."""
-    out = np.array(states[a:b], dtype=np.float32).reshape(b - a, -1)
-    bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
-    if len(bad):
-        raise SkipItem(f"{path}: NaN or inf in rows {(bad[:5] + a).tolist()}")
-    return out
-
-
-def _tokens_int32(tokens: np.ndarray, path: Path) -> np.ndarray:
-    """Token grids as int32 (values of 1X's tokenizers fit); SkipItem if one does not."""
-    tokens = np.asarray(tokens)
-    if tokens.size and (tokens.max() > np.iinfo(np.int32).max or tokens.min() < 0):
-        raise SkipItem(f"{path}: token values outside [0, 2^31) (not 1X tokens?)")
-    return tokens.astype(np.int32)
-
-
-def _skip(reason: str) -> Callable[[], Any]:
-    def load() -> Any:
-        raise SkipItem(reason)
-
-    return load
-
-
 # ------------------------------------------------------------------------------------ v1.1
 @dataclass
 class _V11:
@@ -363,14 +287,14 @@ class _V11:
 
 
 def _plan_v11(src: Path) -> _Plan:
-    meta, notes = _read_json(src / "metadata.json"), []
+    meta, notes = read_json(src / "metadata.json"), []
     n = meta.get("num_images")
-    ids = np.asarray(_open_bin(src / "segment_ids.bin", np.int32, (), n, notes))
+    ids = np.asarray(open_bin(src / "segment_ids.bin", np.int32, (), n, notes))
     s = int(meta.get("s", 16))
     token_dtype = np.dtype(meta.get("token_dtype", "uint32"))
-    video = _open_bin(src / "video.bin", token_dtype, (s, s), len(ids), notes)
+    video = open_bin(src / "video.bin", token_dtype, (s, s), len(ids), notes)
     actions = {
-        name: _open_columns(src / "actions" / f"{name}.bin", widths, len(ids))
+        name: open_columns(src / "actions" / f"{name}.bin", widths, len(ids))
         for name, widths in V11_ACTIONS
     }
     source = _V11(src, video, actions, notes)
@@ -389,7 +313,7 @@ def _load_v11(
     src: _V11, spec: ActionSpec, a: int, b: int, first: bool
 ) -> tuple[dict[str, np.ndarray], str, list[str]]:
     parts = {
-        name: _segment_states(arr, a, b, src.root / "actions" / f"{name}.bin")
+        name: segment_states(arr, a, b, src.root / "actions" / f"{name}.bin")
         for name, arr in src.actions.items()
     }
     state_parts = ("joint_pos", "l_hand_closure", "r_hand_closure", "driving_command")
@@ -397,7 +321,7 @@ def _load_v11(
     physical = np.concatenate([parts[name] for name, _ in V11_ACTIONS], axis=1)
     action, warnings = _normalise(physical, spec)
     episode = {
-        "tokens_magvit2": _tokens_int32(src.video[a:b], src.root / "video.bin"),
+        "tokens_magvit2": tokens_int32(src.video[a:b], src.root / "video.bin"),
         "state": state,
         "action": action,
         "reward": np.zeros(b - a, np.float32),
@@ -439,49 +363,32 @@ def _open_shard(src: Path, i: int, version: str) -> _Shard:
     """Open shard `i`'s files; any problem is recorded in ``error`` (the shard is skipped)."""
     shard = _Shard(f"shard{i}")
     try:
-        meta = _read_json(_shard_file(src, "metadata", f"metadata_{i}.json"))
+        meta = read_json(_shard_file(src, "metadata", f"metadata_{i}.json"))
         n = meta.get("shard_num_frames")
         seg_path = _shard_file(src, "segment_indices", f"segment_idx_{i}.bin")
-        shard.segment_ids = np.asarray(_open_bin(seg_path, np.int32, (), n, shard.notes))
+        shard.segment_ids = np.asarray(open_bin(seg_path, np.int32, (), n, shard.notes))
         n = len(shard.segment_ids)
         shard.states_path = _shard_file(src, "robot_states", f"states_{i}.bin")
-        shard.states = _open_bin(shard.states_path, np.float32, (25,), n, shard.notes)
+        shard.states = open_bin(shard.states_path, np.float32, (25,), n, shard.notes)
         ext = "bin" if version == "v2.0" else "mp4"
         shard.video_path = _shard_file(src, "videos", f"video_{i}.{ext}")
         if version == "v2.0":
             clips = -(-n // CLIP_FRAMES)
-            shard.video = _open_bin(shard.video_path, np.int32, COSMOS_GRID, clips, shard.notes)
+            shard.video = open_bin(shard.video_path, np.int32, COSMOS_GRID, clips, shard.notes)
         else:
-            _check_video(shard.video_path, n, seg_path)
+            check_video(shard.video_path, n, seg_path)
     except OneXFormatError as e:
         shard.error = str(e)
     return shard
 
 
-def _check_video(path: Path, n: int, seg_path: Path) -> None:
-    """Raise OneXFormatError unless OpenCV opens `path` and it claims at least `n` frames."""
-    if not path.is_file():
-        raise OneXFormatError(f"{path}: missing")
-    cap = cv2.VideoCapture(str(path))
-    try:
-        if not cap.isOpened():
-            raise OneXFormatError(f"{path}: OpenCV cannot open this video")
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-    finally:
-        cap.release()
-    if 0 < count < n:  # a count of 0 means unknown: the decoder checks as it reads
-        raise OneXFormatError(
-            f"{path}: truncated: expected {n} frames (the rows of {seg_path.name}), found {count}"
-        )
-
-
 def _plan_shards(src: Path, version: str, image_size: int) -> _Plan:
-    meta = _read_json(src / "metadata.json")
+    meta = read_json(src / "metadata.json")
     indices = _video_indices(src, "bin" if version == "v2.0" else "mp4")
     if isinstance(meta.get("num_shards"), int):
         indices |= set(range(meta["num_shards"]))  # a missing shard is listed as skipped
     spec = delta_action_spec()
-    reader = _VideoReader(image_size)
+    reader = VideoReader(image_size)
     items = []
     for i in sorted(indices):
         shard = _open_shard(src, i, version)
@@ -501,10 +408,10 @@ def _plan_shards(src: Path, version: str, image_size: int) -> _Plan:
 
 def _shard_items(shard: _Shard, load: Callable[..., Any]) -> list[SourceItem]:
     if shard.segment_ids is None:  # segments unknown: the whole shard is one skipped item
-        return [SourceItem(f"{shard.name}:*", _skip(shard.error or "unreadable"))]
+        return [SourceItem(f"{shard.name}:*", skip(shard.error or "unreadable"))]
     items = []
     for k, (sid, a, b) in enumerate(find_segments(shard.segment_ids)):
-        fn = _skip(shard.error) if shard.error else partial(load, shard, a, b, k == 0)
+        fn = skip(shard.error) if shard.error else partial(load, shard, a, b, k == 0)
         items.append(SourceItem(f"{shard.name}:segment{sid}:{a}", fn))
     return items
 
@@ -513,7 +420,7 @@ def _shard_rows(
     spec: ActionSpec, shard: _Shard, a: int, b: int, first: bool
 ) -> tuple[dict[str, np.ndarray], list[str]]:
     """state, action (normalised deltas), reward of rows [a, b), and the warnings."""
-    states = _segment_states(shard.states, a, b, shard.states_path)
+    states = segment_states(shard.states, a, b, shard.states_path)
     action, warnings = _normalise(delta_actions(states), spec)
     rows = {"state": states, "action": action, "reward": np.zeros(b - a, np.float32)}
     return rows, (shard.notes if first else []) + warnings
@@ -524,58 +431,18 @@ def _load_v20(
 ) -> tuple[dict[str, np.ndarray], str, list[str]]:
     rows, warnings = _shard_rows(spec, shard, a, b, first)
     clip = np.arange(a, b) // CLIP_FRAMES  # the clip that holds each row
-    grids = _tokens_int32(shard.video[clip[0] : clip[-1] + 1], shard.video_path)
+    grids = tokens_int32(shard.video[clip[0] : clip[-1] + 1], shard.video_path)
     rows["tokens_cosmos_dv8x8x8"] = grids[clip - clip[0]]  # (T, 3, 32, 32)
     rows["cosmos_clip_frame"] = (np.arange(a, b) % CLIP_FRAMES).astype(np.int32)
     return rows, "", warnings
 
 
 def _load_raw(
-    spec: ActionSpec, reader: _VideoReader, shard: _Shard, a: int, b: int, first: bool
+    spec: ActionSpec, reader: VideoReader, shard: _Shard, a: int, b: int, first: bool
 ) -> tuple[dict[str, np.ndarray], str, list[str]]:
     rows, warnings = _shard_rows(spec, shard, a, b, first)
     rows["rgb"] = reader.read(shard.video_path, a, b)
     return rows, "", warnings
-
-
-class _VideoReader:
-    """Decodes frame ranges of one mp4 at a time, forward only: segments come in order, so
-    each frame is decoded once and memory holds one segment; going back reopens the file."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.path: Path | None = None
-        self.cap: cv2.VideoCapture | None = None
-        self.pos = 0
-
-    def read(self, path: Path, start: int, end: int) -> np.ndarray:
-        """Frames [start, end) of `path` as uint8 (T, size, size, 3) RGB; SkipItem if short."""
-        if path != self.path or start < self.pos:
-            self.close()
-            self.path, self.cap, self.pos = path, cv2.VideoCapture(str(path)), 0
-        out = np.empty((end - start, self.size, self.size, 3), np.uint8)
-        while self.pos < end:  # frames before `start` are only grabbed, not converted
-            ok = self.cap.grab()
-            ok = ok and (self.pos < start or self._retrieve_into(out, self.pos - start))
-            if not ok:
-                raise SkipItem(
-                    f"{path}: the video ends after {self.pos} frames; "
-                    f"this segment needs frames [{start}, {end})"
-                )
-            self.pos += 1
-        return out
-
-    def _retrieve_into(self, out: np.ndarray, k: int) -> bool:
-        ok, bgr = self.cap.retrieve()
-        if ok:
-            small = cv2.resize(bgr, (self.size, self.size), interpolation=cv2.INTER_AREA)
-            out[k] = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
-        return ok
-
-    def close(self) -> None:
-        if self.cap is not None:
-            self.cap.release()
-        self.path, self.cap, self.pos = None, None, 0
 
 
 # ------------------------------------------------------------------------------ store schema
