@@ -49,63 +49,82 @@ class LatentDynamics(nn.Module):
         c, s = cfg.latent_channels, cfg.state_dim
         self.denoiser = Denoiser(cfg)
         self.probe = StateProbe(c, cfg.latent_size, s, cfg.probe_width)
-        self.register_buffer("latent_mean", torch.zeros(c))
-        self.register_buffer("latent_std", torch.ones(c))
-        self.register_buffer("delta_std", torch.ones(c))
-        self.register_buffer("state_mean", torch.zeros(s))
-        self.register_buffer("state_std", torch.ones(s))
-        self.state_dynamics = None
-        self.contact_slots: list[slice] = []
-        spec = self.spec = config_state_spec(cfg)
-        track = cfg.state_track
-        self.ee_slot = track.integrator.slot if track and track.integrator else ""
-        if track:
-            relative = track.contact.slots if track.contact else []
-            self.contact_slots = [spec.position_slot(n, "state_track.contact") for n in relative]
-            extra = contact_feature_dim(len(self.contact_slots), cfg.context)
-            self.state_dynamics = StateDynamics(
-                s, cfg.action_dim, cfg.context, track.width, extra if self.contact_slots else 0
-            )
-            self.register_buffer("state_delta_std", torch.ones(s))
+        for name, size, value in (
+            ("latent_mean", c, 0.0),
+            ("latent_std", c, 1.0),
+            ("delta_std", c, 1.0),
+            ("state_mean", s, 0.0),
+            ("state_std", s, 1.0),
+        ):
+            self.register_buffer(name, torch.full((size,), value))
+        self.spec = config_state_spec(cfg)
         self.outcome = None
         if cfg.outcome_heads:
             self.outcome = OutcomeHeads(s, cfg.action_dim, cfg.outcome_heads.width)
-        self.frame_head = None
-        if track and track.frame_head:
-            head = track.frame_head
-            self.frame_head = GripperFrameHead(
-                head.objects,
-                track.contact.slots,
-                self.ee_slot,
-                head.quat,
-                cfg.context,
-                cfg.action_dim,
-                head.width,
-                spec,
-            )
-            planar = [spec.position_slot(f"{n}_pos", "frame_head") for n in head.objects]
-            self.frame_dims = [d for index in planar for d in (index.start, index.start + 1)]
-        if self.ee_slot:
-            if not (cfg.action_low and cfg.action_high):
-                raise ValueError(
-                    f"the integrator of slot {self.ee_slot!r} needs the actions' physical "
-                    "range (dynamics.action_low / action_high; train-dynamics fills them in "
-                    "from the store's action spec)"
-                )
-            self.ee_index = spec.position_slot(self.ee_slot, "state_track.integrator")
-            ee = spec.end_effector
-            self.ee_channels = list(ee.action_delta) if ee and ee.action_delta else [0, 1, 2]
-            self.register_buffer("state_min", torch.zeros(s))
-            self.register_buffer("state_max", torch.zeros(s))
-            # From the config, not the weights, as the camera is.
-            self.register_buffer("action_low", torch.tensor(cfg.action_low), persistent=False)
-            self.register_buffer("action_high", torch.tensor(cfg.action_high), persistent=False)
+        self._build_state_track()
+        self._build_frame_head()
+        self._build_integrator()
         if cfg.keypoint_channels:
-            keypoints = track.keypoints
-            self.keypoint_slots = [spec.position_slot(n, "keypoints") for n in keypoints.slots]
+            keypoints = cfg.state_track.keypoints
+            self.keypoint_slots = [self.spec.position_slot(n, "keypoints") for n in keypoints.slots]
             # From the config, not the weights: the release stores parameters in float16.
             projection = torch.tensor(keypoints.camera, dtype=torch.float32).view(3, 4)
             self.register_buffer("projection", projection, persistent=False)
+
+    def _build_state_track(self) -> None:
+        """The state MLP, with the contact features' slots when the track has them."""
+        cfg, track, s = self.cfg, self.cfg.state_track, self.cfg.state_dim
+        self.state_dynamics = None
+        self.contact_slots: list[slice] = []
+        self.ee_slot = track.integrator.slot if track and track.integrator else ""
+        if not track:
+            return
+        relative = track.contact.slots if track.contact else []
+        self.contact_slots = [self.spec.position_slot(n, "state_track.contact") for n in relative]
+        extra = contact_feature_dim(len(self.contact_slots), cfg.context)
+        self.state_dynamics = StateDynamics(
+            s, cfg.action_dim, cfg.context, track.width, extra if self.contact_slots else 0
+        )
+        self.register_buffer("state_delta_std", torch.ones(s))
+
+    def _build_frame_head(self) -> None:
+        cfg, track = self.cfg, self.cfg.state_track
+        self.frame_head = None
+        if not (track and track.frame_head):
+            return
+        head = track.frame_head
+        self.frame_head = GripperFrameHead(
+            head.objects,
+            track.contact.slots,
+            self.ee_slot,
+            head.quat,
+            cfg.context,
+            cfg.action_dim,
+            head.width,
+            self.spec,
+        )
+        planar = [self.spec.position_slot(f"{n}_pos", "frame_head") for n in head.objects]
+        self.frame_dims = [d for index in planar for d in (index.start, index.start + 1)]
+
+    def _build_integrator(self) -> None:
+        """The end-effector slot the actions move, and the ranges that scale and clip it."""
+        cfg, s = self.cfg, self.cfg.state_dim
+        if not self.ee_slot:
+            return
+        if not (cfg.action_low and cfg.action_high):
+            raise ValueError(
+                f"the integrator of slot {self.ee_slot!r} needs the actions' physical "
+                "range (dynamics.action_low / action_high; train-dynamics fills them in "
+                "from the store's action spec)"
+            )
+        self.ee_index = self.spec.position_slot(self.ee_slot, "state_track.integrator")
+        ee = self.spec.end_effector
+        self.ee_channels = list(ee.action_delta) if ee and ee.action_delta else [0, 1, 2]
+        self.register_buffer("state_min", torch.zeros(s))
+        self.register_buffer("state_max", torch.zeros(s))
+        # From the config, not the weights, as the camera is.
+        self.register_buffer("action_low", torch.tensor(cfg.action_low), persistent=False)
+        self.register_buffer("action_high", torch.tensor(cfg.action_high), persistent=False)
 
     def set_normalisation(
         self,
