@@ -156,10 +156,20 @@ def make_world_model(cfg: MakeWorldModelConfig) -> dict:
 
 
 def _settings(cfg: MakeWorldModelConfig) -> str:
+    """The command's arguments as one would type them again (quoted where a shell needs it)."""
     if cfg.data:
-        return f"data={cfg.data}"
-    where = f"env_id={cfg.env_id}" if cfg.world.name == "gym" else f"task={cfg.task}"
-    return (
-        f"world={cfg.world.name} {where} policy={cfg.policy} noise={list(cfg.noise)} "
-        f"episodes={cfg.episodes} budget_minutes={cfg.budget_minutes}"
-    )
+        where = f"data={cfg.data}"
+    else:
+        where = f"env_id={cfg.env_id}" if cfg.world.name == "gym" else f"task={cfg.task}"
+        where = (
+            f"world={cfg.world.name} {where} policy={cfg.policy} "
+            f"'noise={_hydra_value(list(cfg.noise))}' episodes={cfg.episodes}"
+        )
+        where += "".join(f" '+env_kwargs.{k}={_hydra_value(v)}'" for k, v in cfg.env_kwargs.items())
+        if cfg.camera is not None:
+            where += f" camera={cfg.camera}"
+    where += f" tokenizer={cfg.tokenizer} budget_minutes={cfg.budget_minutes}"
+    if cfg.dynamics_overrides:
+        quoted = ",".join(f'"{o}"' for o in cfg.dynamics_overrides)
+        where += f" 'dynamics_overrides=[{quoted}]'"
+    return where

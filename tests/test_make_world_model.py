@@ -128,3 +128,19 @@ def test_env_kwargs_reach_generate_as_given():
     cfg = load_config("generate", GenerateConfig, overrides)
     assert cfg.env_kwargs == value and cfg.world.landmarks == ["fingertip", "target"]
     assert _hydra_value("auto") == "auto"
+
+
+def test_the_card_records_a_command_that_rebuilds_the_same_config():
+    import shlex
+
+    from cosmos_env.config import MakeWorldModelConfig, load_config
+    from cosmos_env.make_world_model import _settings
+
+    given = ["world=gym", "env_id=Reacher-v5", "noise=[0.0,0.5]", "episodes=40"]
+    given += ["+env_kwargs.default_camera_config={distance:0.62,lookat:[0.0,0.0,0.0]}"]
+    given += ["tokenizer=CI8x8-gym", 'dynamics_overrides=["dynamics.net.width=128"]']
+    cfg = load_config("make_world_model", MakeWorldModelConfig, given, ("tokenizer",))
+    again = load_config(
+        "make_world_model", MakeWorldModelConfig, shlex.split(_settings(cfg)), ("tokenizer",)
+    )
+    assert again == cfg
