@@ -30,28 +30,25 @@ def project(projection: np.ndarray, points: np.ndarray) -> np.ndarray:
 def rendered_projection(env) -> np.ndarray | None:
     """The (3, 4) projection (as `camera_projection`'s) of the view a Gymnasium MuJoCo env
     made with ``render_mode="rgb_array"`` renders, or None when that view moves with the
-    scene (a tracking camera, or one on a moving body). Renders one frame to read it."""
+    scene (a model camera that tracks, or one on a moving body; Gymnasium renders every
+    other view through a free camera, which stays put). Renders one frame to read it."""
     env.render()
     u = env.unwrapped
     viewer = u.mujoco_renderer._get_viewer("rgb_array")
     cam, model = viewer.cam, u.model
-    if cam.type == mujoco.mjtCamera.mjCAMERA_TRACKING:
-        return None
     if cam.type == mujoco.mjtCamera.mjCAMERA_FIXED:
         fixed = model.cam_mode[cam.fixedcamid] == mujoco.mjtCamLight.mjCAMLIGHT_FIXED
         if not fixed or model.body_weldid[model.cam_bodyid[cam.fixedcamid]] != 0:
             return None
     # Mono rendering looks through the average of the two eyes' GL cameras.
-    eyes = viewer.scn.camera
-    pos = (np.asarray(eyes[0].pos) + np.asarray(eyes[1].pos)) / 2
-    forward = np.asarray(eyes[0].forward, np.float64)
-    up = np.asarray(eyes[0].up, np.float64)
+    left, right_eye = viewer.scn.camera[0], viewer.scn.camera[1]
+    pos = (np.asarray(left.pos) + np.asarray(right_eye.pos)) / 2
+    forward, up = np.asarray(left.forward, np.float64), np.asarray(left.up, np.float64)
     right = np.cross(forward, up)
-    gl = eyes[0]
-    half_height = (gl.frustum_top - gl.frustum_bottom) / 2 / gl.frustum_near
+    half_height = (left.frustum_top - left.frustum_bottom) / 2 / left.frustum_near
     aspect = viewer.viewport.width / viewer.viewport.height
     half_width = (
-        gl.frustum_width / gl.frustum_near if gl.frustum_width > 0 else half_height * aspect
+        left.frustum_width / left.frustum_near if left.frustum_width > 0 else half_height * aspect
     )
     rows = np.stack([right / half_width, -up / half_height, forward])  # v runs down the rows
     return np.concatenate([rows, -(rows @ pos)[:, None]], axis=1)

@@ -117,9 +117,8 @@ def build_world(cfg: Any) -> TabletopTaskWorld | GymMujocoWorld:
         if not cfg.env_id:
             raise ValueError("world=gym needs env_id=<Gymnasium id>, e.g. env_id=Pusher-v5")
         env_kwargs = dict(getattr(cfg, "env_kwargs", None) or {})
-        landmarks = cfg.world.landmarks
-        landmarks = landmarks if isinstance(landmarks, str) else list(landmarks or ())
-        return gym_mujoco_world(cfg.env_id, env_kwargs, getattr(cfg, "camera", None), landmarks)
+        camera = getattr(cfg, "camera", None)
+        return gym_mujoco_world(cfg.env_id, env_kwargs, camera, cfg.world.landmarks or ())
     raise ValueError(f"unknown world {name!r}; choose tabletop or gym")
 
 
