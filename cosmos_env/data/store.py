@@ -47,6 +47,7 @@ import zarr
 
 from cosmos_env.data import layout, store_attrs
 from cosmos_env.data.chunks import ChunkReader
+from cosmos_env.data.episode_index import EpisodeEnds, split_episodes
 from cosmos_env.data.layout import (
     COMPLETE,
     FORMAT_VERSION,
@@ -88,12 +89,12 @@ class EpisodeStore:
         self._world_description = store_attrs.read_world_description(attrs)
         self._meta = {name: layout.open_array(root, f"meta/{name}") for name in layout.META_ARRAYS}
         self._data = {key: layout.open_array(root, f"data/{key}") for key in self._features}
-        self._ends_buf, self._n_episodes = np.zeros(0, np.int64), 0
+        self._index = EpisodeEnds(np.zeros(0, np.int64))
         self._reader = ChunkReader(path, lambda: self._ends, layout.has_checksums(attrs))
         raw = self._meta["episode_ends"]  # while "writing", slack past the commits has no chunks
         raw = self._reader.rows(raw, 0, raw.shape[0], present=attrs["status"] == COMPLETE)
         ends = layout.committed_ends(raw, self._meta, self._data)
-        self._ends_buf, self._n_episodes = ends, len(ends)  # buffer grows by doubling
+        self._index = EpisodeEnds(ends)
         self._stats: dict[str, dict[str, np.ndarray]] | None = None
 
     # ----------------------------------------------------------------------------- creation
@@ -207,7 +208,7 @@ class EpisodeStore:
             writes += [self._meta["source_id"].async_array.setitem(k, source_id)]
             layout.run_concurrently(writes)  # one slice write per array, all in flight together
             self._meta["episode_ends"][k] = end  # commit point: the episode is visible from here
-        self._push_end(end)
+        self._index.push(end)
         self._stats = None
         return k
 
@@ -262,12 +263,12 @@ class EpisodeStore:
     @property
     def n_episodes(self) -> int:
         """Number of committed episodes E."""
-        return len(self._ends)
+        return len(self._index)
 
     @property
     def n_frames(self) -> int:
         """Number of committed rows N (all episodes)."""
-        return int(self._ends[-1]) if len(self._ends) else 0
+        return self._index.n_frames
 
     @property
     def episode_ends(self) -> np.ndarray:
@@ -343,12 +344,12 @@ class EpisodeStore:
 
     def instruction(self, i: int) -> str:
         """Language instruction of episode `i`."""
-        i = self._episode_index(i)
+        i = self._index.index(i)
         return str(self._reader.rows(self._meta["instruction"], i, i + 1)[0])
 
     def source_id(self, i: int) -> str:
         """Source id of episode `i` (file name, seed, ...)."""
-        i = self._episode_index(i)
+        i = self._index.index(i)
         return str(self._reader.rows(self._meta["source_id"], i, i + 1)[0])
 
     def bytes_stored(self, key: str | None = None) -> int:
@@ -372,9 +373,7 @@ class EpisodeStore:
     # ------------------------------------------------------------------------------ reading
     def episode_bounds(self, i: int) -> tuple[int, int]:
         """(start, end) rows of episode `i` (end exclusive); negative `i` counts from the end."""
-        i = self._episode_index(i)
-        start = int(self._ends[i - 1]) if i > 0 else 0
-        return start, int(self._ends[i])
+        return self._index.bounds(i)
 
     def episode_length(self, i: int) -> int:
         """Number of frames T of episode `i`."""
@@ -424,42 +423,18 @@ class EpisodeStore:
         return {k: self._reader.gather(self._data[k], rows) for k in self._check_keys(keys)}
 
     def split(self, val_fraction: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """Deterministic train/val split by episode: (train, val) sorted int64 index arrays.
-
-        Same number of episodes, fraction and seed give the same split; every episode is on
-        exactly one side; with 2+ episodes and ``val_fraction > 0`` val holds at least one.
-        """
-        if not 0.0 <= val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-        n = self.n_episodes
-        n_val = round(n * val_fraction)
-        if val_fraction > 0 and n >= 2:
-            n_val = min(max(n_val, 1), n - 1)
-        perm = np.random.default_rng(seed).permutation(n)
-        return np.sort(perm[n_val:]).astype(np.int64), np.sort(perm[:n_val]).astype(np.int64)
+        """Deterministic train/val split by episode: (train, val) sorted int64 index arrays
+        (see `episode_index.split_episodes`)."""
+        return split_episodes(self.n_episodes, val_fraction, seed)
 
     # ------------------------------------------------------------------------------ helpers
     @property
     def _ends(self) -> np.ndarray:
-        return self._ends_buf[: self._n_episodes]
-
-    def _push_end(self, end: int) -> None:
-        if self._n_episodes == len(self._ends_buf):
-            self._ends_buf = np.concatenate(
-                [self._ends, np.zeros(max(16, self._n_episodes), np.int64)]
-            )
-        self._ends_buf[self._n_episodes] = end
-        self._n_episodes += 1
+        return self._index.array
 
     def _arrays(self) -> dict[str, zarr.Array]:
         """Every data and meta array by its path in the store ("data/rgb", ...)."""
         return {a.path: a for a in (*self._data.values(), *self._meta.values())}
-
-    def _episode_index(self, i: int) -> int:
-        n = self.n_episodes
-        if not -n <= i < n:
-            raise IndexError(f"episode {i} out of range: the store has {n} episodes")
-        return int(i) % n
 
     def _check_keys(self, keys: Sequence[str] | None) -> list[str]:
         if keys is None:
