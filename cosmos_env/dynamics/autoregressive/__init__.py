@@ -4,14 +4,11 @@ token-by-token decoding, a MaskGIT-style parallel mode, and token sampling; Toke
 adds the state probe (``data``, ``train`` and ``evaluate`` are imported where used)."""
 
 from cosmos_env.dynamics.autoregressive.config import ARConfig
+from cosmos_env.dynamics.autoregressive.kv_cache import KVCache
+from cosmos_env.dynamics.autoregressive.layers import digits, indices
 from cosmos_env.dynamics.autoregressive.model import TokenDynamics
 from cosmos_env.dynamics.autoregressive.sampling import filter_logits, sample_logits
-from cosmos_env.dynamics.autoregressive.transformer import (
-    ARTransformer,
-    KVCache,
-    digits,
-    indices,
-)
+from cosmos_env.dynamics.autoregressive.transformer import ARTransformer
 
 __all__ = [
     "ARConfig",

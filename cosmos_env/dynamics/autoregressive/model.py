@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from cosmos_env.dynamics.autoregressive.config import ARConfig
-from cosmos_env.dynamics.autoregressive.transformer import ARTransformer, digits
+from cosmos_env.dynamics.autoregressive.layers import digits
+from cosmos_env.dynamics.autoregressive.transformer import ARTransformer
 from cosmos_env.dynamics.state_probe import StateProbe
 
 
