@@ -21,6 +21,9 @@ class WorldConfig:
     terminate_on_success: bool = False
     # gym worlds: bodies whose positions join the state ("auto": the moving ones; []: none)
     landmarks: Any = field(default_factory=list)
+    # tabletop: per-episode scene ranges, checked by cosmos_env.sim.scene.SceneRanges
+    # ({}: the fixed scene); see conf/world/tabletop_random.yaml
+    scene: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -195,9 +195,7 @@ def _run_episode(index: int) -> tuple[dict[str, np.ndarray], str, str]:
 
 def _open_or_create(cfg: GenerateConfig) -> EpisodeStore:
     out = Path(cfg.out)
-    settings = {
-        k: v for k, v in asdict(cfg).items() if k not in ("episodes", "workers", "overwrite")
-    }
+    settings = _settings(cfg)
     synthetic = isinstance(cfg, SynthesizeConfig)
     command = "synthesize" if synthetic else "generate"
     if out.exists() and not cfg.overwrite:
@@ -243,6 +241,18 @@ def _open_or_create(cfg: GenerateConfig) -> EpisodeStore:
         state_spec=state_spec,
         world_description=None if world is None else world.describe(),
     )
+
+
+def _settings(cfg: GenerateConfig) -> dict:
+    """What the store's attrs record of ``cfg`` (and a resume compares): all but the
+    episode count, workers and overwrite. An empty ``world.scene`` (the fixed scene) is
+    left out, so that these attrs read as they did before scenes could be randomised."""
+    settings = {
+        k: v for k, v in asdict(cfg).items() if k not in ("episodes", "workers", "overwrite")
+    }
+    if not settings["world"].get("scene", True):
+        del settings["world"]["scene"]
+    return settings
 
 
 def _state_spec(env: gym.Env, synthetic: bool) -> StateSpec | None:

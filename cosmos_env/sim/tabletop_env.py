@@ -10,6 +10,7 @@ from gymnasium import spaces
 
 from cosmos_env.data.action_check import validate_action
 from cosmos_env.sim import state_layout as sl
+from cosmos_env.sim.scene import SceneRanges
 from cosmos_env.sim.tabletop_world import BRIDGE_ACTION_SPEC, TabletopWorld
 from cosmos_env.sim.tasks import get_task
 
@@ -34,6 +35,12 @@ class TabletopEnv(gym.Env):
     carries (layout: ``state_layout.py``; ``self.state_spec`` describes it as a StateSpec),
     with ``info["is_success"]``.
 
+    ## Scene
+    ``scene`` (a `SceneRanges` or its config dict, ``sim/scene.py``) draws each episode's
+    object shapes, sizes, colours and count, table and floor colours, light and camera
+    jitter; the default is the fixed scene. ``state_spec`` holds the nominal (un-jittered)
+    front camera; ``self.world.projection()`` is the current episode's.
+
     ## Episode end
     Terminated on success when ``terminate_on_success``; truncated by the registered
     ``max_episode_steps`` (push 50, pick_place 60).
@@ -51,11 +58,13 @@ class TabletopEnv(gym.Env):
         proprio: bool = False,
         camera: str = "front",
         render_mode: str | None = "rgb_array",
+        scene: SceneRanges | dict[str, Any] | None = None,
     ) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode {render_mode!r} unsupported; use 'rgb_array'")
         self.task = get_task(task)
-        self.world = TabletopWorld(n_objects=n_objects, image_size=image_size)
+        ranges = SceneRanges.from_dict(scene)
+        self.world = TabletopWorld(n_objects=n_objects, image_size=image_size, scene=ranges)
         self.sparse_reward = sparse_reward
         self.terminate_on_success = terminate_on_success
         self.proprio = proprio

@@ -1,5 +1,5 @@
-"""The tabletop physics world without any Gymnasium plumbing: layout sampling, the
-end-effector action, the state vector and rendering."""
+"""The tabletop physics world without any Gymnasium plumbing: scene and layout sampling,
+the end-effector action, the state vector and rendering."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ import numpy as np
 from cosmos_env.data.spec import ActionSpec
 from cosmos_env.sim import state_layout as sl
 from cosmos_env.sim.camera import camera_projection
+from cosmos_env.sim.offscreen import OffscreenRenderer
+from cosmos_env.sim.scene import Scene, SceneRanges, default_scene, sample_scene
+from cosmos_env.sim.scene_appearance import SceneAppearance
 from cosmos_env.sim.tabletop_xml import FINGER_TRAVEL, GRIPPER_HOME, tabletop_xml
-from cosmos_env.sim.tasks import BOWL_RADIUS, CUBE_HALF, ZONE_RADIUS
+from cosmos_env.sim.tasks import BOWL_RADIUS, ZONE_RADIUS
 
 # Bridge V2's 7-d end-effector delta at 5 Hz; the gripper entry is absolute (0 closed, 1 open).
 BRIDGE_ACTION_SPEC = ActionSpec(
@@ -38,8 +41,15 @@ def _euler_to_quat(roll: float, pitch: float, yaw: float) -> np.ndarray:
 class TabletopWorld:
     """A table, a floating parallel-jaw gripper and up to three objects.
 
+    Each `reset` draws the episode's `Scene` from ``scene`` (``sim/scene.py``): a new
+    geometry (object count, shapes, sizes) recompiles the model, keeping the renderer's
+    GL context; colours, light and camera pose are written into the compiled model.
+    ``self.scene`` is the current episode's scene.
+
     Args:
-        n_objects: 1..3 objects; the cube is always the task object.
+        n_objects: 1..3 objects (unless ``scene.count`` draws it); the cube is always the
+            task object.
+        scene: the ranges each episode's scene is drawn from; None: today's fixed scene.
         image_size: side of the square rendered frames, in pixels.
         supersample: render at ``supersample`` times the size and area-average down, so
             edges are anti-aliased as a real camera's pixels are (and easier to tokenize).
@@ -54,33 +64,54 @@ class TabletopWorld:
         control_hz: float = 5.0,
         physics_dt: float = 0.004,
         supersample: int = 2,
+        scene: SceneRanges | None = None,
     ) -> None:
         self.n_objects = n_objects
         self.image_size = image_size
         self.control_hz = control_hz
         self.supersample = supersample
-        xml = tabletop_xml(n_objects, image_size * supersample, physics_dt)
+        self.physics_dt = physics_dt
+        self.scene_ranges = scene if scene is not None else SceneRanges()
+        self.substeps = max(1, round(1.0 / (control_hz * physics_dt)))
+        self._renderer: OffscreenRenderer | None = None
+        self._euler = np.zeros(3)  # commanded (roll, pitch, yaw) of the gripper
+        self._build(default_scene(n_objects))
+
+    def _build(self, scene: Scene) -> None:
+        """Compile the model of ``scene``'s geometry (objects, shapes, sizes)."""
+        xml = tabletop_xml(
+            len(scene.objects), self.image_size * self.supersample, self.physics_dt, scene.objects
+        )
         self.model = mujoco.MjModel.from_xml_string(xml)
         self.data = mujoco.MjData(self.model)
-        self.substeps = max(1, round(1.0 / (control_hz * physics_dt)))
-        self._renderer: mujoco.Renderer | None = None
-        self._euler = np.zeros(3)  # commanded (roll, pitch, yaw) of the gripper
+        self._geometry = scene.geometry
         self._zone_body = self.model.body("zone").id
         self._bowl_body = self.model.body("bowl").id
-        self._object_names = sl.OBJECT_NAMES[:n_objects]
+        self._object_names = scene.slots
+        self._appearance = SceneAppearance(self.model, scene.slots)
+        if self._renderer is not None:
+            self._renderer.set_model(self.model)
+        self.scene = scene
+
+    def _set_scene(self, scene: Scene) -> None:
+        if scene.geometry != self._geometry:
+            self._build(scene)
+        self._appearance.apply(scene)
+        self.scene = scene
 
     # -- layout ---------------------------------------------------------------------------
     def reset(self, rng: np.random.Generator) -> None:
-        """Place zone, bowl and objects at random non-overlapping spots; gripper home, open."""
+        """Draw the episode's scene (nothing is drawn for the default ranges), then place
+        zone, bowl and objects at random non-overlapping spots; gripper home, open."""
+        self._set_scene(sample_scene(rng, self.scene_ranges, self.n_objects))
         mujoco.mj_resetData(self.model, self.data)
         spots = self._sample_spots(rng)
         self.model.body_pos[self._zone_body, :2] = spots["zone"]
         self.model.body_pos[self._bowl_body, :2] = spots["bowl"]
-        for name in self._object_names:
+        for name, look in zip(self._object_names, self.scene.objects, strict=True):
             qadr = self.model.jnt_qposadr[self.model.joint(f"{name}_free").id]
-            height = CUBE_HALF if name != "cylinder" else 0.025
             yaw = rng.uniform(-np.pi, np.pi)
-            self.data.qpos[qadr : qadr + 3] = [*spots[name], height + 0.001]
+            self.data.qpos[qadr : qadr + 3] = [*spots[name], look.drop_z + 0.001]
             self.data.qpos[qadr + 3 : qadr + 7] = _euler_to_quat(0.0, 0.0, yaw)
         home = np.array(GRIPPER_HOME) + np.r_[rng.uniform(-0.05, 0.05, 2), 0.0]
         self._euler[:] = 0.0
@@ -161,7 +192,8 @@ class TabletopWorld:
 
     def projection(self, camera: str = "front") -> np.ndarray:
         """The camera's (3, 4) pinhole projection to normalised image coordinates (see
-        ``sim.camera.camera_projection``); the cameras are fixed to the world."""
+        ``sim.camera.camera_projection``) in the current scene: the front camera is fixed
+        to the world, but a scene's camera jitter moves it from episode to episode."""
         mujoco.mj_forward(self.model, self.data)
         return camera_projection(self.model, self.data, camera)
 
@@ -169,9 +201,8 @@ class TabletopWorld:
         """RGB frame, uint8 (image_size, image_size, 3)."""
         if self._renderer is None:
             size = self.image_size * self.supersample
-            self._renderer = mujoco.Renderer(self.model, size, size)
-        self._renderer.update_scene(self.data, camera=camera)
-        frame = self._renderer.render()
+            self._renderer = OffscreenRenderer(self.model, size, size)
+        frame = self._renderer.render(self.data, camera)
         if self.supersample == 1:
             return frame
         size = (self.image_size, self.image_size)

@@ -1,31 +1,34 @@
-"""MJCF for the tabletop world, generated so that the object count and render size are
-parameters rather than copies of one XML file."""
+"""MJCF for the tabletop world, generated so that the objects (count, shapes, sizes) and
+render size are parameters rather than copies of one XML file."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
+from cosmos_env.sim.scene import SLOT_DEFAULTS, ObjectLook, default_scene
 from cosmos_env.sim.state_layout import OBJECT_NAMES
-from cosmos_env.sim.tasks import BOWL_RADIUS, BOWL_RIM_Z, CUBE_HALF, ZONE_RADIUS
+from cosmos_env.sim.tasks import BOWL_RADIUS, BOWL_RIM_Z, ZONE_RADIUS
 
 FINGER_TRAVEL = 0.04  # metres per finger; opening = sum of both fingers
 GRIPPER_HOME = (0.0, -0.12, 0.14)
 
-_OBJECT_GEOMS = {
-    "cube": f'<geom type="box" size="{CUBE_HALF} {CUBE_HALF} {CUBE_HALF}" rgba="0.85 0.15 0.12 1"',
-    "cylinder": '<geom type="cylinder" size="0.02 0.025" rgba="0.15 0.3 0.85 1"',
-    "block": '<geom type="box" size="0.015 0.03 0.015" rgba="0.6 0.2 0.75 1"',
-}
+
+def _numbers(values: Sequence[float]) -> str:
+    return " ".join(f"{v:.6g}" for v in values)
 
 
-def _object_bodies(n_objects: int) -> str:
+def _object_bodies(objects: Sequence[ObjectLook]) -> str:
     bodies = []
-    for i, name in enumerate(OBJECT_NAMES[:n_objects]):
-        geom = _OBJECT_GEOMS[name]
+    for i, (name, look) in enumerate(zip(OBJECT_NAMES[: len(objects)], objects, strict=True)):
+        # the slot's own colour: a scene's colours are written into the compiled model
+        rgba = _numbers(SLOT_DEFAULTS[name].rgba)
+        geom = f'<geom type="{look.shape}" size="{_numbers(look.geom_size)}" rgba="{rgba}"'
+        contact = f'friction="1.0 0.01 {look.rolling_friction:g}" condim="{look.condim}"'
         bodies.append(
             f'<body name="{name}" pos="{0.1 * i} 0.3 0.05">'
             f'<freejoint name="{name}_free"/>'
-            f'{geom} mass="0.05" friction="1.0 0.01 0.001" condim="4"/></body>'
+            f'{geom} mass="0.05" {contact}/></body>'
         )
     return "\n".join(bodies)
 
@@ -45,11 +48,21 @@ def _bowl_walls(n_walls: int = 12) -> str:
     return "\n".join(walls)
 
 
-def tabletop_xml(n_objects: int = 2, image_size: int = 64, physics_dt: float = 0.004) -> str:
+def tabletop_xml(
+    n_objects: int = 2,
+    image_size: int = 64,
+    physics_dt: float = 0.004,
+    objects: Sequence[ObjectLook] | None = None,
+) -> str:
     """The tabletop scene: table, mocap-driven parallel-jaw gripper, ``n_objects`` objects
-    (cube first), a target zone and a bowl, a fixed front camera and a wrist camera."""
+    (cube first), a target zone and a bowl, a fixed front camera and a wrist camera.
+    ``objects`` (one `ObjectLook` per object, slot order) replaces today's shapes and sizes
+    (``scene.SLOT_DEFAULTS``); it must hold ``n_objects`` of them."""
     if not 1 <= n_objects <= len(OBJECT_NAMES):
         raise ValueError(f"n_objects must be 1..{len(OBJECT_NAMES)}, got {n_objects}")
+    objects = default_scene(n_objects).objects if objects is None else tuple(objects)
+    if len(objects) != n_objects:
+        raise ValueError(f"objects holds {len(objects)} objects, not n_objects={n_objects}")
     offscreen = image_size  # a larger offscreen buffer costs render time for nothing
     hx, hy, hz = GRIPPER_HOME
     return f"""
@@ -102,7 +115,7 @@ def tabletop_xml(n_objects: int = 2, image_size: int = 64, physics_dt: float = 0
               friction="1.5 0.01 0.001" condim="4" rgba="0.7 0.7 0.72 1"/>
       </body>
     </body>
-    {_object_bodies(n_objects)}
+    {_object_bodies(objects)}
   </worldbody>
   <equality>
     <weld body1="mocap" body2="gripper" solref="0.02 1"/>

@@ -18,6 +18,7 @@ from cosmos_env.data.state_spec import StateSpec
 from cosmos_env.sim import state_layout as sl
 from cosmos_env.sim.experts import ScriptedExpert
 from cosmos_env.sim.gym_world import GymMujocoWorld, gym_mujoco_world
+from cosmos_env.sim.scene import SceneRanges
 from cosmos_env.sim.tabletop_world import BRIDGE_ACTION_SPEC, TabletopWorld
 from cosmos_env.sim.tasks import get_task
 
@@ -40,27 +41,38 @@ class TabletopTaskWorld:
     """A tabletop task (``sim/tasks.py``) with ``n_objects`` objects as a `World`: Bridge's
     7-d end-effector action, the tabletop state (``state_layout``) with the front camera's
     projection, and the task's dense reward and success. Nothing terminates an episode but
-    success, and only when the env is made with ``terminate_on_success=True``."""
+    success, and only when the env is made with ``terminate_on_success=True``.
+
+    ``scene`` (`SceneRanges` or its config data, ``sim/scene.py``) randomises each
+    episode's scene. The description records it only when it is not the fixed default
+    scene, so the default world's description stays as it always was. The state spec holds
+    the nominal front camera: with camera jitter, an episode's exact camera follows from
+    its seed and the description (``TabletopWorld.projection`` after its reset)."""
 
     has_reward = True
     has_success = True
     has_termination = True
 
-    def __init__(self, task: str = "push", n_objects: int = 2) -> None:
+    def __init__(
+        self, task: str = "push", n_objects: int = 2, scene: SceneRanges | dict | None = None
+    ) -> None:
         self.task = get_task(task)
         self.n_objects = int(n_objects)
+        self.scene = SceneRanges.from_dict(scene)
         self.name = f"tabletop-{task}"
         self.action_spec = BRIDGE_ACTION_SPEC
         self.max_episode_steps = self.task.max_episode_steps
         world = TabletopWorld(n_objects=self.n_objects)
-        try:  # the cameras are fixed to the table: one projection serves every layout
+        try:  # the nominal front camera: fixed to the table, the same for every layout
             self.state_spec: StateSpec = sl.tabletop_state_spec(world.projection("front"))
         finally:
             world.close()
         self._live: dict[int, gym.Env] = {}
 
     def describe(self) -> dict[str, Any]:
-        kwargs = {"task": self.task.name, "n_objects": self.n_objects}
+        kwargs: dict[str, Any] = {"task": self.task.name, "n_objects": self.n_objects}
+        if not self.scene.is_default:
+            kwargs["scene"] = self.scene.to_dict()
         return {"entry_point": "cosmos_env.sim.worlds:tabletop_world", "kwargs": kwargs}
 
     def reward(
@@ -85,7 +97,8 @@ class TabletopTaskWorld:
         `TabletopEnv`, e.g. ``terminate_on_success``, or to ``gym.make``)."""
         import cosmos_env  # noqa: F401  (registers the tabletop ids)
 
-        kwargs = {"n_objects": self.n_objects, **kwargs}
+        scene = {} if self.scene.is_default else {"scene": self.scene.to_dict()}
+        kwargs = {"n_objects": self.n_objects, **scene, **kwargs}
         return gym.make(_tabletop_env_id(self.task.name), image_size=image_size, **kwargs)
 
     def reset(self, seed: int, image_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -102,18 +115,23 @@ class TabletopTaskWorld:
         self._live.clear()
 
 
-def tabletop_world(task: str = "push", n_objects: int = 2) -> TabletopTaskWorld:
+def tabletop_world(
+    task: str = "push", n_objects: int = 2, scene: dict | None = None
+) -> TabletopTaskWorld:
     """The factory a world description names (``cosmos_env.sim.worlds:tabletop_world``)."""
-    return TabletopTaskWorld(task, n_objects)
+    return TabletopTaskWorld(task, n_objects, scene)
 
 
 def build_world(cfg: Any) -> TabletopTaskWorld | GymMujocoWorld:
     """The world a `GenerateConfig` records: ``world.name`` tabletop (``task``,
-    ``world.n_objects``) or gym (``env_id``, ``env_kwargs``, ``camera``, ``world.landmarks``)."""
+    ``world.n_objects``, ``world.scene``) or gym (``env_id``, ``env_kwargs``, ``camera``,
+    ``world.landmarks``)."""
     name = cfg.world.name
     if name == "tabletop":
-        return tabletop_world(cfg.task, cfg.world.n_objects)
+        return tabletop_world(cfg.task, cfg.world.n_objects, getattr(cfg.world, "scene", None))
     if name == "gym":
+        if getattr(cfg.world, "scene", None):
+            raise ValueError("world.scene randomises the tabletop's scene; world=gym has none")
         if not cfg.env_id:
             raise ValueError("world=gym needs env_id=<Gymnasium id>, e.g. env_id=Pusher-v5")
         env_kwargs = dict(getattr(cfg, "env_kwargs", None) or {})
