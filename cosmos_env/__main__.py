@@ -138,6 +138,10 @@ COMMANDS: dict[str, Command] = {
             TOKENIZER,
         ),
     ),
+    "corpus": Command(
+        "record the diverse pre-training corpus of conf/corpus.yaml (out=DIR [scale=S])",
+        _hydra("corpus", "cosmos_env.corpus:CorpusConfig", "cosmos_env.corpus:build_corpus"),
+    ),
     "retrain": Command(
         "reproduce the shipped push world model from nothing: data, tokenizer, dynamics",
         _hydra("retrain", "RetrainConfig", "cosmos_env.retrain:retrain"),

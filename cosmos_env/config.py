@@ -30,7 +30,7 @@ class WorldConfig:
 class GenerateConfig:
     world: WorldConfig = field(default_factory=WorldConfig)
     task: str = "push"
-    policy: str = "scripted"  # scripted | random | package.module:factory (factory(env))
+    policy: str = "scripted"  # scripted | random | play | package.module:factory (factory(env))
     noise: float = 0.0
     episodes: int = 200
     out: str = "outputs/data/tabletop-push.zarr"
@@ -106,7 +106,7 @@ class MakeWorldModelConfig:
     env_id: str | None = None  # Gymnasium MuJoCo env id when world=gym
     env_kwargs: dict[str, Any] = field(default_factory=dict)  # +env_kwargs.K=V
     camera: str | None = None
-    policy: str = "scripted"  # scripted | random | package.module:factory
+    policy: str = "scripted"  # scripted | random | play | package.module:factory
     noise: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0])  # one store each
     episodes: int = 300  # in all, split over the noise levels
     image_size: int = 64
@@ -144,6 +144,19 @@ def load_config(
     if hasattr(cfg, "amp"):
         resolve_amp(cfg.amp)  # "auto" | true | false, checked before any work starts
     return cfg
+
+
+def override_value(value: Any) -> str:
+    """``value`` (a string, number, bool, None, or a list or dict of them) in Hydra's
+    override grammar, so that one command passes a config value on to another as it was
+    given (``+env_kwargs.K=V``, ``world.scene={...}``)."""
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{override_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(override_value(v) for v in value) + "]"
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    return str(value)
 
 
 @dataclass

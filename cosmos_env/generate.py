@@ -5,9 +5,11 @@ processes, deterministic under its seed, and resumable after an interruption.
 ``synthesize`` does the same in a world model: synthetic data, marked so in the store's attrs.
 
 Policies: ``scripted`` (the tabletop task's expert, or a Gymnasium env's from
-``sim.gym_experts``), ``random``, or ``package.module:factory``: ``factory(env)`` returns an
-object with ``act(obs, info) -> action`` (and optionally ``reset(seed=...)``, called before
-each episode) or a plain callable ``(obs, info) -> action``, the action in the env's action
+``sim.gym_experts``, degraded by ``noise``), ``random``, ``play`` (goal-free motion from
+``sim.play``: random gripper targets on the tabletop, smooth random actions elsewhere),
+or ``package.module:factory``: ``factory(env)`` returns an object with
+``act(obs, info) -> action`` (and optionally ``reset(seed=...)``, called before each
+episode) or a plain callable ``(obs, info) -> action``, the action in the env's action
 space. ``info["state"]`` is the recorded state in every world.
 """
 
@@ -34,7 +36,7 @@ from cosmos_env.sim.tasks import get_task
 from cosmos_env.sim.worlds import build_world
 
 _worker: dict = {}  # per-process env, recorder, episode buffer and policy
-BUILT_IN_POLICIES = ("scripted", "random")
+BUILT_IN_POLICIES = ("scripted", "random", "play")
 Act = Callable[[Any, dict], np.ndarray]  # (obs, info) -> action in the env's action space
 
 
@@ -101,7 +103,7 @@ def _check_policy(cfg: GenerateConfig) -> None:
     if cfg.policy not in BUILT_IN_POLICIES:
         if ":" not in cfg.policy:
             raise ValueError(
-                f"unknown policy {cfg.policy!r}; choose scripted, random or "
+                f"unknown policy {cfg.policy!r}; choose scripted, random, play or "
                 "package.module:factory (factory(env) returns a policy)"
             )
         _policy_factory(cfg.policy)
@@ -138,6 +140,14 @@ def _episode_policy(cfg: GenerateConfig, env: gym.Env, seed: int) -> Act:
         rng = np.random.default_rng(seed)
         space = env.action_space
         return lambda obs, info: rng.uniform(space.low, space.high).astype(space.dtype)
+    if cfg.policy == "play":
+        from cosmos_env.sim.play import SmoothRandom, TabletopPlay
+
+        if cfg.world.name == "tabletop":
+            play = TabletopPlay(seed)
+            return lambda obs, info: play.act(info["state"])
+        smooth = SmoothRandom(env.action_space.low, env.action_space.high, seed)
+        return lambda obs, info: smooth.act(obs)
     policy = _worker["policy"]
     if callable(getattr(policy, "reset", None)):
         policy.reset(seed=seed)
@@ -293,6 +303,27 @@ def _check_resume(
             f"episodes={cfg.episodes}; ask for at least {store.n_episodes} to resume, or pass "
             "overwrite=true to start again"
         )
+
+
+def generate_unless_complete(cfg: GenerateConfig) -> dict:
+    """`generate`, except that a complete store of ``cfg.episodes`` episodes made with the
+    same settings is kept as it is (``{"out", "episodes", "kept": True}``): what the
+    multi-store commands (make-world-model, corpus) re-run after an interruption. A
+    complete store made with other settings, or of another length, raises StoreError."""
+    try:
+        store = EpisodeStore.open(cfg.out, "r")
+    except StoreError:
+        return generate(cfg)  # missing or unfinished: generate creates or resumes it
+    if cfg.overwrite:
+        return generate(cfg)
+    made_with = store.attrs["extra"].get("generate") or {}
+    _check_resume(Path(cfg.out), store, made_with, _settings(cfg), cfg)
+    if store.n_episodes != cfg.episodes:
+        raise StoreError(
+            f"{cfg.out} is a complete store of {store.n_episodes} episodes, not "
+            f"{cfg.episodes}; pass overwrite=true to make it again"
+        )
+    return {"out": str(store.path), "episodes": store.n_episodes, "kept": True}
 
 
 def generate(cfg: GenerateConfig) -> dict:

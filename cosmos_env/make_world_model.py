@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cosmos_env.config import GenerateConfig, MakeWorldModelConfig, load_config
-from cosmos_env.data.store import EpisodeStore, StoreError
+from cosmos_env.config import GenerateConfig, MakeWorldModelConfig, load_config, override_value
+from cosmos_env.data.store import EpisodeStore
 from cosmos_env.dynamics.diffusion.train_config import TrainDynamicsConfig
 from cosmos_env.tokenizer.cache import encode_store
 from cosmos_env.tokenizer.data import load_clips, store_paths
@@ -32,37 +32,23 @@ GENERATE_KEYS = ("task", "env_id", "policy", "image_size", "max_steps", "workers
 
 def _generate(cfg: MakeWorldModelConfig, data: Path) -> list[Path]:
     """One store per noise level under ``data`` (complete ones are kept)."""
-    from cosmos_env.generate import generate
+    from cosmos_env.generate import generate_unless_complete
 
     per_store = max(1, cfg.episodes // len(cfg.noise))
     paths = []
     for i, noise in enumerate(cfg.noise):
         out = data / f"noise{noise}.zarr"
         paths.append(out)
-        try:
-            if EpisodeStore.open(out).n_episodes == per_store:
-                continue  # complete from an earlier run
-        except StoreError:
-            pass  # missing or unfinished: generate resumes it
         overrides = [f"world={cfg.world.name}", f"noise={noise}", f"episodes={per_store}"]
-        overrides.append(f"world.landmarks={_hydra_value(cfg.world.landmarks)}")
+        overrides.append(f"world.landmarks={override_value(cfg.world.landmarks)}")
+        if cfg.world.scene:
+            overrides.append(f"world.scene={override_value(cfg.world.scene)}")
+        overrides.append(f"world.n_objects={cfg.world.n_objects}")
         overrides += [f"seed={cfg.seed + i}", f"out={out}"]
         overrides += [f"{k}={v}" for k in GENERATE_KEYS if (v := getattr(cfg, k)) is not None]
-        overrides += [f"+env_kwargs.{k}={_hydra_value(v)}" for k, v in cfg.env_kwargs.items()]
-        generate(load_config("generate", GenerateConfig, overrides))
+        overrides += [f"+env_kwargs.{k}={override_value(v)}" for k, v in cfg.env_kwargs.items()]
+        generate_unless_complete(load_config("generate", GenerateConfig, overrides))
     return paths
-
-
-def _hydra_value(value) -> str:
-    """``value`` (a string, number, bool, None, or a list or dict of them) in Hydra's
-    override grammar, so ``+env_kwargs.K=V`` reaches ``generate`` as it was given."""
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{k}:{_hydra_value(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_hydra_value(v) for v in value) + "]"
-    if isinstance(value, bool) or value is None:
-        return {True: "true", False: "false", None: "null"}[value]
-    return str(value)
 
 
 def _tokenizer(cfg: MakeWorldModelConfig, data: Path, out: Path, log: dict) -> str:
@@ -163,9 +149,11 @@ def _settings(cfg: MakeWorldModelConfig) -> str:
         where = f"env_id={cfg.env_id}" if cfg.world.name == "gym" else f"task={cfg.task}"
         where = (
             f"world={cfg.world.name} {where} policy={cfg.policy} "
-            f"'noise={_hydra_value(list(cfg.noise))}' episodes={cfg.episodes}"
+            f"'noise={override_value(list(cfg.noise))}' episodes={cfg.episodes}"
         )
-        where += "".join(f" '+env_kwargs.{k}={_hydra_value(v)}'" for k, v in cfg.env_kwargs.items())
+        where += "".join(
+            f" '+env_kwargs.{k}={override_value(v)}'" for k, v in cfg.env_kwargs.items()
+        )
         if cfg.camera is not None:
             where += f" camera={cfg.camera}"
     where += f" tokenizer={cfg.tokenizer} budget_minutes={cfg.budget_minutes}"

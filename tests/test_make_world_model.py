@@ -118,16 +118,15 @@ def test_a_store_without_a_state_spec_is_refused(bridge_world_model, tmp_path):
 def test_env_kwargs_reach_generate_as_given():
     """A nested gym.make argument (a camera config) survives the overrides make-world-model
     hands to generate."""
-    from cosmos_env.config import GenerateConfig, load_config
-    from cosmos_env.make_world_model import _hydra_value
+    from cosmos_env.config import GenerateConfig, load_config, override_value
 
     camera = {"trackbodyid": -1, "distance": 0.62, "lookat": [0.0, 0.0, 0.0], "fixed": True}
     value = {"default_camera_config": camera, "frame_skip": 3, "xml_file": None}
     overrides = ["world=gym", "env_id=Reacher-v5", "world.landmarks=[fingertip,target]"]
-    overrides += [f"+env_kwargs.{k}={_hydra_value(v)}" for k, v in value.items()]
+    overrides += [f"+env_kwargs.{k}={override_value(v)}" for k, v in value.items()]
     cfg = load_config("generate", GenerateConfig, overrides)
     assert cfg.env_kwargs == value and cfg.world.landmarks == ["fingertip", "target"]
-    assert _hydra_value("auto") == "auto"
+    assert override_value("auto") == "auto"
 
 
 def test_the_card_records_a_command_that_rebuilds_the_same_config():

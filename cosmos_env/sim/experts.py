@@ -34,7 +34,7 @@ def _yaw_error(desired: float, current: float, period: float, limit: float = np.
     return float(min(reachable, key=lambda c: abs(c - current)) - current)
 
 
-def _move_towards(gripper: np.ndarray, target: np.ndarray, yaw_error: float, grip: float):
+def move_towards(gripper: np.ndarray, target: np.ndarray, yaw_error: float, grip: float):
     action = np.zeros(7)
     action[:3] = np.clip((target - gripper) / MAX_STEP, -1.0, 1.0)
     action[5] = np.clip(yaw_error / MAX_TURN, -1.0, 1.0)
@@ -60,15 +60,15 @@ def push_expert(state: np.ndarray) -> np.ndarray:
     if lined_up and g[2] < PUSH_Z + 0.008:  # only push once down, never diagonally onto it
         remaining = np.linalg.norm(to_zone)
         target_xy = cube[:2] + direction * min(0.04, remaining + 0.01)
-        return _move_towards(g, np.r_[target_xy, PUSH_Z], yaw_error, CLOSE)
+        return move_towards(g, np.r_[target_xy, PUSH_Z], yaw_error, CLOSE)
     far = np.linalg.norm(g[:2] - pre_push) > 0.012
     if far:
         if g[2] < SAFE_Z - 0.02 and np.linalg.norm(rel) < 0.09:
-            return _move_towards(g, np.r_[g[:2], SAFE_Z], yaw_error, CLOSE)  # lift clear first
-        return _move_towards(g, np.r_[pre_push, SAFE_Z], yaw_error, CLOSE)
+            return move_towards(g, np.r_[g[:2], SAFE_Z], yaw_error, CLOSE)  # lift clear first
+        return move_towards(g, np.r_[pre_push, SAFE_Z], yaw_error, CLOSE)
     # Descend beside the cube only once turned: turning low would sweep the fingers into it.
     z = PUSH_Z if abs(yaw_error) < 0.15 else max(g[2], SAFE_Z)
-    return _move_towards(g, np.r_[pre_push, z], yaw_error, CLOSE)
+    return move_towards(g, np.r_[pre_push, z], yaw_error, CLOSE)
 
 
 def pick_place_expert(state: np.ndarray) -> np.ndarray:
@@ -79,27 +79,27 @@ def pick_place_expert(state: np.ndarray) -> np.ndarray:
     opening = float(sl.get(state, "gripper_opening")[0])
     gripper_yaw = _yaw(sl.get(state, "gripper_quat"))
     if get_task("pick_place").success(state):
-        return _move_towards(g, np.r_[g[:2], SAFE_Z + 0.03], 0.0, OPEN)
+        return move_towards(g, np.r_[g[:2], SAFE_Z + 0.03], 0.0, OPEN)
     near_xy = np.linalg.norm(g[:2] - cube[:2])
     grasped = 0.015 < opening < 0.045 and near_xy < 0.02 and abs(g[2] - cube[2]) < 0.025
     if grasped:
         if cube[2] < 0.07 and np.linalg.norm(cube[:2] - bowl) > 0.02:
-            return _move_towards(g, np.r_[g[:2], SAFE_Z + 0.03], 0.0, CLOSE)
+            return move_towards(g, np.r_[g[:2], SAFE_Z + 0.03], 0.0, CLOSE)
         if np.linalg.norm(cube[:2] - bowl) > 0.012:
-            return _move_towards(g, np.r_[bowl, SAFE_Z + 0.03], 0.0, CLOSE)
-        return _move_towards(g, np.r_[bowl, 0.07], 0.0, OPEN if g[2] < 0.08 else CLOSE)
+            return move_towards(g, np.r_[bowl, SAFE_Z + 0.03], 0.0, CLOSE)
+        return move_towards(g, np.r_[bowl, 0.07], 0.0, OPEN if g[2] < 0.08 else CLOSE)
     yaw_error = _yaw_error(_yaw(sl.get(state, "cube_quat")), gripper_yaw, np.pi / 2)
     grasp_z = max(GRASP_Z, cube[2])
     low = g[2] - grasp_z < 0.008
     if near_xy < 0.012 and low:
         if opening < 0.012:  # closed on nothing: open and retry
-            return _move_towards(g, np.r_[cube[:2], grasp_z + 0.03], yaw_error, OPEN)
-        return _move_towards(g, np.r_[cube[:2], grasp_z], yaw_error, CLOSE)
+            return move_towards(g, np.r_[cube[:2], grasp_z + 0.03], yaw_error, OPEN)
+        return move_towards(g, np.r_[cube[:2], grasp_z], yaw_error, CLOSE)
     if near_xy < 0.012 and abs(yaw_error) < 0.1 and opening > 0.06:
-        return _move_towards(g, np.r_[cube[:2], grasp_z], yaw_error, OPEN)
+        return move_towards(g, np.r_[cube[:2], grasp_z], yaw_error, OPEN)
     if g[2] < SAFE_Z - 0.02 and near_xy > 0.03:
-        return _move_towards(g, np.r_[g[:2], SAFE_Z], yaw_error, OPEN)  # lift clear first
-    return _move_towards(g, np.r_[cube[:2], SAFE_Z], yaw_error, OPEN)
+        return move_towards(g, np.r_[g[:2], SAFE_Z], yaw_error, OPEN)  # lift clear first
+    return move_towards(g, np.r_[cube[:2], SAFE_Z], yaw_error, OPEN)
 
 
 EXPERTS = {"push": push_expert, "pick_place": pick_place_expert}
