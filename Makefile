@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 QUICK ?=
 OUT ?= outputs
 
-.PHONY: demo test test-all bench retrain lint format clean
+.PHONY: demo test test-all bench retrain pretrain lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ bench: $(STAMP)
 # Reproduce the shipped tokenizer + push world model from nothing (about 55 min on 2 cores).
 retrain: $(STAMP)
 	$(PY) -m cosmos_env retrain out=$(OUT)/retrain
+
+# A world foundation model from nothing: corpus, general tokenizer, action-free base (<= 3 h on
+# 2 cores); re-run after an interruption to go on where it stopped.
+pretrain: $(STAMP)
+	$(PY) -m cosmos_env pretrain out=$(OUT)/pretrain
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

@@ -142,6 +142,28 @@ COMMANDS: dict[str, Command] = {
         "record the diverse pre-training corpus of conf/corpus.yaml (out=DIR [scale=S])",
         _hydra("corpus", "cosmos_env.corpus:CorpusConfig", "cosmos_env.corpus:build_corpus"),
     ),
+    "pretrain": Command(
+        "a world foundation model from nothing: corpus, general tokenizer, base (out=DIR)",
+        _hydra("pretrain", "cosmos_env.pretrain:PretrainConfig", "cosmos_env.pretrain:pretrain"),
+    ),
+    "pretrain-base": Command(
+        "pre-train an action-free world foundation model on a corpus (data=DIR tokenizer=NAME)",
+        _hydra(
+            "pretrain_base",
+            "cosmos_env.dynamics.diffusion.train_config:TrainDynamicsConfig",
+            "cosmos_env.dynamics.diffusion.pretrain:pretrain_base",
+            TOKENIZER,
+        ),
+    ),
+    "post-train": Command(
+        "post-train a base for one world's episodes (base=NAME data=STORE out=DIR)",
+        _hydra(
+            "post_train",
+            "MakeWorldModelConfig",
+            "cosmos_env.make_world_model:post_train",
+            TOKENIZER,
+        ),
+    ),
     "retrain": Command(
         "reproduce the shipped push world model from nothing: data, tokenizer, dynamics",
         _hydra("retrain", "RetrainConfig", "cosmos_env.retrain:retrain"),

@@ -41,18 +41,23 @@ def save_release(
     card: str = "",
     files: dict[str, bytes] | None = None,
     half: bool = False,
+    keys: set[str] | None = None,
 ) -> Path:
     """Write ``model.safetensors``, ``config.json``, ``card.md`` and any extra ``files``
     (name -> bytes) to ``directory`` atomically; config.json gains the sha256 of the weights
     and of every extra file. ``half`` stores floating-point parameters as float16 (buffers
     stay float32) to halve the file; loading casts them back. A tensor registered under
-    several names (a shared module, tied weights) is stored once."""
+    several names (a shared module, tied weights) is stored once. ``keys`` stores only
+    those state-dict entries (a post-trained release: what post-training changed)."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; a release is meant to be read by all
     try:
-        save_file(_tensors_to_save(model, half), tmp / WEIGHTS_FILE)
+        tensors = _tensors_to_save(model, half)
+        if keys is not None:
+            tensors = {k: v for k, v in tensors.items() if k in keys}
+        save_file(tensors, tmp / WEIGHTS_FILE)
         for name, data in (files or {}).items():
             (tmp / name).write_bytes(data)
         digests = {name: file_sha256(tmp / name) for name in [WEIGHTS_FILE, *(files or {})]}
@@ -179,6 +184,15 @@ def resolve(name_or_path: str | Path) -> Path:
     )
 
 
+def portable_source(directory: str | Path) -> str:
+    """How a release records another checkpoint it needs: a shipped one by name (its path
+    differs between installs), any other by its path."""
+    source = Path(directory).resolve()
+    if source.parent == PRETRAINED_DIR.resolve():
+        return source.name
+    return str(source)
+
+
 def read_config(directory: Path) -> dict[str, Any]:
     try:
         return json.loads((Path(directory) / "config.json").read_text())
@@ -186,10 +200,11 @@ def read_config(directory: Path) -> dict[str, Any]:
         raise CheckpointError(f"cannot read {directory}/config.json: {e}") from e
 
 
-def load_weights(directory: Path, model: torch.nn.Module) -> str:
+def load_weights(directory: Path, model: torch.nn.Module, partial: bool = False) -> str:
     """Load ``model.safetensors`` into ``model`` after checking its sha256 (`read_verified`)
     and return that hex digest; any missing, unexpected or mis-shaped tensor is a
-    `CheckpointError` that says the weights do not match the config."""
+    `CheckpointError` that says the weights do not match the config. ``partial`` allows
+    missing tensors (a post-trained release on top of its base's)."""
     path = Path(directory) / WEIGHTS_FILE
     data, digest = _read_checked(Path(directory), WEIGHTS_FILE)
     try:
@@ -198,7 +213,7 @@ def load_weights(directory: Path, model: torch.nn.Module) -> str:
         raise CheckpointError(f"cannot read {path}: {e}") from e
     expected = model.state_dict()
     aliases = _aliases(expected)  # stored once, under their first name
-    missing = sorted(set(expected) - set(aliases) - set(tensors))
+    missing = [] if partial else sorted(set(expected) - set(aliases) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     shapes = [
         f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(v.shape)}"
@@ -211,8 +226,8 @@ def load_weights(directory: Path, model: torch.nn.Module) -> str:
             f"unexpected {unexpected[:5]}, shape mismatches {shapes[:5]}. "
             "The config and the weights come from different models; re-export the checkpoint"
         )
-    tensors |= {alias: tensors[name] for alias, name in aliases.items() if alias not in tensors}
-    model.load_state_dict(tensors)
+    tensors |= {a: tensors[n] for a, n in aliases.items() if a not in tensors and n in tensors}
+    model.load_state_dict(tensors, strict=not partial)
     return digest
 
 

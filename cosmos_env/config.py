@@ -118,6 +118,10 @@ class MakeWorldModelConfig:
     budget_minutes: float = 30.0  # dynamics training wall-clock budget
     dynamics_overrides: list[str] = field(default_factory=list)  # e.g. ["dynamics.net.width=128"]
     seed: int = 0
+    # Post-train this pre-trained base (its tokenizer and network) instead of training from
+    # scratch; adapter_rank 0 fine-tunes all its weights, > 0 trains low-rank adapters.
+    base: str | None = None
+    adapter_rank: int = 16
 
 
 def load_config(

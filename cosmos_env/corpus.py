@@ -114,9 +114,8 @@ def check_held_out(cfg: CorpusConfig, configs: dict[str, GenerateConfig]) -> Non
 
 def _describe(store_path: Path, gen: GenerateConfig) -> dict[str, Any]:
     store = EpisodeStore.open(store_path)
-    world = gen.env_id if gen.world.name == "gym" else f"tabletop-{gen.task}"
     return {
-        "world": world,
+        "world": store.world,
         "scene": "randomised" if gen.world.scene else "fixed",
         "policy": gen.policy,
         "noise": gen.noise,

@@ -11,8 +11,6 @@ Shapes (action and state dims, image size, cameras, action range) all come from 
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ import torch
 from cosmos_env.config import GenerateConfig, MakeWorldModelConfig, load_config, override_value
 from cosmos_env.data.store import EpisodeStore
 from cosmos_env.dynamics.diffusion.train_config import TrainDynamicsConfig
+from cosmos_env.stages import StageClock
 from cosmos_env.tokenizer.cache import encode_store
 from cosmos_env.tokenizer.data import load_clips, store_paths
 from cosmos_env.tokenizer.release import load_tokenizer
@@ -75,6 +74,25 @@ def _tokenizer(cfg: MakeWorldModelConfig, data: Path, out: Path, log: dict) -> s
     return str(release)
 
 
+def _base_tokenizer(cfg: MakeWorldModelConfig, data: Path, log: dict) -> str:
+    """A base's own tokenizer (its latents are what the base knows), once every store is
+    checked to have frames of the resolution the base was pre-trained on."""
+    from cosmos_env.dynamics.diffusion.base import load_base
+
+    base = load_base(cfg.base)
+    size = base.cfg.latent_size * load_tokenizer(base.tokenizer["source"]).cfg.spatial_factor
+    for path in store_paths(data):
+        height, width = EpisodeStore.open(path).features["rgb"].shape[:2]
+        if (height, width) != (size, size):
+            raise ValueError(
+                f"{path} holds {height}x{width} frames, but base {cfg.base} was pre-trained "
+                f"on {size}x{size} frames: record or convert the data at {size}x{size} "
+                f"(image_size={size}), or pre-train a base at this resolution"
+            )
+    log["tokenizer"] = {"decision": f"the base's ({cfg.base}, weights {base.checksum})"}
+    return base.tokenizer["source"]
+
+
 def _dynamics(cfg: MakeWorldModelConfig, data: Path, tokenizer: str, out: Path) -> Path:
     release = out / "release"
     if not (release / "config.json").exists():
@@ -83,6 +101,9 @@ def _dynamics(cfg: MakeWorldModelConfig, data: Path, tokenizer: str, out: Path) 
         overrides = [f"data={data}", "stores=*", f"out={out}", f"tokenizer={tokenizer}"]
         overrides += [f"max_minutes={cfg.budget_minutes}", f"seed={cfg.seed}"]
         overrides += ["dynamics.outcome_heads.width=256", *cfg.dynamics_overrides]
+        if cfg.base:
+            overrides += [f"+post_train.base={cfg.base}"]
+            overrides += [f"+post_train.adapter_rank={cfg.adapter_rank}"]
         plain = ("tokenizer",)
         train_dynamics(load_config("train_dynamics", TrainDynamicsConfig, overrides, plain))
     return release
@@ -99,19 +120,8 @@ def make_world_model(cfg: MakeWorldModelConfig) -> dict:
     each, the tokenizer decision and the release directory."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    record = out / "make_world_model.json"
-    # Minutes add up over the runs a killed command needed, so the card tells the full cost.
-    earlier = json.loads(record.read_text())["minutes"] if record.exists() else {}
-    summary: dict = {"minutes": {}}
-
-    def timed(name: str, fn, *args):
-        start = time.perf_counter()
-        result = fn(*args)
-        minutes = earlier.get(name, 0.0) + (time.perf_counter() - start) / 60
-        summary["minutes"][name] = minutes
-        print(f"[make-world-model] {name}: {minutes:.1f} min (all runs)", flush=True)
-        record.write_text(json.dumps(summary, indent=2) + "\n")  # what a killed run did
-        return result
+    clock = StageClock(out / "make_world_model.json", "make-world-model")
+    summary, timed = clock.summary, clock.run
 
     if cfg.data:
         data = Path(cfg.data)
@@ -119,12 +129,14 @@ def make_world_model(cfg: MakeWorldModelConfig) -> dict:
     else:
         data = out / "data"
         timed("generate", _generate, cfg, data)
-    tokenizer = timed("tokenizer", _tokenizer, cfg, data, out / "tokenizer", summary)
+    if cfg.base:
+        tokenizer = timed("tokenizer", _base_tokenizer, cfg, data, summary)
+    else:
+        tokenizer = timed("tokenizer", _tokenizer, cfg, data, out / "tokenizer", summary)
     model = load_tokenizer(tokenizer)
     timed("encode", lambda: [encode_store(p, model) for p in store_paths(data)])
     release = timed("train_dynamics", _dynamics, cfg, data, tokenizer, out / "dynamics")
     summary |= {"data": str(data), "release": str(release)}
-    tok = summary["tokenizer"]
     card = release / "card.md"
     made_by = "- Made by `python -m cosmos_env make-world-model"
     kept = [line for line in card.read_text().splitlines() if not line.startswith(made_by)]
@@ -132,13 +144,28 @@ def make_world_model(cfg: MakeWorldModelConfig) -> dict:
         "\n".join(kept)
         + "\n"
         + f"- Made by `python -m cosmos_env make-world-model {_settings(cfg)}`: "
-        + ", ".join(f"{k} {v:.1f} min" for k, v in summary["minutes"].items())
+        + clock.minutes_text()
         + " (summed over the runs it took)"
-        + f"; tokenizer: {tok['decision']} (the shipped {tok['shipped']} reconstructs this "
-        + f"world's held-out frames at {tok['shipped_psnr']:.2f} dB)\n"
+        + f"; tokenizer: {_tokenizer_text(summary['tokenizer'])}\n"
     )
-    record.write_text(json.dumps(summary, indent=2) + "\n")
+    clock.write()
     return summary
+
+
+def _tokenizer_text(decision: dict) -> str:
+    if "shipped" not in decision:
+        return decision["decision"]
+    return (
+        f"{decision['decision']} (the shipped {decision['shipped']} reconstructs this "
+        f"world's held-out frames at {decision['shipped_psnr']:.2f} dB)"
+    )
+
+
+def post_train(cfg: MakeWorldModelConfig) -> dict:
+    """``post-train base=NAME data=STORE out=DIR``: make-world-model from a base and data."""
+    if not cfg.base or not cfg.data:
+        raise ValueError("post-train needs base=NAME (a pre-trained base) and data=STORE")
+    return make_world_model(cfg)
 
 
 def _settings(cfg: MakeWorldModelConfig) -> str:
@@ -156,7 +183,11 @@ def _settings(cfg: MakeWorldModelConfig) -> str:
         )
         if cfg.camera is not None:
             where += f" camera={cfg.camera}"
-    where += f" tokenizer={cfg.tokenizer} budget_minutes={cfg.budget_minutes}"
+    if cfg.base:
+        where += f" base={cfg.base} adapter_rank={cfg.adapter_rank}"
+    else:
+        where += f" tokenizer={cfg.tokenizer}"
+    where += f" budget_minutes={cfg.budget_minutes}"
     if cfg.dynamics_overrides:
         quoted = ",".join(f'"{o}"' for o in cfg.dynamics_overrides)
         where += f" 'dynamics_overrides=[{quoted}]'"

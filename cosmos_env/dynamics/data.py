@@ -85,9 +85,16 @@ def outcome_columns(paths: list[Path]) -> tuple[str, ...]:
 
 
 def load_latent_episodes(
-    paths: list[Path], tokenizer: Tokenizer, split: str, val_fraction: float, seed: int = 0
+    paths: list[Path],
+    tokenizer: Tokenizer,
+    split: str,
+    val_fraction: float,
+    seed: int = 0,
+    action_free: bool = False,
 ) -> LatentEpisodes:
-    """The ``split`` ("train" / "val") episodes of every store, read from their caches."""
+    """The ``split`` ("train" / "val") episodes of every store, read from their caches.
+    ``action_free`` reads the latents alone (actions and states (N, 0), outcomes 0): what
+    pre-training across worlds of different action and state spaces learns from."""
     parts: dict[str, list[np.ndarray]] = {
         "latents": [],
         "actions": [],
@@ -105,14 +112,19 @@ def load_latent_episodes(
         dtype = np.int32 if tokens else np.float16
         for ep in episodes:
             lo, hi = store.episode_bounds(int(ep))
+            parts["latents"].append(all_latents[lo:hi].astype(dtype))
+            lengths.append(hi - lo)
+            if action_free:
+                for key in ("actions", "states"):
+                    parts[key].append(np.zeros((hi - lo, 0), np.float32))
+                parts["outcomes"].append(np.zeros((hi - lo, len(OUTCOMES)), np.float32))
+                continue
             flags = [k for k in OUTCOMES[1:] if k in store.features]
             rows = store.get_rows(lo, hi, keys=["action", "state", "reward", *flags])
-            parts["latents"].append(all_latents[lo:hi].astype(dtype))
             parts["actions"].append(rows["action"].astype(np.float32))
             parts["states"].append(rows["state"].astype(np.float32))
             outcome = [rows[k] if k in rows else np.zeros(hi - lo) for k in OUTCOMES]
             parts["outcomes"].append(np.stack(outcome, 1).astype(np.float32))
-            lengths.append(hi - lo)
     if not lengths:
         raise StoreError(f"no {split} episodes in {[str(p) for p in paths]}")
     ends = np.cumsum(lengths)

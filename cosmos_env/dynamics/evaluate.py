@@ -74,8 +74,10 @@ def evaluate_dynamics(
         .item(),
         "latent_mse_next": (pred - batch["target"]).pow(2).mean().item(),
     }
-    probe_on_true = model.predict_state(batch["target"])
-    scores |= state_scores(model, probe_on_true, batch["target_state"], "probe_")
+    has_state = model.cfg.state_dim > 0  # an action-free base has no state
+    if has_state:
+        probe_on_true = model.predict_state(batch["target"])
+        scores |= state_scores(model, probe_on_true, batch["target_state"], "probe_")
     # Open-loop rollouts from episode starts, the way the env runs.
     long = [i for i, (s, e) in enumerate(zip(val.starts, val.ends, strict=True)) if e - s > horizon]
     eps = np.asarray(long[:n_rollouts])
@@ -95,6 +97,10 @@ def evaluate_dynamics(
             both = torch.cat([latents[0, 1:], pred_roll[0]])  # (2T, C, h, w)
             samples["rollout"] = to_uint8(_decode(tokenizer, both))
         scores[f"psnr_h{horizon}"] = psnr(last_pred, last_true).mean().item()
+        copy = _decode(tokenizer, latents[:, 0])  # the copy-last-frame baseline
+        scores[f"copy_last_h{horizon}"] = psnr(copy, last_true).mean().item()
+        if not has_state:
+            return scores
         states = torch.from_numpy(val.states[rows[:, -1]])
         at_h = state_scores(model, pred_states[:, -1], states, "")
         scores |= {

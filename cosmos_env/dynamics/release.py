@@ -21,6 +21,7 @@ from cosmos_env.data.world import WorldInfo, store_world
 from cosmos_env.dynamics.autoregressive.model import TokenDynamics
 from cosmos_env.dynamics.backends import backend_of_kind, get_backend
 from cosmos_env.dynamics.data import held_out_reset_frames
+from cosmos_env.dynamics.diffusion.base import is_base, rebuild_post_trained
 from cosmos_env.dynamics.diffusion.model import LatentDynamics
 from cosmos_env.eval.metrics import to_uint8, to_unit
 from cosmos_env.tokenizer.model import Tokenizer
@@ -149,6 +150,11 @@ def load_world_model(
     every file is checked against the sha256 its config.json records."""
     directory = checkpoint.resolve(name_or_path)
     raw = checkpoint.read_config(directory)
+    if is_base(raw):
+        raise checkpoint.CheckpointError(
+            f"{directory} is a pre-trained base, not a world model of one world: post-train "
+            f"it first (python -m cosmos_env post-train base={name_or_path} data=STORE out=DIR)"
+        )
     if "dynamics" not in raw or "tokenizer" not in raw:
         raise checkpoint.CheckpointError(
             f"{directory}/config.json has no 'dynamics' section: not a world-model checkpoint"
@@ -174,8 +180,11 @@ def load_world_model(
     elif not isinstance(tokenizer, Tokenizer):
         tokenizer = load_tokenizer(tokenizer)
     _check_pair(directory, raw["tokenizer"], tokenizer)
-    dynamics = model_class(cfg)
-    checkpoint.load_weights(directory, dynamics)
+    if "base" in raw:  # post-trained: the base's weights, then what post-training changed
+        dynamics = rebuild_post_trained(directory, cfg, raw["base"])
+    else:
+        dynamics = model_class(cfg)
+        checkpoint.load_weights(directory, dynamics)
     dynamics.eval().requires_grad_(False)
     resets = _load_resets(directory)
     return WorldModel(
@@ -206,14 +215,6 @@ def _load_resets(directory: Path) -> dict[str, np.ndarray]:
     return resets
 
 
-def _portable_source(tokenizer: Tokenizer) -> str:
-    """A shipped tokenizer is recorded by name (its path differs between installs)."""
-    source = Path(tokenizer.source).resolve()
-    if source.parent == checkpoint.PRETRAINED_DIR.resolve():
-        return source.name
-    return str(source)
-
-
 def save_world_model(
     directory: str | Path,
     dynamics: LatentDynamics | TokenDynamics,
@@ -224,10 +225,12 @@ def save_world_model(
     reset_frames: np.ndarray,
     reset_states: np.ndarray,
     card: str = "",
+    keys: set[str] | None = None,
     **extra,
 ) -> Path:
     """Release ``dynamics`` (float16 parameters) paired with ``tokenizer``, atomically;
-    ``extra`` adds keys to config.json (``outcomes``: the columns its heads learned)."""
+    ``extra`` adds keys to config.json (``outcomes``: the columns its heads learned;
+    ``base``: the base it was post-trained from, whose tensors ``keys`` leaves out)."""
     buffer = io.BytesIO()
     np.savez_compressed(buffer, frames=reset_frames, states=reset_states)
     config = {
@@ -235,14 +238,20 @@ def save_world_model(
         "tokenizer": {
             "name": tokenizer.cfg.name,
             "checksum": tokenizer.checksum,
-            "source": _portable_source(tokenizer),
+            "source": checkpoint.portable_source(tokenizer.source),
         },
         "world": world.to_dict(),
         "sampler": {"name": sampler, "steps": sampler_steps},
         **extra,
     }
     return checkpoint.save_release(
-        Path(directory), dynamics, config, card, files={RESET_FILE: buffer.getvalue()}, half=True
+        Path(directory),
+        dynamics,
+        config,
+        card,
+        files={RESET_FILE: buffer.getvalue()},
+        half=True,
+        keys=keys,
     )
 
 
@@ -256,9 +265,12 @@ def release_training_run(
     steps: int,
     wall_minutes: float,
     outcomes: tuple[str, ...] = (),
+    base: dict | None = None,
+    keys: set[str] | None = None,
 ) -> Path:
     """Release a finished training run (either backend) to ``cfg.out/release``, with
-    ``cfg.reset_frames`` held-out first frames of the training stores to reset from."""
+    ``cfg.reset_frames`` held-out first frames of the training stores to reset from; a
+    post-trained run records its ``base`` and stores only ``keys``."""
     frames, states = held_out_reset_frames(paths, cfg.reset_frames, cfg.val_fraction, cfg.seed)
     return save_world_model(
         Path(cfg.out) / "release",
@@ -270,8 +282,10 @@ def release_training_run(
         frames,
         states,
         card,
+        keys,
         metrics=metrics,
         steps=steps,
         wall_minutes=wall_minutes,
         **({"outcomes": list(outcomes)} if outcomes else {}),
+        **({"base": base} if base else {}),
     )

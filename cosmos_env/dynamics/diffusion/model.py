@@ -48,7 +48,8 @@ class LatentDynamics(nn.Module):
         self.cfg = cfg
         c, s = cfg.latent_channels, cfg.state_dim
         self.denoiser = Denoiser(cfg)
-        self.probe = StateProbe(c, cfg.latent_size, s, cfg.probe_width)
+        # A world with no state (an action-free base) has no probe.
+        self.probe = StateProbe(c, cfg.latent_size, s, cfg.probe_width) if s else None
         for name, size, value in (
             ("latent_mean", c, 0.0),
             ("latent_std", c, 1.0),
@@ -57,7 +58,7 @@ class LatentDynamics(nn.Module):
             ("state_std", s, 1.0),
         ):
             self.register_buffer(name, torch.full((size,), value))
-        self.spec = config_state_spec(cfg)
+        self.spec = config_state_spec(cfg) if s else None  # a base has no state
         self.outcome = None
         if cfg.outcome_heads:
             self.outcome = OutcomeHeads(s, cfg.action_dim, cfg.outcome_heads.width)
@@ -143,8 +144,9 @@ class LatentDynamics(nn.Module):
         self.latent_std.copy_(latents.std(dim=(0, 2, 3)).clamp_min(1e-6))
         delta = self.standardise(next_latents) - self.standardise(latents)
         self.delta_std.copy_(delta.std(dim=(0, 2, 3)).clamp_min(1e-6))
-        self.state_mean.copy_(states.mean(0))
-        self.state_std.copy_(states.std(0).clamp_min(min_state_std))
+        if states.shape[-1]:  # a base has no state
+            self.state_mean.copy_(states.mean(0))
+            self.state_std.copy_(states.std(0).clamp_min(min_state_std))
         if self.ee_slot:
             self.state_min.copy_(states.min(0).values)
             self.state_max.copy_(states.max(0).values)
@@ -217,7 +219,9 @@ class LatentDynamics(nn.Module):
         target_std, context_std = self.standardise(target), self.standardise(context)
         delta = (target_std - context_std[:, -1]) / self.delta_std[:, None, None]
         state_std = (target_state - self.state_mean) / self.state_std
-        losses = {"probe": (self.probe(target_std).float() - state_std).pow(2).mean()}
+        losses = {"probe": target.new_zeros(())}
+        if self.probe is not None:
+            losses["probe"] = (self.probe(target_std).float() - state_std).pow(2).mean()
         cond = maps = None
         if self.state_dynamics is not None:
             if context_states is None:
@@ -339,4 +343,6 @@ class LatentDynamics(nn.Module):
     def predict_state(self, latent: torch.Tensor) -> torch.Tensor:
         """Task state (B, S) in world units (layout: ``cfg.state_spec``) from raw latents
         (B, C, h, w)."""
+        if self.probe is None:
+            return latent.new_zeros(len(latent), 0)
         return self.probe(self.standardise(latent)).float() * self.state_std + self.state_mean

@@ -20,6 +20,13 @@ from cosmos_env.dynamics.data import (
     outcome_columns,
     select_stores,
 )
+from cosmos_env.dynamics.diffusion.base import (
+    freeze_with_adapters,
+    inherit_config,
+    init_from_base,
+    load_base,
+    release_keys,
+)
 from cosmos_env.dynamics.diffusion.card import diffusion_card
 from cosmos_env.dynamics.diffusion.model import LatentDynamics
 from cosmos_env.dynamics.diffusion.train_config import TrainDynamicsConfig
@@ -79,11 +86,14 @@ def _step(model, batcher: WindowBatcher, cfg: TrainDynamicsConfig, rng, gen, amp
     return total, {k: v.detach() for k, v in losses.items()}
 
 
-def _normalised_model(
-    cfg: TrainDynamicsConfig, batcher: WindowBatcher, train: LatentEpisodes
+def normalised_model(
+    cfg: TrainDynamicsConfig, batcher: WindowBatcher, train: LatentEpisodes, base=None
 ) -> LatentDynamics:
-    """A fresh model with the training data's standardisation stats set."""
+    """A fresh model with the training data's standardisation stats set; with a ``base``
+    (`BaseModel`), its network and weights (``dynamics/diffusion/base.py``)."""
     torch.manual_seed(cfg.seed)
+    if base is not None:
+        inherit_config(cfg.dynamics, base.cfg)
     model = LatentDynamics(cfg.dynamics)
     sample = batcher.sample(min(16384, len(batcher)), np.random.default_rng(cfg.seed))
     last = sample["context"][:, -1]
@@ -91,18 +101,24 @@ def _normalised_model(
     model.set_normalisation(last, sample["target"], torch.from_numpy(train.states), 1e-3, changes)
     if model.outcome is not None:
         model.outcome.set_normalisation(torch.from_numpy(train.outcomes[:, 0]))
+    if base is not None:
+        copied = init_from_base(model, base)
+        if cfg.post_train.adapter_rank:
+            freeze_with_adapters(model, copied, cfg.post_train.adapter_rank)
     return model
 
 
-def _latent_data(
-    cfg: TrainDynamicsConfig, tokenizer
+def latent_data(
+    cfg: TrainDynamicsConfig, tokenizer, action_free: bool = False
 ) -> tuple[list, LatentEpisodes, LatentEpisodes]:
-    """The stores and their cached latents' train and held-out episodes; the latent shape
-    is written into ``cfg.dynamics`` (shapes come from the data)."""
+    """The stores and their cached latents' train and held-out episodes (``action_free``:
+    latents alone, `load_latent_episodes`); the latent shape is written into
+    ``cfg.dynamics`` (shapes come from the data)."""
     cfg.dynamics.latent_channels = tokenizer.cfg.code_channels
     paths = select_stores(cfg.data, cfg.stores)
-    train = load_latent_episodes(paths, tokenizer, "train", cfg.val_fraction, cfg.seed)
-    val = load_latent_episodes(paths, tokenizer, "val", cfg.val_fraction, cfg.seed)
+    split = {"val_fraction": cfg.val_fraction, "seed": cfg.seed, "action_free": action_free}
+    train = load_latent_episodes(paths, tokenizer, "train", **split)
+    val = load_latent_episodes(paths, tokenizer, "val", **split)
     h, w = train.latents.shape[-2:]
     if h != w:
         raise ValueError(f"the cached latents are {h}x{w}; the world model needs square frames")
@@ -110,30 +126,29 @@ def _latent_data(
     return paths, train, val
 
 
-def train_dynamics(cfg: TrainDynamicsConfig) -> dict:
-    """Train, release to ``cfg.out/release`` and return the held-out metrics."""
+def run_training(
+    cfg: TrainDynamicsConfig,
+    model: LatentDynamics,
+    tokenizer,
+    batcher: WindowBatcher,
+    val: LatentEpisodes,
+    log,
+    amp: bool,
+) -> tuple[LatentDynamics, int, float, dict[str, float]]:
+    """The diffusion objective in the one training loop (``training.fit``), resumable;
+    only parameters that require grad are optimised (adapters over a frozen base). Returns
+    (the EMA model, steps, wall seconds, final held-out scores)."""
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    log = file_logger("train_dynamics", out)
-    amp = fit_machine(cfg.threads, cfg.amp, log)
-    tokenizer = load_tokenizer(cfg.tokenizer)
-    paths, train, val = _latent_data(cfg, tokenizer)
-    batcher = WindowBatcher(train, cfg.dynamics.context)
-    world = store_world(paths)  # one world, action spec and state spec across the stores
-    on = resolve_state_features(
-        cfg.dynamics, world.state_spec, world.action_spec, train.states, cfg.state_features
-    )
-    outcomes = outcome_columns(paths) if cfg.dynamics.outcome_heads else ()
-    log.info("world %s; state-track features %s; outcome heads on %s", world.name, on, outcomes)
-    model = _normalised_model(cfg, batcher, train)
     ema = copy.deepcopy(model).requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
     log.info("config %s", asdict(cfg))
     log.info(
-        "data: %d train windows, %d val frames; model %.2fM parameters",
+        "data: %d train windows, %d val frames; model %.2fM parameters (%.2fM trained)",
         len(batcher),
         val.n_frames,
         sum(p.numel() for p in model.parameters()) / 1e6,
+        sum(p.numel() for p in trainable) / 1e6,
     )
     board = Board(out)
     rng, gen = np.random.default_rng(cfg.seed), torch.Generator().manual_seed(cfg.seed)
@@ -164,8 +179,53 @@ def train_dynamics(cfg: TrainDynamicsConfig) -> dict:
         reseeder(cfg.seed, rng, gen),
         "train dynamics",
     )
-    card = diffusion_card(cfg, world, paths, train, step, wall, metrics)
-    release_training_run(cfg, ema, tokenizer, paths, card, metrics, step, wall / 60, outcomes)
-    log.info("released %s", out / "release")
     board.close()
+    return ema, step, wall, metrics
+
+
+def _post_train_base(cfg: TrainDynamicsConfig, log):
+    """The base of a post-training run, and its tokenizer (the one it was pre-trained
+    with; a different ``cfg.tokenizer`` is refused)."""
+    if cfg.post_train is None:
+        return None, load_tokenizer(cfg.tokenizer)
+    base = load_base(cfg.post_train.base)
+    tokenizer = load_tokenizer(base.tokenizer["source"])
+    if tokenizer.checksum != base.tokenizer["checksum"]:
+        raise ValueError(
+            f"base {cfg.post_train.base} was pre-trained on tokenizer weights "
+            f"{base.tokenizer['checksum']}, but {base.tokenizer['source']} has "
+            f"{tokenizer.checksum}: install the base's tokenizer"
+        )
+    cfg.tokenizer = base.tokenizer["source"]
+    log.info("post-training base %s (weights %s)", base.directory, base.checksum)
+    return base, tokenizer
+
+
+def train_dynamics(cfg: TrainDynamicsConfig) -> dict:
+    """Train (or post-train a base, ``cfg.post_train``), release to ``cfg.out/release`` and
+    return the held-out metrics."""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = file_logger("train_dynamics", out)
+    amp = fit_machine(cfg.threads, cfg.amp, log)
+    base, tokenizer = _post_train_base(cfg, log)
+    paths, train, val = latent_data(cfg, tokenizer)
+    batcher = WindowBatcher(train, cfg.dynamics.context)
+    world = store_world(paths)  # one world, action spec and state spec across the stores
+    on = resolve_state_features(
+        cfg.dynamics, world.state_spec, world.action_spec, train.states, cfg.state_features
+    )
+    outcomes = outcome_columns(paths) if cfg.dynamics.outcome_heads else ()
+    log.info("world %s; state-track features %s; outcome heads on %s", world.name, on, outcomes)
+    model = normalised_model(cfg, batcher, train, base)
+    ema, step, wall, metrics = run_training(cfg, model, tokenizer, batcher, val, log, amp)
+    card = diffusion_card(cfg, world, paths, train, step, wall, metrics)
+    extra = {}
+    if base is not None:
+        record = {**base.reference(), "adapter_rank": cfg.post_train.adapter_rank}
+        extra = {"base": record, "keys": release_keys(model)}  # the EMA has no grads
+    release_training_run(
+        cfg, ema, tokenizer, paths, card, metrics, step, wall / 60, outcomes, **extra
+    )
+    log.info("released %s", out / "release")
     return {"steps": step, "wall_minutes": wall / 60, **metrics}

@@ -10,8 +10,20 @@ from cosmos_env.dynamics.diffusion.config import DiffusionConfig, FrameHeadConfi
 
 
 @dataclass
+class PostTrainConfig:
+    """Start from a pre-trained base (``dynamics/diffusion/base.py``) instead of from
+    scratch: its network, latent standardisation, tokenizer and weights. ``adapter_rank``
+    > 0 freezes the base's weights and trains low-rank adapters beside what it lacks
+    (actions, state track, heads); 0 fine-tunes every weight."""
+
+    base: str = "base-64"  # a shipped base's name or a base release directory
+    adapter_rank: int = 16
+
+
+@dataclass
 class TrainDynamicsConfig:
     dynamics: DiffusionConfig = field(default_factory=DiffusionConfig)
+    post_train: PostTrainConfig | None = None
     tokenizer: str = "CI8x8"  # shipped name or release directory; its latents must be cached
     data: str = "datasets/tabletop/data"
     stores: str = "push-*"  # glob over the store directory names under `data`
