@@ -40,8 +40,8 @@ def _generate(cfg: MakeWorldModelConfig, data: Path) -> list[Path]:
         paths.append(out)
         overrides = [f"world={cfg.world.name}", f"noise={noise}", f"episodes={per_store}"]
         overrides.append(f"world.landmarks={override_value(cfg.world.landmarks)}")
-        if cfg.world.scene:
-            overrides.append(f"world.scene={override_value(cfg.world.scene)}")
+        if cfg.world.scene:  # replaced whole: the fixed scene's {} takes no new keys
+            overrides += ["~world.scene", f"+world.scene={override_value(cfg.world.scene)}"]
         overrides.append(f"world.n_objects={cfg.world.n_objects}")
         overrides += [f"seed={cfg.seed + i}", f"out={out}"]
         overrides += [f"{k}={v}" for k in GENERATE_KEYS if (v := getattr(cfg, k)) is not None]

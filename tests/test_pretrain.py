@@ -174,3 +174,59 @@ def test_a_killed_base_training_resumes_where_it_stopped(pretrained, tmp_path):
     assert resumed, "the second run did not resume"
     step = int(resumed[0].split("resumed from step ")[1].split()[0])
     assert 2 <= step < 60 and "finished: 60 steps" in log
+
+
+def test_the_data_efficiency_benchmark_compares_post_and_scratch_training(pretrained, tmp_path):
+    import importlib.util
+
+    path = __import__("pathlib").Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(path))
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "data_efficiency_bench", path / "data_efficiency.py"
+        )
+        module = sys.modules["data_efficiency_bench"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # registered first: its dataclasses look it up
+    finally:
+        sys.path.remove(str(path))
+    argv = ["data_efficiency.py", "--quick", "--out", str(tmp_path), "--episodes", "5"]
+    argv += ["--minutes", "0.02", "--targets", "tabletop_heldout_push"]
+    argv += ["--eval-episodes", "2", "--rank-episodes", "2"]
+    argv += ["--base", str(pretrained / "run" / "base" / "release")]
+    sys.argv = argv
+    module.main()
+    results = json.loads((tmp_path / "data_efficiency.json").read_text())
+    runs = results["targets"]["tabletop_heldout_push"]
+    assert set(runs) == {"post_5", "scratch_5"}
+    for row in runs.values():
+        for key in ("psnr_h1", "psnr_mean_h1_16", "psnr_h16", "copy_last_psnr_h16"):
+            assert np.isfinite(row[key]), key
+        assert row["gain_h16_db"] == pytest.approx(row["psnr_h16"] - row["copy_last_psnr_h16"])
+        assert -1 <= row["ranking_pearson"] <= 1 or np.isnan(row["ranking_pearson"])
+    post = json.loads(
+        (
+            tmp_path
+            / "data_efficiency_runs"
+            / "tabletop_heldout_push"
+            / "post_5"
+            / "dynamics"
+            / "release"
+            / "config.json"
+        ).read_text()
+    )
+    scratch = json.loads(
+        (
+            tmp_path
+            / "data_efficiency_runs"
+            / "tabletop_heldout_push"
+            / "scratch_5"
+            / "dynamics"
+            / "release"
+            / "config.json"
+        ).read_text()
+    )
+    assert "base" in post and "base" not in scratch
+    assert post["dynamics"]["net"] == scratch["dynamics"]["net"]  # the same network size
+    assert post["world"]["description"]["kwargs"]["scene"]["task_object"]["shapes"] == ["capsule"]
+    assert (tmp_path / "data_efficiency.png").stat().st_size > 0
+    assert "| tabletop_heldout_push | 5 | post |" in (tmp_path / "data_efficiency.md").read_text()

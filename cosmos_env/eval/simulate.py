@@ -15,9 +15,9 @@ from tqdm import tqdm
 from cosmos_env.data.world import World
 from cosmos_env.generate import episode_seed
 from cosmos_env.sim.recorder import read_state
-from cosmos_env.sim.worlds import scripted_policy, tabletop_world
+from cosmos_env.sim.worlds import play_policy, scripted_policy, tabletop_world
 
-POLICIES = ("scripted", "random")
+POLICIES = ("scripted", "random", "play")
 
 
 @dataclass
@@ -40,9 +40,12 @@ def as_world(world: World | str) -> World:
 
 
 def _policy(world: World, name: str, noise: float, seed: int, space) -> Callable:
-    """state (S,) -> action in the env's own space: the scripted expert or uniform random."""
+    """state (S,) -> action in the env's own space: the scripted expert, uniform random or
+    goal-free play (``sim/play.py``)."""
     if name == "scripted":
         return scripted_policy(world, noise, seed)
+    if name == "play":
+        return play_policy(world, seed, space.low, space.high)
     if name == "random":
         rng = np.random.default_rng(seed)
         return lambda state: rng.uniform(space.low, space.high).astype(np.float32)

@@ -150,3 +150,15 @@ def scripted_policy(world: Any, noise: float, seed: int) -> Callable[[np.ndarray
 
         return gym_expert(world.env_id, noise, seed=seed).act
     raise ValueError(f"no scripted expert for world {getattr(world, 'name', world)!r}")
+
+
+def play_policy(world: Any, seed: int, low: np.ndarray, high: np.ndarray) -> Callable:
+    """Goal-free play (``sim/play.py``) as state (S,) -> action in the simulator env's own
+    action space (bounds ``low``, ``high``): random gripper targets on the tabletop, smooth
+    random actions in any other world; seeded."""
+    from cosmos_env.sim.play import SmoothRandom, TabletopPlay
+
+    if isinstance(world, TabletopTaskWorld):
+        return TabletopPlay(seed).act
+    smooth = SmoothRandom(low, high, seed)
+    return lambda state: smooth.act(state)
