@@ -239,6 +239,9 @@ class EpisodeRecorder(gym.Wrapper):
             "is_last": np.arange(n) == n - 1,
         }
         source_id = f"{self.source}/seed{self._seed}/ep{self._count}"
-        self.sink(episode, self.instruction, source_id)
+        # A randomised tabletop names this episode's task object; other envs have none.
+        live = getattr(self.env.unwrapped, "instruction", None)
+        instruction = live if isinstance(live, str) and live else self.instruction
+        self.sink(episode, instruction, source_id)
         self._count += 1
         self._rows = None

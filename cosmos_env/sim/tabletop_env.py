@@ -10,6 +10,7 @@ from gymnasium import spaces
 
 from cosmos_env.data.action_check import validate_action
 from cosmos_env.sim import state_layout as sl
+from cosmos_env.sim.object_names import object_phrase
 from cosmos_env.sim.scene import SceneRanges
 from cosmos_env.sim.tabletop_world import BRIDGE_ACTION_SPEC, TabletopWorld
 from cosmos_env.sim.tasks import get_task
@@ -87,6 +88,14 @@ class TabletopEnv(gym.Env):
         super().reset(seed=seed)
         self.world.reset(self.np_random)
         return self._get_obs(), self._get_info()
+
+    @property
+    def instruction(self) -> str:
+        """The task's instruction for this episode: the fixed scene's ("the red cube"), or
+        one naming the drawn task object ("push the blue ball into the green zone")."""
+        if self.world.scene_ranges.is_default:
+            return self.task.instruction
+        return self.task.instruction_for(object_phrase(self.world.scene.objects[0]))
 
     def step(self, action):
         if self._frame is None:

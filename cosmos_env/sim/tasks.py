@@ -59,13 +59,19 @@ def pick_place_dense_reward(state: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Task:
-    """A task: its name, instruction, time limit and state-based scoring functions."""
+    """A task: its name, instruction, time limit and state-based scoring functions;
+    ``template`` names the task object ``{object}`` for scenes that draw it anew."""
 
     name: str
     instruction: str
     max_episode_steps: int
     success: callable
     dense_reward: callable
+    template: str = "{object}"
+
+    def instruction_for(self, task_object: str) -> str:
+        """The instruction for a task object described as ``task_object`` ("blue ball")."""
+        return self.template.format(object=task_object)
 
     def reward(self, state: np.ndarray, sparse: bool = False) -> np.ndarray:
         """Dense shaped reward, or 1.0/0.0 success when ``sparse``; shape (...)."""
@@ -76,7 +82,12 @@ class Task:
 
 TASKS: dict[str, Task] = {
     "push": Task(
-        "push", "push the red cube into the green zone", 50, push_success, push_dense_reward
+        "push",
+        "push the red cube into the green zone",
+        50,
+        push_success,
+        push_dense_reward,
+        "push the {object} into the green zone",
     ),
     "pick_place": Task(
         "pick_place",
@@ -84,6 +95,7 @@ TASKS: dict[str, Task] = {
         60,
         pick_place_success,
         pick_place_dense_reward,
+        "put the {object} in the yellow bowl",
     ),
 }
 
