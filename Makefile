@@ -49,9 +49,11 @@ retrain: $(STAMP)
 	$(PY) -m cosmos_env retrain out=$(OUT)/retrain
 
 # A world foundation model from nothing: corpus, general tokenizer, action-free base (<= 3 h on
-# 2 cores); re-run after an interruption to go on where it stopped.
+# 2 cores); re-run after an interruption to go on where it stopped. QUICK=1: a 5% corpus and
+# minutes of training, to see every stage run.
+PRETRAIN_QUICK := 'corpus_overrides=["scale=0.05"]' tokenizer_minutes=1 base_minutes=2
 pretrain: $(STAMP)
-	$(PY) -m cosmos_env pretrain out=$(OUT)/pretrain
+	$(PY) -m cosmos_env pretrain out=$(OUT)/pretrain$(if $(QUICK),-quick) $(if $(QUICK),$(PRETRAIN_QUICK))
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
