@@ -42,7 +42,7 @@ def colour_name(rgba: Sequence[float]) -> str:
 
 
 def object_phrase(look: ObjectLook) -> str:
-    """"blue ball": the object's colour and shape (its slot's colour when ``rgba`` is None)."""
+    """The object's colour and shape, e.g. "blue ball"; a look without a colour raises."""
     if look.rgba is None:
         raise ValueError("object_phrase needs a look with its colour (rgba)")
     return f"{colour_name(look.rgba)} {SHAPE_NOUNS[look.shape]}"
