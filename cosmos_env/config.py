@@ -96,6 +96,17 @@ class RetrainConfig:
 
 
 @dataclass
+class StateRefitStage:
+    """make-world-model's last stage: the state track trained again alone
+    (``refit-state-track``), same architecture, on many more state windows than the joint
+    training gave it; run where the track has a gripper-frame head (contact-rich worlds)."""
+
+    steps: int = 6000
+    batch_size: int = 512
+    max_minutes: float = 15.0
+
+
+@dataclass
 class MakeWorldModelConfig:
     """``make-world-model``: a world (or ``data``, stores you have) to a world-model release."""
 
@@ -122,6 +133,7 @@ class MakeWorldModelConfig:
     # scratch; adapter_rank 0 fine-tunes all its weights, > 0 trains low-rank adapters.
     base: str | None = None
     adapter_rank: int = 16
+    state_refit: StateRefitStage | None = field(default_factory=StateRefitStage)  # null: skip
 
 
 def load_config(

@@ -5,7 +5,9 @@ Stages, each resumable (a killed run picks up where it stopped when re-run with 
 settings): record episodes in the world's simulator (``generate``, one store per noise
 level of the policy); pick the tokenizer (the shipped one if its held-out PSNR on this
 world's frames reaches ``tokenizer_min_psnr``, else fine-tuned from it); cache its latents;
-train the diffusion dynamics with learned outcome heads; release with a model card.
+train the diffusion dynamics with learned outcome heads; where the state track has a
+gripper-frame head, train that track again alone (``refit-state-track``); release with a
+model card.
 Shapes (action and state dims, image size, cameras, action range) all come from the store.
 """
 
@@ -16,7 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cosmos_env.config import GenerateConfig, MakeWorldModelConfig, load_config, override_value
+from cosmos_env.config import (
+    GenerateConfig,
+    MakeWorldModelConfig,
+    StateRefitStage,
+    load_config,
+    override_value,
+)
 from cosmos_env.data.store import EpisodeStore
 from cosmos_env.dynamics.diffusion.train_config import TrainDynamicsConfig
 from cosmos_env.stages import StageClock
@@ -109,6 +117,33 @@ def _dynamics(cfg: MakeWorldModelConfig, data: Path, tokenizer: str, out: Path) 
     return release
 
 
+def _refit_state(cfg: MakeWorldModelConfig, data: Path, release: Path, out: Path) -> Path:
+    """The state track trained again alone, where the release's track has a gripper-frame
+    head: jointly with the denoiser it sees a few small batches, and a planner optimising
+    against it finds the states it gets wrong. Return the release to ship."""
+    from cosmos_env.dynamics.release import load_world_model
+
+    if cfg.state_refit is None or cfg.base:  # a post-trained release keeps its joint track
+        return release
+    track = load_world_model(release).dynamics.cfg.state_track
+    head = track.frame_head if track is not None else None
+    if head is None:
+        return release
+    refitted = out / "release"
+    if not (refitted / "config.json").exists():
+        from cosmos_env.dynamics.diffusion.refit_state import refit_state_track
+        from cosmos_env.dynamics.diffusion.train_config import RefitStateConfig
+
+        stage = cfg.state_refit
+        overrides = [f"world_model={release}", f"data={data}", "stores=*", f"out={out}"]
+        overrides += [f"frame_head.objects={override_value(list(head.objects))}"]
+        overrides += [f"frame_head.quat={head.quat}", f"frame_head.width={head.width}"]
+        overrides += [f"steps={stage.steps}", f"batch_size={stage.batch_size}"]
+        overrides += [f"max_minutes={stage.max_minutes}", f"seed={cfg.seed}"]
+        refit_state_track(load_config("refit_state", RefitStateConfig, overrides))
+    return refitted
+
+
 def _check_stores(data: Path) -> None:
     """A store or a directory of stores, each with a StateSpec, else a clear error."""
     for path in store_paths(data):
@@ -136,6 +171,7 @@ def make_world_model(cfg: MakeWorldModelConfig) -> dict:
     model = load_tokenizer(tokenizer)
     timed("encode", lambda: [encode_store(p, model) for p in store_paths(data)])
     release = timed("train_dynamics", _dynamics, cfg, data, tokenizer, out / "dynamics")
+    release = timed("state_refit", _refit_state, cfg, data, release, out / "state_refit")
     summary |= {"data": str(data), "release": str(release)}
     card = release / "card.md"
     made_by = "- Made by `python -m cosmos_env make-world-model"
@@ -188,6 +224,14 @@ def _settings(cfg: MakeWorldModelConfig) -> str:
     else:
         where += f" tokenizer={cfg.tokenizer}"
     where += f" budget_minutes={cfg.budget_minutes}"
+    if cfg.state_refit is None:
+        where += " state_refit=null"
+    else:
+        where += "".join(
+            f" state_refit.{k}={v}"
+            for k, v in vars(cfg.state_refit).items()
+            if v != getattr(StateRefitStage(), k)
+        )
     if cfg.dynamics_overrides:
         quoted = ",".join(f'"{o}"' for o in cfg.dynamics_overrides)
         where += f" 'dynamics_overrides=[{quoted}]'"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import zarr
 
 from cosmos_env.__main__ import main
@@ -138,8 +139,57 @@ def test_the_card_records_a_command_that_rebuilds_the_same_config():
     given = ["world=gym", "env_id=Reacher-v5", "noise=[0.0,0.5]", "episodes=40"]
     given += ["+env_kwargs.default_camera_config={distance:0.62,lookat:[0.0,0.0,0.0]}"]
     given += ["tokenizer=CI8x8-gym", 'dynamics_overrides=["dynamics.net.width=128"]']
-    cfg = load_config("make_world_model", MakeWorldModelConfig, given, ("tokenizer",))
-    again = load_config(
-        "make_world_model", MakeWorldModelConfig, shlex.split(_settings(cfg)), ("tokenizer",)
-    )
-    assert again == cfg
+    for stage in (["state_refit.steps=2000", "state_refit.max_minutes=5"], ["state_refit=null"]):
+        cfg = load_config("make_world_model", MakeWorldModelConfig, given + stage, ("tokenizer",))
+        again = load_config(
+            "make_world_model", MakeWorldModelConfig, shlex.split(_settings(cfg)), ("tokenizer",)
+        )
+        assert again == cfg
+
+
+@pytest.fixture(scope="module")
+def tabletop_world_model(tmp_path_factory):
+    """The one command on the tabletop's push task (a few short episodes): its state track
+    has a gripper-frame head, so the state-refit stage runs."""
+    out = tmp_path_factory.mktemp("tabletop_mwm") / "out"
+    overrides = ",".join(f"'{o}'" for o in TINY)
+    args = ["make-world-model", "world=tabletop", "task=push", "episodes=4", "noise=[0.0,1.0]"]
+    args += ["max_steps=12", "workers=1", "tokenizer_min_psnr=0", f"out={out}"]
+    args += [f"dynamics_overrides=[{overrides}]", "state_refit.steps=3"]
+    args += ["state_refit.batch_size=8"]
+    assert main(args) == 0
+    return out, args
+
+
+def test_a_track_with_a_frame_head_is_trained_again_alone(tabletop_world_model):
+    from cosmos_env.dynamics.release import load_world_model
+
+    out, _ = tabletop_world_model
+    summary = json.loads((out / "make_world_model.json").read_text())
+    assert summary["release"] == str(out / "state_refit" / "release")
+    joint = load_world_model(out / "dynamics" / "release").dynamics
+    shipped = load_world_model(out / "state_refit" / "release").dynamics
+    head = joint.cfg.state_track.frame_head
+    assert head is not None and shipped.cfg.state_track.frame_head == head  # same architecture
+    old, new = joint.state_dict(), shipped.state_dict()
+    for key, value in old.items():
+        if key.startswith("denoiser."):
+            torch.testing.assert_close(new[key], value)  # the denoiser is kept
+    track = [k for k in old if k.startswith(("state_dynamics.", "frame_head."))]
+    assert track and any(not torch.equal(new[k], old[k]) for k in track)
+    card = (out / "state_refit" / "release" / "card.md").read_text()
+    assert "## State track refit" in card and "refit-state-track" in card
+    assert card.count("Made by `python -m cosmos_env make-world-model") == 1
+    assert "state_refit.steps=3" in card  # the reproduce line carries the stage's settings
+    assert summary["minutes"]["state_refit"] > 0
+
+
+def test_state_refit_null_ships_the_jointly_trained_release(tabletop_world_model, tmp_path):
+    out, args = tabletop_world_model
+    again = [a if not a.startswith("out=") else f"out={tmp_path / 'out'}" for a in args]
+    again = [a for a in again if not a.startswith("state_refit.")] + ["state_refit=null"]
+    again += [f"data={out / 'data'}"]  # the same stores, not recorded again
+    assert main(again) == 0
+    summary = json.loads((tmp_path / "out" / "make_world_model.json").read_text())
+    assert summary["release"] == str(tmp_path / "out" / "dynamics" / "release")
+    assert not (tmp_path / "out" / "state_refit").exists()

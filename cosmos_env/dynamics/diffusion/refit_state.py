@@ -113,8 +113,9 @@ def _card(old_card: str, cfg: RefitStateConfig, model, before, after, wall) -> s
         f"{cfg.batch_size} of state windows from the stores above (same held-out split), "
         f"AdamW lr {cfg.lr} cosine; {wall / 60:.1f} min on {torch.get_num_threads()} CPU "
         "threads. The denoiser, the probe and the normalisation are unchanged.\n\n"
-        "Held-out windows, before and after (cube_cm_h16: the model's own cube position "
-        "after 16 open-loop steps):\n\n| metric | before | after |\n|---|---|---|\n" + rows + "\n"
+        "Held-out windows, before and after (`<object>_cm_h16`: the error of the model's own "
+        "object position after 16 open-loop steps):\n\n| metric | before | after |\n"
+        "|---|---|---|\n" + rows + "\n"
     )
 
 
