@@ -98,8 +98,8 @@ class RetrainConfig:
 @dataclass
 class StateRefitStage:
     """make-world-model's last stage: the state track trained again alone
-    (``refit-state-track``), same architecture, on many more state windows than the joint
-    training gave it; run where the track has a gripper-frame head (contact-rich worlds)."""
+    (``refit-state-track``), same architecture, with its own learning-rate schedule and no
+    weight average; run where the track has a gripper-frame head (contact-rich worlds)."""
 
     steps: int = 6000
     batch_size: int = 512

@@ -119,8 +119,8 @@ def _dynamics(cfg: MakeWorldModelConfig, data: Path, tokenizer: str, out: Path) 
 
 def _refit_state(cfg: MakeWorldModelConfig, data: Path, release: Path, out: Path) -> Path:
     """The state track trained again alone, where the release's track has a gripper-frame
-    head: jointly with the denoiser it sees a few small batches, and a planner optimising
-    against it finds the states it gets wrong. Return the release to ship."""
+    head: a planner optimising against the jointly trained track (the denoiser's schedule,
+    its weight average) found contact states it gets wrong. Return the release to ship."""
     from cosmos_env.dynamics.release import load_world_model
 
     if cfg.state_refit is None or cfg.base:  # a post-trained release keeps its joint track
