@@ -184,6 +184,16 @@ COMMANDS: dict[str, Command] = {
         "copy a store without checksums into a new one with them: migrate SRC DST",
         _raw("cosmos_env.data.cli:migrate_command"),
     ),
+    "play": Command(
+        "drive a world model live from a browser page (world=NAME | checkpoint=DIR [port=N])",
+        _hydra(
+            "play",
+            "cosmos_env.play.server:PlayConfig",
+            "cosmos_env.play.server:play",
+            ("checkpoint", "world"),
+            show=False,
+        ),
+    ),
     "machine": Command(
         "what this machine has and what the defaults chose: cores, threads, bf16", _machine
     ),
