@@ -219,7 +219,9 @@ class PlayServer:
         self.socket = bind(cfg.host, cfg.port)
         host, port = self.socket.getsockname()[:2]
         self.url = f"http://{host if ':' not in host else f'[{host}]'}:{port}/"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="websockets"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, log_level="warning", ws="websockets-sansio")
+        )
         self._thread: threading.Thread | None = None
 
     def run(self) -> None:

@@ -2,60 +2,23 @@
 
 Sources: github.com/1x-technologies/1xgpt and the Hugging Face datasets
 ``1x-technologies/worldmodel`` (tokens) and ``1x-technologies/worldmodel_raw_data`` (video).
-``version="auto"`` picks the layout from the files present:
+``version="auto"`` picks the layout from the files present: ``v1.1`` (one directory of
+MAGVIT2 tokens, segment ids and action arrays), ``v2.0`` (shards of Cosmos DV8x8x8 token
+grids, one per 17 frames, with 25-d robot states) or ``raw`` (the same shards with mp4
+video). ``datasets/onex/README.md`` is the format reference: every file, dtype and shape.
 
-``v1.1``, one directory::
+Episodes: each contiguous run of equal segment id, with the stable source id
+``"{shard}:segment{id}:{start}"``, so an interrupted conversion resumes (see common.py).
+Rows: ``state`` (25,) float32 in 1X's v2.0 layout (STATE_NAMES); ``action`` normalised to
+[-1, 1] by the store's ActionSpec (out-of-range physical values clipped, with a warning in
+the summary): 1X's absolute action arrays for v1.1, the joint-space delta
+``state[t + 1] - state[t]`` for v2.0/raw, which ship no actions. v1.1/v2.0 rows carry the
+foreign tokens (no ``rgb``; the attrs say cosmos-env cannot decode them); raw rows carry
+``rgb`` decoded with OpenCV and resized with INTER_AREA. Reward 0, instruction "".
 
-    video.bin                    uint32 (N, s, s)  MAGVIT2 tokens per frame (s = 16, vocab 2^18)
-    segment_ids.bin              int32 (N,)        source segment of each frame
-    actions/joint_pos.bin        float32 (N, 21)   joint positions [rad]
-    actions/driving_command.bin  float32 (N, 2)    base linear [m/s] and angular [rad/s] velocity
-    actions/neck_desired.bin     float32 (N, 1)    desired neck pitch [rad]; the card says
-                                                   (N, 1), the released val_v1.1 file sizes fit
-                                                   (N, 3): both are read
-    actions/l_hand_closure.bin   float32 (N, 1)    0 = open, 1 = closed (r_hand_closure alike)
-    metadata.json                num_images (N), s, vocab_size, hz, token_dtype (all optional)
-
-``v2.0`` (tokens) and ``raw`` (video): shards i = 0, 1, ..., each of n frames::
-
-    videos/video_{i}.bin                 int32 (ceil(n / 17), 3, 32, 32): one Cosmos
-                                         DV8x8x8 token grid per 17 frames             [v2.0]
-    videos/video_{i}.mp4                 n frames (512x512 in 1X's release)            [raw]
-    robot_states/states_{i}.bin          float32 (n, 25), layout STATE_NAMES
-    segment_indices/segment_idx_{i}.bin  int32 (n,)
-    metadata/metadata_{i}.json           shard_num_frames (n); metadata.json: hz, num_shards
-
-(the files may also lie flat in the directory, as in 1X's val_v2.0).
-
-Episodes: each contiguous run of equal segment id is one episode, with source id
-``"{shard}:segment{id}:{start}"`` (shard "v1.1" or "shard{i}", start = its first row in the
-file): stable across runs, so an interrupted conversion resumes (see common.py). Rows:
-
-- state (25,) float32 in the layout of 1X's v2.0 state (STATE_NAMES). v2.0/raw: states[t].
-  v1.1: joint_pos[t] (assumed to be in the same joint order, index 20 = neck pitch), then
-  l/r hand closure[t], then driving_command[t].
-- action, stored normalised to [-1, 1] by the store's ActionSpec; physical values outside the
-  spec's [low, high] are clipped, with a warning in the summary.
-  v1.1: 1X's stored action arrays at t, concatenated in the card's order joint_pos,
-  driving_command, neck_desired, l_hand_closure, r_hand_closure (absolute targets; the last
-  row keeps its stored value as the padding action). Bounds: joints and neck +-pi rad,
-  velocities +-2 m/s and +-2 rad/s, hand closures [0, 1].
-  v2.0/raw store no actions, so the action is the joint-space delta to the next frame:
-  ``action[t] = state[t + 1] - state[t]`` within the episode, and a zero padding action on the
-  last row. Bounds per step (1/30 s): joints and neck +-0.25 rad, hand closures +-1,
-  velocities +-0.5 (m/s or rad/s).
-- tokens (the store has no rgb then; see spec.py's token stores): v1.1 ``tokens_magvit2``
-  (s, s) int32 per frame; v2.0 ``tokens_cosmos_dv8x8x8`` (3, 32, 32) int32: each row holds the
-  grid of the 17-frame clip that contains it and ``cosmos_clip_frame`` () int32 its position
-  0..16 in that clip. Clips are cut every 17 frames of the shard, so a clip may straddle two
-  segments. cosmos-env has neither tokenizer's decoder; the store attrs say so
-  (``extra["tokens"]["decodable"] = False``).
-- raw: rgb (image_size, image_size, 3) uint8, decoded with OpenCV, resized with INTER_AREA.
-- reward 0, instruction "" (1X ships no task labels); fps from metadata "hz", else 30.
-
-A shard whose files are missing or truncated (size not a whole number of rows, or fewer rows
-than its segment index) is skipped with the reason (file, expected and found bytes) and the
-other shards are converted; in v1.1 (a single shard) the same problem raises OneXFormatError.
+A shard whose files are missing or truncated is skipped with the reason (file, expected and
+found bytes) and the others are converted; in v1.1 (a single shard) it raises
+OneXFormatError.
 """
 
 from __future__ import annotations
