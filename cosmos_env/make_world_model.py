@@ -34,6 +34,7 @@ from cosmos_env.tokenizer.release import load_tokenizer
 from cosmos_env.tokenizer.train import evaluate as tokenizer_scores
 from cosmos_env.tokenizer.train_config import TrainTokenizerConfig
 
+MADE_BY = "- Made by `python -m cosmos_env make-world-model"
 GENERATE_KEYS = ("task", "env_id", "policy", "image_size", "max_steps", "workers", "camera")
 
 
@@ -173,19 +174,24 @@ def make_world_model(cfg: MakeWorldModelConfig) -> dict:
     release = timed("train_dynamics", _dynamics, cfg, data, tokenizer, out / "dynamics")
     release = timed("state_refit", _refit_state, cfg, data, release, out / "state_refit")
     summary |= {"data": str(data), "release": str(release)}
-    card = release / "card.md"
-    made_by = "- Made by `python -m cosmos_env make-world-model"
-    kept = [line for line in card.read_text().splitlines() if not line.startswith(made_by)]
-    card.write_text(
-        "\n".join(kept)
-        + "\n"
-        + f"- Made by `python -m cosmos_env make-world-model {_settings(cfg)}`: "
-        + clock.minutes_text()
-        + " (summed over the runs it took)"
-        + f"; tokenizer: {_tokenizer_text(summary['tokenizer'])}\n"
+    made_by = (
+        f"{MADE_BY} {_settings(cfg)}`: {clock.minutes_text()} (summed over the runs it took); "
+        f"tokenizer: {_tokenizer_text(summary['tokenizer'])}"
     )
+    _write_made_by(release / "card.md", made_by)
     clock.write()
     return summary
+
+
+def _write_made_by(card: Path, made_by: str) -> None:
+    """Put the ``made_by`` line at the end of the card's first bullet list (the release's
+    facts), replacing the one an earlier run wrote there."""
+    lines = [line for line in card.read_text().splitlines() if not line.startswith(MADE_BY)]
+    bullets = [i for i, line in enumerate(lines) if line.startswith("- ")]
+    at = bullets[0] if bullets else len(lines)
+    while at < len(lines) and lines[at].startswith(("- ", "  ")):
+        at += 1  # past the list and its continuation lines
+    card.write_text("\n".join([*lines[:at], made_by, *lines[at:]]) + "\n")
 
 
 def _tokenizer_text(decision: dict) -> str:

@@ -19,6 +19,7 @@ from cosmos_env.data import EpisodeStore
 from cosmos_env.data.converters.bridge import convert_bridge
 from cosmos_env.data.store import StoreError
 from cosmos_env.envs.world_model_env import WorldModelEnv
+from cosmos_env.make_world_model import MADE_BY, _write_made_by
 
 _FIXTURES = Path(__file__).parent / "data" / "converters" / "bridge_fixtures.py"
 _spec = importlib.util.spec_from_file_location("bridge_fixtures_mwm", _FIXTURES)
@@ -181,6 +182,8 @@ def test_a_track_with_a_frame_head_is_trained_again_alone(tabletop_world_model):
     assert "## State track refit" in card and "refit-state-track" in card
     assert card.count("Made by `python -m cosmos_env make-world-model") == 1
     assert "state_refit.steps=3" in card  # the reproduce line carries the stage's settings
+    facts = card.split("\n\n")[2]  # the first bullet list: data, training, made by
+    assert facts.startswith("- Data:") and "Made by `python -m cosmos_env" in facts
     assert summary["minutes"]["state_refit"] > 0
 
 
@@ -193,3 +196,15 @@ def test_state_refit_null_ships_the_jointly_trained_release(tabletop_world_model
     summary = json.loads((tmp_path / "out" / "make_world_model.json").read_text())
     assert summary["release"] == str(tmp_path / "out" / "dynamics" / "release")
     assert not (tmp_path / "out" / "state_refit").exists()
+
+
+def test_the_made_by_line_ends_the_cards_first_list_and_replaces_an_older_one(tmp_path):
+    card = tmp_path / "card.md"
+    older = f"{MADE_BY} world=gym`: 1 min"
+    card.write_text(
+        f"# Model\n\n- Data: x\n- Training: y\n  continued\n{older}\n\n## Next\n\n- z\n"
+    )
+    _write_made_by(card, f"{MADE_BY} world=tabletop`: 2 min")
+    lines = card.read_text().splitlines()
+    assert lines[2:6] == ["- Data: x", "- Training: y", "  continued", lines[5]]
+    assert lines[5].endswith("world=tabletop`: 2 min") and lines[6:] == ["", "## Next", "", "- z"]
