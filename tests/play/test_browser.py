@@ -4,18 +4,12 @@ model's frames change. Skipped, with the reason, where no browser is installed."
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
+from cosmos_env.play.browser import MISSING, chromium_paths, headless_chromium, wait_for
 from cosmos_env.play.server import PlayConfig, PlayServer
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-DRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or DRIVER is None,
-    reason="no headless Chromium here: apt-get install chromium chromium-driver (.ci/run does)",
-)
+pytestmark = pytest.mark.skipif(chromium_paths() is None, reason=MISSING)
 
 
 @pytest.fixture(scope="module")
@@ -27,26 +21,9 @@ def server(tiny_world_model_dir):
 
 @pytest.fixture(scope="module")
 def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    driver.set_script_timeout(30)
+    driver = headless_chromium()
     yield driver
     driver.quit()
-
-
-def _wait_for(browser, script: str, timeout: float = 30.0):
-    """Poll ``script`` (a JS expression) until it is truthy; return its value."""
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(browser, timeout, poll_frequency=0.05).until(
-        lambda driver: driver.execute_script(f"return {script};")
-    )
 
 
 def test_a_held_key_drives_the_world_model_and_its_frames_change(server, browser):
@@ -54,7 +31,7 @@ def test_a_held_key_drives_the_world_model_and_its_frames_change(server, browser
     from selenium.webdriver.common.by import By
 
     browser.get(server.url)
-    _wait_for(browser, "window.play.hello && window.play.last && window.play.last.t === 0")
+    wait_for(browser, "window.play.hello && window.play.last && window.play.last.t === 0")
     hello = browser.execute_script("return window.play.hello;")
     assert hello["actions"][0] == "dx" and hello["has_simulator"]
     first = browser.execute_script("return window.play.last.world_model;")
@@ -62,7 +39,7 @@ def test_a_held_key_drives_the_world_model_and_its_frames_change(server, browser
     step = browser.find_element(By.ID, "step")
     ActionChains(browser).key_down("q").perform()  # q holds dimension 0 (dx) at +1
     step.click()
-    _wait_for(browser, "window.play.last.t === 1")
+    wait_for(browser, "window.play.last.t === 1")
     ActionChains(browser).key_up("q").perform()
     last = browser.execute_script("return window.play.last;")
     assert last["action"][0] == 1.0 and all(a == 0.0 for a in last["action"][1:])
@@ -70,7 +47,7 @@ def test_a_held_key_drives_the_world_model_and_its_frames_change(server, browser
     assert last["simulator"] and last["psnr"] is not None  # the simulator stepped beside it
 
     browser.find_element(By.ID, "run").click()  # run: frames stream until paused
-    _wait_for(browser, "window.play.last.t >= 6")
+    wait_for(browser, "window.play.last.t >= 6")
     browser.find_element(By.ID, "run").click()
     assert browser.execute_script("return window.play.errors.length;") == 0
     assert browser.find_element(By.ID, "error").text == ""
