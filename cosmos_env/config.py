@@ -104,6 +104,10 @@ class StateRefitStage:
     steps: int = 6000
     batch_size: int = 512
     max_minutes: float = 15.0
+    # The objects whose planar motion the refit head predicts; None: the release's own.
+    # The head assumes a footprint with 4-fold symmetry: an object that rolls (a cylinder
+    # on its side) is better left to the state MLP.
+    frame_objects: list[str] | None = None
 
 
 @dataclass

@@ -137,7 +137,8 @@ def _refit_state(cfg: MakeWorldModelConfig, data: Path, release: Path, out: Path
 
         stage = cfg.state_refit
         overrides = [f"world_model={release}", f"data={data}", "stores=*", f"out={out}"]
-        overrides += [f"frame_head.objects={override_value(list(head.objects))}"]
+        objects = stage.frame_objects or list(head.objects)
+        overrides += [f"frame_head.objects={override_value(list(objects))}"]
         overrides += [f"frame_head.quat={head.quat}", f"frame_head.width={head.width}"]
         overrides += [f"steps={stage.steps}", f"batch_size={stage.batch_size}"]
         overrides += [f"max_minutes={stage.max_minutes}", f"seed={cfg.seed}"]
@@ -234,7 +235,7 @@ def _settings(cfg: MakeWorldModelConfig) -> str:
         where += " state_refit=null"
     else:
         where += "".join(
-            f" state_refit.{k}={v}"
+            f" 'state_refit.{k}={override_value(v)}'"
             for k, v in vars(cfg.state_refit).items()
             if v != getattr(StateRefitStage(), k)
         )

@@ -140,7 +140,9 @@ def test_the_card_records_a_command_that_rebuilds_the_same_config():
     given = ["world=gym", "env_id=Reacher-v5", "noise=[0.0,0.5]", "episodes=40"]
     given += ["+env_kwargs.default_camera_config={distance:0.62,lookat:[0.0,0.0,0.0]}"]
     given += ["tokenizer=CI8x8-gym", 'dynamics_overrides=["dynamics.net.width=128"]']
-    for stage in (["state_refit.steps=2000", "state_refit.max_minutes=5"], ["state_refit=null"]):
+    stages = (["state_refit.steps=2000", "state_refit.max_minutes=5"], ["state_refit=null"])
+    stages += (["state_refit.frame_objects=[cube]"],)
+    for stage in stages:
         cfg = load_config("make_world_model", MakeWorldModelConfig, given + stage, ("tokenizer",))
         again = load_config(
             "make_world_model", MakeWorldModelConfig, shlex.split(_settings(cfg)), ("tokenizer",)
@@ -157,7 +159,7 @@ def tabletop_world_model(tmp_path_factory):
     args = ["make-world-model", "world=tabletop", "task=push", "episodes=4", "noise=[0.0,1.0]"]
     args += ["max_steps=12", "workers=1", "tokenizer_min_psnr=0", f"out={out}"]
     args += [f"dynamics_overrides=[{overrides}]", "state_refit.steps=3"]
-    args += ["state_refit.batch_size=8"]
+    args += ["state_refit.batch_size=8", "state_refit.frame_objects=[cube]"]
     assert main(args) == 0
     return out, args
 
@@ -171,7 +173,9 @@ def test_a_track_with_a_frame_head_is_trained_again_alone(tabletop_world_model):
     joint = load_world_model(out / "dynamics" / "release").dynamics
     shipped = load_world_model(out / "state_refit" / "release").dynamics
     head = joint.cfg.state_track.frame_head
-    assert head is not None and shipped.cfg.state_track.frame_head == head  # same architecture
+    assert head is not None and list(head.objects) == ["cube", "cylinder"]
+    refit_head = shipped.cfg.state_track.frame_head  # the stage's objects, else the same
+    assert list(refit_head.objects) == ["cube"] and refit_head.width == head.width
     old, new = joint.state_dict(), shipped.state_dict()
     for key, value in old.items():
         if key.startswith("denoiser."):
