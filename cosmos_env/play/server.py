@@ -30,6 +30,7 @@ import uvicorn
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse
 
+from cosmos_env.dynamics.backends import backend_of_kind
 from cosmos_env.dynamics.release import shipped_catalogue
 from cosmos_env.envs.core import env_world_model
 from cosmos_env.play.session import PlaySession, Step
@@ -66,8 +67,9 @@ def session_factory(cfg: PlayConfig) -> tuple[OpenSession, list[str], str]:
     first = open_session(None, cfg.sampler_steps)
     kind = getattr(first.world_model.dynamics.cfg, "kind", "diffusion")
     first.close()
-    backends = [kind] if cfg.checkpoint else sorted(shipped_catalogue()[world])
-    return open_session, backends, kind
+    backend = backend_of_kind(kind).name  # the name backend= takes ("ar"), not the kind
+    backends = [backend] if cfg.checkpoint else sorted(shipped_catalogue()[world])
+    return open_session, backends, backend
 
 
 def data_url(frame: np.ndarray | None) -> str | None:

@@ -88,3 +88,12 @@ def test_a_port_in_use_is_refused(tiny_world_model_dir):
 def test_an_unknown_world_is_refused_in_one_line(capsys):
     assert cli(["play", "world=atlantis"]) == 2
     assert "no shipped world model of world 'atlantis'" in capsys.readouterr().err
+
+
+def test_an_ar_checkpoint_is_offered_under_its_backend_name(tiny_ar_world_model_dir):
+    app = make_app(PlayConfig(checkpoint=str(tiny_ar_world_model_dir)))
+    with TestClient(app) as client, client.websocket_connect("/ws") as ws:
+        hello = ws.receive_json()
+        assert hello["backends"] == ["ar"] and hello["backend"] == "ar"  # backend=, not kind
+        assert ws.receive_json()["type"] == "frame"
+        assert _send(ws, {"type": "settings", "backend": "ar"})["type"] == "hello"
