@@ -138,7 +138,7 @@ def _refit_state(cfg: MakeWorldModelConfig, data: Path, release: Path, out: Path
         stage = cfg.state_refit
         overrides = [f"world_model={release}", f"data={data}", "stores=*", f"out={out}"]
         objects = stage.frame_objects or list(head.objects)
-        overrides += [f"frame_head.objects={override_value(list(objects))}"]
+        overrides += [f"frame_head.objects={override_value(objects)}"]
         overrides += [f"frame_head.quat={head.quat}", f"frame_head.width={head.width}"]
         overrides += [f"steps={stage.steps}", f"batch_size={stage.batch_size}"]
         overrides += [f"max_minutes={stage.max_minutes}", f"seed={cfg.seed}"]

@@ -8,13 +8,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 from cosmos_env.data.world import World
 from cosmos_env.generate import episode_seed
-from cosmos_env.sim.recorder import read_state
+from cosmos_env.sim.recorder import read_state, render_frame
 from cosmos_env.sim.worlds import play_policy, scripted_policy, tabletop_world
 
 POLICIES = ("scripted", "random", "play")
@@ -52,13 +51,6 @@ def _policy(world: World, name: str, noise: float, seed: int, space) -> Callable
     raise ValueError(f"unknown policy {name!r}; choose one of {list(POLICIES)}")
 
 
-def _frame(env, size: int) -> np.ndarray:
-    frame = np.asarray(env.render(), np.uint8)
-    if frame.shape[:2] != (size, size):
-        frame = cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA)
-    return frame
-
-
 def simulate(
     world: World | str,
     policy: str,
@@ -83,13 +75,13 @@ def simulate(
             ep_seed = episode_seed(seed, i)
             act = _policy(world, policy, noise, ep_seed, env.action_space)
             _, info = env.reset(seed=ep_seed)
-            rows = {"frames": [_frame(env, image_size)], "states": [read_state(env, info)]}
+            rows = {"frames": [render_frame(env, image_size)], "states": [read_state(env, info)]}
             rows |= {"actions": [], "rewards": [], "success": []}
             for _ in range(horizon):
                 action = np.clip(np.asarray(act(rows["states"][-1]), np.float64), low, high)
                 _, reward, _, _, info = env.step(action.astype(env.action_space.dtype))
                 rows["actions"].append((2 * (action - low) / (high - low) - 1).astype(np.float32))
-                rows["frames"].append(_frame(env, image_size))
+                rows["frames"].append(render_frame(env, image_size))
                 rows["states"].append(read_state(env, info))
                 rows["rewards"].append(float(reward))
                 rows["success"].append(bool(info.get("is_success", False)))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 
@@ -14,7 +13,7 @@ from cosmos_env.dynamics.release import WorldModel
 from cosmos_env.envs.core import simulator_world
 from cosmos_env.envs.world_model_env import WorldModelEnv
 from cosmos_env.eval.metrics import psnr, to_unit
-from cosmos_env.sim.recorder import read_state
+from cosmos_env.sim.recorder import read_state, render_frame
 
 SOURCES = ("simulator", "held-out")
 DIFFERENCE_GAIN = 4  # |world model - simulator| is faint at 8 bits: amplified to be seen
@@ -91,7 +90,8 @@ class PlaySession:
             raise ValueError(f"start index must be an integer >= 0, got {index!r}")
         if source == "simulator":
             _, info = self.sim.reset(seed=index)
-            frame, state = self._sim_frame(), read_state(self.sim, info)
+            frame = render_frame(self.sim, self.world_model.image_size)
+            state = read_state(self.sim, info)
         else:
             if index >= self.held_out:
                 raise ValueError(f"held-out start {index} out of range: {self.held_out} ship")
@@ -111,16 +111,9 @@ class PlaySession:
             low, high = self.sim.action_space.low, self.sim.action_space.high
             scaled = low + (action.astype(np.float64) + 1.0) / 2.0 * (high - low)
             _, sim_reward, _, _, _ = self.sim.step(scaled.astype(self.sim.action_space.dtype))
-            sim_frame = self._sim_frame()
+            sim_frame = render_frame(self.sim, self.world_model.image_size)
         self.t += 1
         return self._show(obs, sim_frame, action.tolist(), reward, info, sim_reward)
-
-    def _sim_frame(self) -> np.ndarray:
-        frame = np.asarray(self.sim.render(), np.uint8)
-        size = self.world_model.image_size
-        if frame.shape[:2] != (size, size):
-            frame = cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA)
-        return frame
 
     def _show(self, obs, sim_frame, action, reward, info, sim_reward) -> Step:
         step = Step(obs, None, None, self.t, [float(a) for a in action], float(reward), False)

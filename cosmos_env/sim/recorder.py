@@ -152,6 +152,15 @@ def features_for(env: gym.Env, image_size: int) -> dict[str, FeatureSpec]:
     return features
 
 
+def render_frame(env: gym.Env, size: int) -> np.ndarray:
+    """``env``'s rendered frame as uint8 (size, size, 3), resized with INTER_AREA where the
+    renderer gives another size."""
+    frame = np.asarray(env.render(), np.uint8)
+    if frame.shape[:2] != (size, size):
+        frame = cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA)
+    return frame
+
+
 def read_state(env: gym.Env, info: dict) -> np.ndarray:
     if "state" in info:
         return np.asarray(info["state"], dtype=np.float32)
@@ -213,12 +222,8 @@ class EpisodeRecorder(gym.Wrapper):
         return (2.0 * (a - self._low) / (self._high - self._low) - 1.0).astype(np.float32)
 
     def _add_row(self, info: dict, reward: float, terminated: bool) -> None:
-        frame = self.env.render()
-        if frame.shape[:2] != (self.image_size, self.image_size):
-            frame = cv2.resize(
-                frame, (self.image_size, self.image_size), interpolation=cv2.INTER_AREA
-            )
-        self._rows["rgb"].append(np.ascontiguousarray(frame, dtype=np.uint8))
+        frame = render_frame(self.env, self.image_size)
+        self._rows["rgb"].append(np.ascontiguousarray(frame))
         self._rows["state"].append(read_state(self.env, info))
         self._rows["reward"].append(reward)
         self._rows["is_terminal"].append(terminated)
