@@ -4,6 +4,7 @@ achieved GFLOP/s of a 64-env world-model step beside the machine's matmul rates.
 
     python benchmarks/env_speed.py [--quick] [--out DIR] [--checkpoints NAME_OR_DIR ...]
                                    [--sampler-steps N] [--threads N] [--amp SETTING ...]
+                                   [--compile]
 
 - ``mujoco_fps``: steps/s of one ``TabletopEnv('push')`` process stepping random actions
   and rendering every step (64x64), measured by ``gt_env_speed.env_frames_per_s`` (the
@@ -31,6 +32,10 @@ achieved GFLOP/s of a 64-env world-model step beside the machine's matmul rates.
   what its setting resolved to. ``--amp`` picks the settings (default all three; ``auto``
   alone with ``--quick``, which then skips this section). The main entries above run
   ``auto``; ``machine`` says which CPU it was.
+
+- ``compile.<setting>`` (with ``--compile``): the diffusion env eager and with
+  ``compile=True`` at each batch size, interleaved as above, under each forced ``amp``
+  setting that was asked for (``auto`` alone: auto), with ``speedup_bN`` = compiled / eager.
 
 Writes DIR/env_speed.json and DIR/env_speed.md. Timings mean something only on an
 otherwise idle machine; ``loadavg_1min`` records how busy it was at the start.
@@ -101,33 +106,63 @@ def vector_env_fps(env: WorldModelVectorEnv, seconds: float, warmup: int = 2) ->
     return {"fps": env.num_envs * steps / elapsed, "steps": steps, "step_s": elapsed / steps}
 
 
-def precision_speeds(
+def interleaved_speeds(
     wm: WorldModel,
-    settings: list[str],
+    variants: dict[str, dict],
     sampler_steps: int | None,
     seconds: float,
     mujoco_fps: float,
     rounds: int = 5,
 ) -> dict:
-    """frames/s of the vector env at each batch size under each ``amp`` setting: ``rounds``
-    short timings per setting, the settings taking turns (in a rotating order) so that a
-    drift in machine load hits all alike; the median, and every round's figure, which
-    show the noise."""
-    result = {s: {"bf16_autocast": resolve_amp(s)} for s in settings}
+    """frames/s of the vector env at each batch size for each variant (a name -> the env
+    kwargs that make it, e.g. ``{"amp": "true"}``): ``rounds`` short timings per variant,
+    the variants taking turns (in a rotating order) so that a drift in machine load hits
+    all alike; the median, and every round's figure, which show the noise."""
+    names = list(variants)
+    result: dict = {name: {} for name in names}
     for n in BATCHES:
         envs = {
-            s: WorldModelVectorEnv(num_envs=n, world_model=wm, sampler_steps=sampler_steps, amp=s)
-            for s in settings
+            name: WorldModelVectorEnv(
+                num_envs=n, world_model=wm, sampler_steps=sampler_steps, **kwargs
+            )
+            for name, kwargs in variants.items()
         }
-        runs: dict[str, list[float]] = {s: [] for s in settings}
+        runs: dict[str, list[float]] = {name: [] for name in names}
         for r in range(rounds):
-            for setting in settings[r % len(settings) :] + settings[: r % len(settings)]:
-                runs[setting].append(vector_env_fps(envs[setting], seconds / rounds)["fps"])
-        for setting, fps in runs.items():
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                runs[name].append(vector_env_fps(envs[name], seconds / rounds)["fps"])
+        for name, fps in runs.items():
             median = float(np.median(fps))
-            result[setting] |= {f"fps_b{n}": median, f"ratio_b{n}": median / mujoco_fps}
-            result[setting][f"fps_rounds_b{n}"] = fps
-            envs[setting].close()
+            result[name] |= {f"fps_b{n}": median, f"ratio_b{n}": median / mujoco_fps}
+            result[name][f"fps_rounds_b{n}"] = fps
+            envs[name].close()
+    return result
+
+
+def precision_speeds(
+    wm: WorldModel, settings: list[str], sampler_steps: int | None, seconds: float, mujoco_fps
+) -> dict:
+    """``interleaved_speeds`` under each ``amp`` setting, each entry with what it resolved
+    to (``bf16_autocast``)."""
+    variants = {s: {"amp": s} for s in settings}
+    result = interleaved_speeds(wm, variants, sampler_steps, seconds, mujoco_fps)
+    return {s: {"bf16_autocast": resolve_amp(s)} | result[s] for s in settings}
+
+
+def compile_speeds(
+    wm: WorldModel, settings: list[str], sampler_steps: int | None, seconds: float, mujoco_fps
+) -> dict:
+    """The diffusion env eager and with ``compile=True`` side by side, under each ``amp``
+    setting: ``{setting: {"eager": ..., "compiled": ..., "speedup_bN": ...}}``. Each
+    compiled env is stepped until its compile is done before anything is timed."""
+    result = {}
+    for setting in settings:
+        variants = {"eager": {"amp": setting}, "compiled": {"amp": setting, "compile": True}}
+        speeds = interleaved_speeds(wm, variants, sampler_steps, seconds, mujoco_fps)
+        speeds["bf16_autocast"] = resolve_amp(setting)
+        for n in BATCHES:
+            speeds[f"speedup_b{n}"] = speeds["compiled"][f"fps_b{n}"] / speeds["eager"][f"fps_b{n}"]
+        result[setting] = speeds
     return result
 
 
@@ -233,6 +268,8 @@ def _table(results: dict) -> str:
     )
     if "precision" in results:
         text += "\n" + _precision_table(results) + "\n"
+    if "compile" in results:
+        text += "\n" + _compile_table(results) + "\n"
     return text
 
 
@@ -268,6 +305,22 @@ def _precision_table(results: dict) -> str:
     )
 
 
+def _compile_table(results: dict) -> str:
+    rows = []
+    for setting, d in results["compile"].items():
+        precision = "bf16" if d["bf16_autocast"] else "fp32"
+        for n in BATCHES:
+            cells = [_fps_cell(d["eager"], n), _fps_cell(d["compiled"], n)]
+            ratios = [d["eager"][f"ratio_b{n}"], d["compiled"][f"ratio_b{n}"]]
+            rows.append([f"amp={setting} ({precision})", n, *cells, d[f"speedup_b{n}"], *ratios])
+    head = ["setting", "sub-envs", "eager frames/s", "compiled frames/s", "speed-up"]
+    head += ["eager vs MuJoCo", "compiled vs MuJoCo"]
+    return (
+        "Diffusion env with `compile=True` (torch.compile of the network) beside eager, "
+        "same run (median of the rounds, their range in brackets):\n\n" + markdown_table(head, rows)
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter timing runs")
@@ -297,6 +350,12 @@ def main() -> None:
         help="amp settings timed side by side (default: true false auto; auto alone with "
         "--quick, which skips the precision section)",
     )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time the diffusion env with compile=True beside eager, under each forced "
+        "amp setting (the first steps compile: about a minute more per setting)",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     set_torch_threads(args.threads)
@@ -325,6 +384,12 @@ def main() -> None:
             for s in settings:
                 results["precision"][s]["bf16_autocast"] = speeds[s].pop("bf16_autocast")
                 results["precision"][s][wm.backend] = speeds[s]
+    diffusion = [wm for wm in models if not wm.discrete]
+    if args.compile and diffusion:
+        compile_settings = sorted({s for s in settings if s != "auto"}) or ["auto"]
+        results["compile"] = compile_speeds(
+            diffusion[0], compile_settings, args.sampler_steps, seconds, results["mujoco_fps"]
+        )
     table = _table(results)
     (args.out / "env_speed.json").write_text(json.dumps(results, indent=2))
     (args.out / "env_speed.md").write_text(table)

@@ -12,7 +12,9 @@ Per world (its per-world env id, or the name of a given checkpoint's world):
   has success;
 - ``ratio_b64``: sub-env frames/s of the native vector env at batch 64 over the frames/s
   of one process of the world's simulator env (stepping random actions and rendering),
-  measured one after the other in this run.
+  measured one after the other in this run; ``ratio_b64_compiled`` the same with the env's
+  ``compile=True`` (diffusion);
+- ``reward_pearson_ci95``: the 95% interval of ``reward_pearson`` over resampled episodes.
 """
 
 from __future__ import annotations
@@ -55,13 +57,15 @@ def simulator_fps(wm: WorldModel, seconds: float) -> float:
     return steps / elapsed
 
 
-def vector_fps(wm: WorldModel, batch: int, seconds: float) -> float:
-    """Sub-env frames/s of the native world-model vector env at ``batch``."""
-    env = WorldModelVectorEnv(batch, world_model=wm, terminate_on_success=False)
+def vector_fps(wm: WorldModel, batch: int, seconds: float, compile: bool = False) -> float:
+    """Sub-env frames/s of the native world-model vector env at ``batch`` (``compile``:
+    with its network compiled; the compile happens in the warm-up steps)."""
+    env = WorldModelVectorEnv(batch, world_model=wm, terminate_on_success=False, compile=compile)
     rng = np.random.default_rng(0)
     env.reset(seed=0)
     shape = env.action_space.shape
-    env.step(rng.uniform(-1, 1, shape).astype(np.float32))  # warm-up
+    for _ in range(3 if compile else 1):  # warm-up
+        env.step(rng.uniform(-1, 1, shape).astype(np.float32))
     steps, start = 0, time.perf_counter()
     while steps < 3 or time.perf_counter() - start < seconds:
         env.step(rng.uniform(-1, 1, shape).astype(np.float32))
@@ -79,8 +83,11 @@ def measure(wm: WorldModel, episodes: int, seconds: float) -> dict:
     summary = result["summary"]
     row = {k: summary[k] for k in KEYS if k in summary}
     row["gain_h16_db"] = summary["psnr_h16"] - summary["copy_last_psnr_h16"]
+    row["reward_pearson_ci95"] = summary.get("reward_pearson_ci95")
     mujoco, b64 = simulator_fps(wm, seconds), vector_fps(wm, 64, seconds)
     row |= {"simulator_fps": mujoco, "fps_b64": b64, "ratio_b64": b64 / mujoco}
+    if not wm.discrete:  # the same env with compile=True, timed right after
+        row["ratio_b64_compiled"] = vector_fps(wm, 64, seconds, compile=True) / mujoco
     row |= {"checkpoint": str(wm.source), "world": wm.world.name, "episodes": episodes}
     row["score_sources"] = _sources(wm)
     return row
@@ -105,11 +112,15 @@ def targets() -> dict[str, str]:
 
 def table(results: dict) -> str:
     header = ["world", "PSNR h1", "PSNR mean h1-16", "PSNR h16", "copy-last h16", "gain h16"]
-    header += ["reward r", "return r", "success agree", "ratio b64"]
+    header += ["reward r [95% CI]", "return r", "success agree", "ratio b64"]
+    header += ["ratio b64 compiled"]
     rows = []
     for name, r in results["worlds"].items():
         cells = [r[k] for k in KEYS[:4]] + [r["gain_h16_db"]]
-        cells += [r.get(k, "-") for k in KEYS[4:]] + [r["ratio_b64"]]
+        ci = r.get("reward_pearson_ci95")
+        cells += [f"{r['reward_pearson']:.3f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")]
+        cells += [r.get(k, "-") for k in KEYS[5:]] + [r["ratio_b64"]]
+        cells += [r.get("ratio_b64_compiled", "-")]
         rows.append([name, *cells])
     return markdown_table(header, rows)
 

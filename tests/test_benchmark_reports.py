@@ -165,6 +165,26 @@ def test_env_speed_precision_table_compares_auto_with_the_faster_setting():
     assert "amp=false (fp32) frames/s" in text and "amp=true (bf16) frames/s" in text
 
 
+def test_env_speed_compile_table_gives_the_speed_up_and_both_ratios():
+    results = speed_results()
+
+    def entry(fps: float) -> dict:
+        return {
+            k: v
+            for n in (1, 16, 64)
+            for k, v in ((f"fps_b{n}", fps * n), (f"ratio_b{n}", fps * n / 500.0))
+        }
+
+    results["compile"] = {
+        "false": {"eager": entry(4.0), "compiled": entry(5.0), "bf16_autocast": False}
+        | {f"speedup_b{n}": 1.25 for n in (1, 16, 64)}
+    }
+    text = load_benchmark("env_speed")._table(results)
+    rows = [line for line in text.splitlines() if line.startswith("| amp=false (fp32) |")]
+    assert len(rows) == 3
+    assert rows[2] == "| amp=false (fp32) | 64 | 256.0 | 320.0 | 1.250 | 0.512 | 0.640 |"
+
+
 def test_backend_table_has_one_row_per_backend_and_decoder(tmp_path):
     backends = load_benchmark("backends")
     diffusion = entry("euler", 1, 30.0)

@@ -38,9 +38,12 @@ def test_worlds_measures_fidelity_rewards_and_speed(tiny):
     assert -1 <= row["reward_pearson"] <= 1 and -1 <= row["return_pearson"] <= 1
     assert 0 <= row["success_agreement"] <= 1  # the tabletop has success
     assert row["ratio_b64"] == pytest.approx(row["fps_b64"] / row["simulator_fps"])
+    assert row["ratio_b64_compiled"] > 0
+    low, high = row["reward_pearson_ci95"]
+    assert (low <= row["reward_pearson"] <= high) or not np.isfinite(low)
     assert row["score_sources"]["reward"] == "world" and row["world"] == "tabletop-push"
     table = worlds.table({"worlds": {"tabletop-push": row}})
-    assert "| tabletop-push |" in table and "ratio b64" in table
+    assert "| tabletop-push |" in table and "ratio b64 compiled" in table
     json.dumps(row)
 
 

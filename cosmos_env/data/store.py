@@ -73,9 +73,10 @@ class EpisodeStore(StoreView):
     """Episodes of robot experience in one zarr v3 store (see the module docstring).
 
     Build with `create` or `open`, never directly. Metadata and row reads come from
-    `StoreView` (``store_view.py``); this class adds creating, appending and finalising. Rows follow the data contract: ``rgb[t]``,
-    ``state[t]``, ``action[t]`` (the action taken after observing ``rgb[t]``); the last row
-    of each episode carries a padding action and ``is_last=True``.
+    `StoreView` (``store_view.py``); this class adds creating, appending and finalising.
+    Rows follow the data contract: ``rgb[t]``, ``state[t]``, ``action[t]`` (the action
+    taken after observing ``rgb[t]``); the last row of each episode carries a padding action
+    and ``is_last=True``.
     """
 
     # ----------------------------------------------------------------------------- creation

@@ -81,7 +81,7 @@ class WorldModel:
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents (N, C, h, w) or token indices (N, h, w) -> uint8 frames (N, H, W, 3)."""
         if self.discrete:
-            return to_uint8(self.tokenizer.detokenize(latents.long()[:, None])[:, :, 0])
+            return to_uint8(self.tokenizer.detokenize(latents.long()[:, None])[:, :, 0].float())
         return decode_frames(self.tokenizer, latents)
 
 

@@ -59,6 +59,7 @@ class WorldModelVectorEnv(VectorEnv):
         max_episode_steps: int | None = None,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         amp: AmpSetting = "auto",
+        compile: bool = False,
         render_mode: str | None = "rgb_array",
         world_model: WorldModel | None = None,
     ) -> None:
@@ -70,7 +71,7 @@ class WorldModelVectorEnv(VectorEnv):
         self.metadata = {**self.metadata, "autoreset_mode": self.autoreset_mode}
         wm = world_model or env_world_model(world, checkpoint, backend, tokenizer)
         self.core = WorldModelCore(
-            wm, num_envs, sparse_reward, sampler, sampler_steps, reset_source, store, amp
+            wm, num_envs, sparse_reward, sampler, sampler_steps, reset_source, store, amp, compile
         )
         self.num_envs = num_envs
         self.terminate_on_success = terminate_on_success

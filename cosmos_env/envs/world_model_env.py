@@ -56,7 +56,10 @@ class WorldModelEnv(gym.Env):
     ## Precision
     ``amp="auto"`` (default) runs the dynamics under bf16 autocast only where the CPU has
     bf16 natively (``cosmos_env.precision``), float32 elsewhere; ``True`` / ``False`` force
-    it. ``env.unwrapped.core.amp`` holds the resolved choice.
+    it. ``env.unwrapped.core.amp`` holds the resolved choice. ``compile=True`` compiles a
+    copy of the diffusion network with ``torch.compile`` (the world model given is left as
+    it was): the first steps pay a one-off compile (seconds to a minute; cached on disk),
+    later ones run fused kernels. It pays in long batched runs (``benchmarks/env_speed.py``).
 
     ## Episode end
     Terminated where the world (or its learned head) says the episode ends, and on success
@@ -80,6 +83,7 @@ class WorldModelEnv(gym.Env):
         terminate_on_success: bool = True,
         max_episode_steps: int | None = None,
         amp: AmpSetting = "auto",
+        compile: bool = False,
         render_mode: str | None = "rgb_array",
         world_model: WorldModel | None = None,
     ) -> None:
@@ -87,7 +91,7 @@ class WorldModelEnv(gym.Env):
             raise ValueError(f"render_mode {render_mode!r} unsupported; use 'rgb_array'")
         wm = world_model or env_world_model(world, checkpoint, backend, tokenizer)
         self.core = WorldModelCore(
-            wm, 1, sparse_reward, sampler, sampler_steps, reset_source, store, amp
+            wm, 1, sparse_reward, sampler, sampler_steps, reset_source, store, amp, compile
         )
         self.terminate_on_success = terminate_on_success
         self.max_episode_steps = max_episode_steps or wm.world.max_episode_steps

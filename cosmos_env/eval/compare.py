@@ -29,7 +29,7 @@ from cosmos_env.dynamics.rollout import rollout
 from cosmos_env.envs.scoring import Scorer
 from cosmos_env.eval import report
 from cosmos_env.eval.metrics import position_errors_cm, psnr, ssim, to_unit
-from cosmos_env.eval.policy_ranking import pearson
+from cosmos_env.eval.policy_ranking import episode_bootstrap_pearson, pearson
 from cosmos_env.eval.simulate import POLICIES, Rollouts, simulate
 from cosmos_env.precision import AmpSetting, autocast, describe_amp, resolve_amp
 
@@ -216,11 +216,13 @@ def score(truth: Rollouts, pred: Predictions, wm: WorldModel) -> dict[str, list[
 
 
 def outcome_agreement(truth: Rollouts, pred: Predictions, has_success: bool) -> dict:
-    """Pearson r of per-step rewards and of episode returns (world model vs simulator,
-    same initial states and actions) and, where the world has success, the share of
-    episodes whose success (at any step) both agree on."""
+    """Pearson r of per-step rewards (with its 95% episode-bootstrap interval: a rare
+    reward term, such as a success bonus, makes it swing with the episodes drawn) and of
+    episode returns (world model vs simulator, same initial states and actions) and, where
+    the world has success, the share of episodes whose success (at any step) both agree on."""
     out = {
         "reward_pearson": pearson(pred.rewards.ravel(), truth.rewards.ravel()),
+        "reward_pearson_ci95": episode_bootstrap_pearson(pred.rewards, truth.rewards),
         "return_pearson": pearson(pred.rewards.sum(1), truth.rewards.sum(1)),
     }
     if has_success:

@@ -56,3 +56,22 @@ def spearman(sim, real) -> float:
     if np.ptp(sim) == 0 or np.ptp(real) == 0:
         return float("nan")
     return float(stats.spearmanr(sim, real).statistic)
+
+
+def episode_bootstrap_pearson(
+    pred: np.ndarray, true: np.ndarray, resamples: int = 1000, seed: int = 0
+) -> list[float]:
+    """95% interval [low, high] of the Pearson r of per-step values ``pred`` against
+    ``true`` (each (N, T): N episodes of T steps), resampling whole episodes with
+    replacement: how much the r of N episodes would move on another N. Resamples where
+    either side is constant are left out; [nan, nan] when all are."""
+    rng = np.random.default_rng(seed)
+    n = len(pred)
+    rs = [
+        pearson(pred[rows].ravel(), true[rows].ravel())
+        for rows in rng.integers(0, n, (resamples, n))
+    ]
+    rs = np.asarray([r for r in rs if np.isfinite(r)])
+    if not len(rs):
+        return [float("nan"), float("nan")]
+    return [float(np.quantile(rs, 0.025)), float(np.quantile(rs, 0.975))]

@@ -55,4 +55,4 @@ def encode_frames(model: Tokenizer, frames_uint8: torch.Tensor) -> torch.Tensor:
 @torch.inference_mode()
 def decode_frames(model: Tokenizer, latents: torch.Tensor) -> torch.Tensor:
     """Image tokenizer on latents (N, C, h, w) -> uint8 frames (N, H, W, 3)."""
-    return to_uint8(model.decode(latents.unsqueeze(2))[:, :, 0])
+    return to_uint8(model.decode(latents.unsqueeze(2))[:, :, 0].float())  # bf16 under autocast

@@ -333,3 +333,13 @@ def test_losses_are_finite_and_train_both_heads():
     (losses["diffusion"] + losses["probe"]).backward()
     assert model.probe.head[-1].weight.grad.abs().sum() > 0
     assert model.denoiser.net.out.weight.grad.abs().sum() > 0
+
+
+def test_a_compiled_network_predicts_what_the_eager_one_does():
+    model = randomised(LatentDynamics(tiny_cfg()))
+    _, context, actions = inputs()
+    eager = model.predict_next(context, actions, torch.Generator().manual_seed(0), steps=2)
+    model.compile_network()
+    compiled = model.predict_next(context, actions, torch.Generator().manual_seed(0), steps=2)
+    torch.testing.assert_close(compiled, eager, atol=1e-4, rtol=1e-4)
+    assert set(model.state_dict()) == set(LatentDynamics(tiny_cfg()).state_dict())

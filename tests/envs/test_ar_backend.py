@@ -87,6 +87,8 @@ def test_backend_selects_the_checkpoint_kind(tiny_ar_world_model_dir, tiny_world
     env = gym.make(ENV_ID, checkpoint=str(tiny_ar_world_model_dir), backend="ar")
     assert env.unwrapped.core.wm.discrete
     env.close()
+    with pytest.raises(ValueError, match="compile=True is for the diffusion backend"):
+        gym.make(ENV_ID, checkpoint=str(tiny_ar_world_model_dir), compile=True)
     with pytest.raises(ValueError, match="is a diffusion model"):
         gym.make(ENV_ID, checkpoint=str(tiny_world_model_dir), backend="ar")
 

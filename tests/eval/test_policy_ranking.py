@@ -3,7 +3,13 @@ import math
 import numpy as np
 import pytest
 
-from cosmos_env.eval.policy_ranking import mmrv, pearson, spearman, wilson_interval
+from cosmos_env.eval.policy_ranking import (
+    episode_bootstrap_pearson,
+    mmrv,
+    pearson,
+    spearman,
+    wilson_interval,
+)
 
 
 def test_mmrv_is_zero_when_the_order_agrees():
@@ -44,3 +50,18 @@ def test_wilson_interval_brackets_the_rate_and_stays_in_0_1():
     assert wilson_interval(25, 50) == pytest.approx((0.366, 0.634), abs=1e-3)
     with pytest.raises(ValueError, match="n >= 1"):
         wilson_interval(0, 0)
+
+
+def test_episode_bootstrap_interval_is_wide_when_one_episode_decides_r():
+    rng = np.random.default_rng(0)
+    true = rng.normal(0, 0.05, (64, 16))
+    close = true + rng.normal(0, 0.005, true.shape)
+    low, high = episode_bootstrap_pearson(close, true)
+    assert 0.97 < low <= pearson(close.ravel(), true.ravel()) <= high <= 1.0
+    spiked = close.copy()
+    spiked[40, 12:14] += 1.0  # one episode's false success bonus
+    low_s, high_s = episode_bootstrap_pearson(spiked, true)
+    assert pearson(spiked.ravel(), true.ravel()) < 0.8 and high_s > 0.95 and low_s < 0.8
+    assert episode_bootstrap_pearson(np.ones((4, 3)), true[:4, :3]) == pytest.approx(
+        [math.nan, math.nan], nan_ok=True
+    )

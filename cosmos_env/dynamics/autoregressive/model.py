@@ -36,6 +36,14 @@ class TokenDynamics(nn.Module):
         half = torch.tensor(cfg.levels) // 2
         self.register_buffer("code_half", half.float(), persistent=False)  # (L,)
 
+    def compile_network(self) -> None:
+        """Not offered: the token decoder's KV-cached passes change shape every token, so
+        torch.compile would recompile instead of run; refused with the reason."""
+        raise ValueError(
+            "compile=True is for the diffusion backend: the AR decoder's KV-cached passes "
+            "change shape every token, so torch.compile would recompile them; leave it off"
+        )
+
     def set_normalisation(self, states: torch.Tensor, min_state_std: float = 1e-3) -> None:
         """Per-dim stats of the training states (N, S); constant dims keep a floor so they
         standardise to 0, not inf."""
