@@ -164,6 +164,14 @@ StepFn = Callable[[], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 EvalFn = Callable[[int, bool], dict[str, float]]
 
 
+def _log_terms(step, terms, lr: float, elapsed: float, bar, board: Board, log) -> None:
+    """A training step's terms on the progress bar (the first two), the board and train.log."""
+    bar.set_postfix({k: f"{float(v):.4f}" for k, v in list(terms.items())[:2]})
+    board.scalars(step, {**terms, "lr": lr})
+    text = " ".join(f"{k} {float(v):.5f}" for k, v in terms.items())
+    log.info("step %d %s lr %.2e elapsed %.1f min", step, text, lr, elapsed / 60)
+
+
 def fit(
     cfg: LoopSettings,
     model: torch.nn.Module,
@@ -214,10 +222,7 @@ def fit(
         elapsed = time.perf_counter() - start
         bar.update()
         if step % 50 == 0:
-            bar.set_postfix({k: f"{float(v):.4f}" for k, v in list(terms.items())[:2]})
-            board.scalars(step, {**terms, "lr": lr()})
-            text = " ".join(f"{k} {float(v):.5f}" for k, v in terms.items())
-            log.info("step %d %s lr %.2e elapsed %.1f min", step, text, lr(), elapsed / 60)
+            _log_terms(step, terms, lr(), elapsed, bar, board, log)
         if step % cfg.eval_every == 0:
             scored(final=False)
         if step % cfg.save_every == 0:

@@ -59,6 +59,22 @@ def evaluate_dynamics(
     truth's, uint8 (2 * horizon, H, W, 3) (truth first), for the training board."""
     model.eval()
     gen = torch.Generator().manual_seed(0)
+    scores = _next_frame_scores(model, tokenizer, val, n_windows, sampler, steps, gen)
+    rollouts = (horizon, n_rollouts, samples)
+    return scores | _rollout_scores(model, tokenizer, val, sampler, steps, gen, *rollouts)
+
+
+def _next_frame_scores(
+    model: LatentDynamics,
+    tokenizer: Tokenizer,
+    val: LatentEpisodes,
+    n_windows: int,
+    sampler: str,
+    steps: int,
+    gen: torch.Generator,
+) -> dict[str, float]:
+    """One-step scores on ``n_windows`` evenly spaced held-out windows: next-frame PSNR
+    and latent MSE (teacher-forced states), and the probe's errors on the true latents."""
     batcher = WindowBatcher(val, model.cfg.context)
     idx = np.linspace(0, len(batcher) - 1, min(n_windows, len(batcher))).astype(int)
     batch = batcher.batch(idx)
@@ -68,43 +84,54 @@ def evaluate_dynamics(
     pred = model.predict_next(
         batch["context"], batch["actions"], gen, steps, sampler, states=states
     )
+    next_psnr = psnr(_decode(tokenizer, pred), _decode(tokenizer, batch["target"]))
     scores = {
-        "psnr_next": psnr(_decode(tokenizer, pred), _decode(tokenizer, batch["target"]))
-        .mean()
-        .item(),
+        "psnr_next": next_psnr.mean().item(),
         "latent_mse_next": (pred - batch["target"]).pow(2).mean().item(),
     }
-    has_state = model.cfg.state_dim > 0  # an action-free base has no state
-    if has_state:
+    if model.cfg.state_dim > 0:  # an action-free base has no state
         probe_on_true = model.predict_state(batch["target"])
         scores |= state_scores(model, probe_on_true, batch["target_state"], "probe_")
-    # Open-loop rollouts from episode starts, the way the env runs.
+    return scores
+
+
+def _rollout_scores(
+    model: LatentDynamics,
+    tokenizer: Tokenizer,
+    val: LatentEpisodes,
+    sampler: str,
+    steps: int,
+    gen: torch.Generator,
+    horizon: int,
+    n_rollouts: int,
+    samples: dict[str, torch.Tensor] | None,
+) -> dict[str, float]:
+    """Open-loop rollouts of ``horizon`` steps from episode starts, the way the env runs:
+    PSNR at the horizon beside copy-last, and state errors there."""
     long = [i for i, (s, e) in enumerate(zip(val.starts, val.ends, strict=True)) if e - s > horizon]
     eps = np.asarray(long[:n_rollouts])
-    if len(eps):
-        starts = val.starts[eps]
-        rows = starts[:, None] + np.arange(horizon + 1)
-        latents = torch.from_numpy(val.latents[rows].astype(np.float32))
-        actions = torch.from_numpy(val.actions[rows[:, :-1]])
-        # Episodes start from a store frame with its true state, as the env's default reset.
-        first_states = torch.from_numpy(val.states[rows[:, :1]])
-        pred_roll, pred_states = rollout(
-            model, latents[:, :1], actions, gen, steps, sampler, initial_states=first_states
-        )
-        last_pred = _decode(tokenizer, pred_roll[:, -1])
-        last_true = _decode(tokenizer, latents[:, -1])
-        if samples is not None:
-            both = torch.cat([latents[0, 1:], pred_roll[0]])  # (2T, C, h, w)
-            samples["rollout"] = to_uint8(_decode(tokenizer, both))
-        scores[f"psnr_h{horizon}"] = psnr(last_pred, last_true).mean().item()
-        copy = _decode(tokenizer, latents[:, 0])  # the copy-last-frame baseline
-        scores[f"copy_last_h{horizon}"] = psnr(copy, last_true).mean().item()
-        if not has_state:
-            return scores
-        states = torch.from_numpy(val.states[rows[:, -1]])
-        at_h = state_scores(model, pred_states[:, -1], states, "")
-        scores |= {
-            f"{k.removesuffix('_cm')}_cm_h{horizon}": v for k, v in at_h.items() if "_cm" in k
-        }
-        scores[f"state_std_err_h{horizon}"] = at_h["state_std_err"]
+    if not len(eps):
+        return {}
+    rows = val.starts[eps][:, None] + np.arange(horizon + 1)
+    latents = torch.from_numpy(val.latents[rows].astype(np.float32))
+    actions = torch.from_numpy(val.actions[rows[:, :-1]])
+    # Episodes start from a store frame with its true state, as the env's default reset.
+    first_states = torch.from_numpy(val.states[rows[:, :1]])
+    pred_roll, pred_states = rollout(
+        model, latents[:, :1], actions, gen, steps, sampler, initial_states=first_states
+    )
+    last_true = _decode(tokenizer, latents[:, -1])
+    if samples is not None:
+        both = torch.cat([latents[0, 1:], pred_roll[0]])  # (2T, C, h, w)
+        samples["rollout"] = to_uint8(_decode(tokenizer, both))
+    scores = {
+        f"psnr_h{horizon}": psnr(_decode(tokenizer, pred_roll[:, -1]), last_true).mean().item()
+    }
+    copy = _decode(tokenizer, latents[:, 0])  # the copy-last-frame baseline
+    scores[f"copy_last_h{horizon}"] = psnr(copy, last_true).mean().item()
+    if model.cfg.state_dim == 0:
+        return scores
+    at_h = state_scores(model, pred_states[:, -1], torch.from_numpy(val.states[rows[:, -1]]), "")
+    scores |= {f"{k.removesuffix('_cm')}_cm_h{horizon}": v for k, v in at_h.items() if "_cm" in k}
+    scores[f"state_std_err_h{horizon}"] = at_h["state_std_err"]
     return scores

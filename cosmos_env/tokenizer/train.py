@@ -102,6 +102,20 @@ def _card(
     )
 
 
+def _initial_model(cfg: TrainTokenizerConfig, log) -> Tokenizer:
+    """A fresh tokenizer (seeded), or the released one ``cfg.init`` names to fine-tune,
+    which must have the same architecture."""
+    torch.manual_seed(cfg.seed)
+    model = Tokenizer(cfg.tokenizer)
+    if cfg.init:
+        start_from = load_tokenizer(cfg.init)
+        if start_from.cfg != cfg.tokenizer:
+            raise ValueError(f"init={cfg.init} is a {start_from.cfg.name} with another config")
+        model.load_state_dict(start_from.state_dict())
+        log.info("fine-tuning from %s (weights %s)", cfg.init, start_from.checksum)
+    return model
+
+
 def train_tokenizer(cfg: TrainTokenizerConfig) -> dict:
     """Train, release to ``cfg.out`` and return the held-out metrics."""
     out = Path(cfg.out)
@@ -116,14 +130,7 @@ def train_tokenizer(cfg: TrainTokenizerConfig) -> dict:
     val_eval = val_clips[
         np.linspace(0, len(val_clips) - 1, min(cfg.eval_frames, len(val_clips))).astype(int)
     ]
-    torch.manual_seed(cfg.seed)
-    model = Tokenizer(tok_cfg)
-    if cfg.init:  # fine-tune a released tokenizer of the same architecture
-        start_from = load_tokenizer(cfg.init)
-        if start_from.cfg != tok_cfg:
-            raise ValueError(f"init={cfg.init} is a {start_from.cfg.name} with another config")
-        model.load_state_dict(start_from.state_dict())
-        log.info("fine-tuning from %s (weights %s)", cfg.init, start_from.checksum)
+    model = _initial_model(cfg, log)
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     log.info("config %s", asdict(cfg))
