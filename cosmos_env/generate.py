@@ -18,7 +18,10 @@ from __future__ import annotations
 import importlib
 import multiprocessing as mp
 import time
+import warnings
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
@@ -326,6 +329,40 @@ def generate_unless_complete(cfg: GenerateConfig) -> dict:
     return {"out": str(store.path), "episodes": store.n_episodes, "kept": True}
 
 
+MAX_RESTARTS = 3  # worker deaths one run survives (Mesa's software renderer can segfault)
+
+
+def _episodes(cfg: GenerateConfig, todo: range, workers: int):
+    """(episode, instruction, source id) of each index in ``todo``, in order: in this
+    process, or in ``workers`` spawned processes. A worker that dies (a crash in the
+    renderer, the OOM killer) raises BrokenProcessPool here instead of hanging the run."""
+    if workers == 1:
+        _init_worker(cfg)
+        yield from map(_run_episode, todo)
+        return
+    pool = ProcessPoolExecutor(workers, mp.get_context("spawn"), _init_pool_worker, (cfg, workers))
+    try:
+        yield from pool.map(_run_episode, todo)
+    finally:  # on an error or Ctrl-C, the queued episodes are dropped, not waited for
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _restart_or_raise(cfg: GenerateConfig, committed: int, restarts: int, error) -> None:
+    """After a worker died: go on from the committed episodes (each episode's seed depends
+    on its index only, so the store is the same), or give up after ``MAX_RESTARTS``."""
+    if restarts > MAX_RESTARTS:
+        raise RuntimeError(
+            f"generate {cfg.out}: a worker process died {restarts} times ({error}); the "
+            f"{committed} episodes written are kept, and re-running resumes from there"
+        ) from error
+    warnings.warn(
+        f"generate {cfg.out}: a worker process died ({error}); restarting the workers from "
+        f"episode {committed} ({restarts}/{MAX_RESTARTS})",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+
+
 def generate(cfg: GenerateConfig) -> dict:
     """Write ``cfg.episodes`` episodes to ``cfg.out``; return a summary with frames/s."""
     _check_policy(cfg)
@@ -335,25 +372,21 @@ def generate(cfg: GenerateConfig) -> dict:
             f"{cfg.workers}"
         )
     store = _open_or_create(cfg)
-    todo = range(store.n_episodes, cfg.episodes)
-    workers = cfg.workers or default_workers(len(todo))
+    workers = cfg.workers or default_workers(cfg.episodes - store.n_episodes)
     start = time.perf_counter()
-    frames = 0
+    frames, restarts = 0, 0
     desc = "synthesize" if isinstance(cfg, SynthesizeConfig) else "generate"
     with tqdm(total=cfg.episodes, initial=store.n_episodes, desc=desc, unit="ep") as bar:
-        if workers == 1:
-            _init_worker(cfg)
-            results = map(_run_episode, todo)
-        else:
-            pool = mp.get_context("spawn").Pool(workers, _init_pool_worker, (cfg, workers))
-            results = pool.imap(_run_episode, todo, chunksize=1)
-        for episode, instruction, source in results:
-            store.append_episode(episode, instruction, source)
-            frames += len(episode["rgb"])
-            bar.update()
-        if workers > 1:
-            pool.close()
-            pool.join()
+        while store.n_episodes < cfg.episodes:
+            todo = range(store.n_episodes, cfg.episodes)
+            try:
+                for episode, instruction, source in _episodes(cfg, todo, workers):
+                    store.append_episode(episode, instruction, source)
+                    frames += len(episode["rgb"])
+                    bar.update()
+            except BrokenProcessPool as e:
+                restarts += 1
+                _restart_or_raise(cfg, store.n_episodes, restarts, e)
     elapsed = time.perf_counter() - start
     store.finalize()
     return {

@@ -1,3 +1,6 @@
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hydra.errors import ConfigCompositionException
@@ -5,7 +8,7 @@ from hydra.errors import ConfigCompositionException
 from cosmos_env.config import GenerateConfig, load_config
 from cosmos_env.data import EpisodeStore, StoreError
 from cosmos_env.data.world import load_world
-from cosmos_env.generate import generate
+from cosmos_env.generate import episode_seed, generate
 from cosmos_env.sim import state_layout as sl
 from cosmos_env.sim.tasks import get_task
 from cosmos_env.sim.worlds import gym_mujoco_world
@@ -259,3 +262,40 @@ def test_a_resume_accepts_a_store_from_before_the_newer_settings(tmp_path):
     _interrupted(cfg, 2)
     with pytest.raises(StoreError, match=r"env_kwargs=\{\} \(now \{'n_objects': 1\}\)"):
         generate(_cfg(tmp_path, "+env_kwargs.n_objects=1"))
+
+
+class CrashOnce:
+    """A zero policy whose worker process dies (as in a renderer segfault) the first time
+    it starts episode 1; a marker file makes it crash only once across processes."""
+
+    def __init__(self, env, marker: Path):
+        self.zero, self.marker, self.episode = ZeroPolicy(env).zero, marker, None
+
+    def reset(self, seed=None):
+        self.episode = seed
+
+    def act(self, obs, info):
+        if self.episode == CRASH_SEED and not self.marker.exists():
+            self.marker.touch()
+            os._exit(139)
+        return self.zero
+
+
+CRASH_SEED = episode_seed(0, 1)
+
+
+def make_crash_once_policy(env):
+    return CrashOnce(env, Path(os.environ["COSMOS_TEST_CRASH_MARKER"]))
+
+
+def test_a_dying_worker_is_replaced_and_the_store_is_the_same(tmp_path, monkeypatch):
+    monkeypatch.setenv("COSMOS_TEST_CRASH_MARKER", str(tmp_path / "crashed"))
+    policy = f"{__name__}:make_crash_once_policy"
+    with pytest.warns(RuntimeWarning, match="a worker process died .* from episode 1"):
+        out = generate(_cfg(tmp_path / "crash", policy=policy, workers=2, episodes=3))["out"]
+    assert (tmp_path / "crashed").exists()
+    reference = generate(_cfg(tmp_path / "ok", policy=f"{__name__}:make_zero_policy", episodes=3))
+    a, b = EpisodeStore.open(out), EpisodeStore.open(reference["out"])
+    assert a.is_complete and a.n_episodes == 3
+    for i in range(3):
+        np.testing.assert_array_equal(a.load_episode(i)["rgb"], b.load_episode(i)["rgb"])
