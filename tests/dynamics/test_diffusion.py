@@ -2,6 +2,7 @@
 samplers, the DiT's conditioning, and LatentDynamics' sampling and state probe."""
 
 import math
+import shutil
 
 import pytest
 import torch
@@ -9,7 +10,7 @@ from tiny_diffusion import TINY_NET
 
 from cosmos_env.dynamics.diffusion.config import DiffusionConfig
 from cosmos_env.dynamics.diffusion.denoiser import Denoiser
-from cosmos_env.dynamics.diffusion.model import LatentDynamics
+from cosmos_env.dynamics.diffusion.model import CXX_COMPILERS, LatentDynamics
 from cosmos_env.dynamics.diffusion.network import DiT
 from cosmos_env.dynamics.diffusion.samplers import (
     get_sampler,
@@ -335,6 +336,10 @@ def test_losses_are_finite_and_train_both_heads():
     assert model.denoiser.net.out.weight.grad.abs().sum() > 0
 
 
+NO_CXX = not any(shutil.which(cxx) for cxx in CXX_COMPILERS)
+
+
+@pytest.mark.skipif(NO_CXX, reason="torch.compile needs a C++ compiler (apt install g++)")
 def test_a_compiled_network_predicts_what_the_eager_one_does():
     model = randomised(LatentDynamics(tiny_cfg()))
     _, context, actions = inputs()
@@ -343,3 +348,9 @@ def test_a_compiled_network_predicts_what_the_eager_one_does():
     compiled = model.predict_next(context, actions, torch.Generator().manual_seed(0), steps=2)
     torch.testing.assert_close(compiled, eager, atol=1e-4, rtol=1e-4)
     assert set(model.state_dict()) == set(LatentDynamics(tiny_cfg()).state_dict())
+
+
+def test_compile_without_a_cxx_compiler_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(RuntimeError, match="found no C\\+\\+ compiler .*apt install g\\+\\+"):
+        LatentDynamics(tiny_cfg()).compile_network()

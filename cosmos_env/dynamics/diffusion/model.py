@@ -4,6 +4,8 @@ its tokenizer."""
 
 from __future__ import annotations
 
+import shutil
+
 import torch
 from torch import nn
 
@@ -25,6 +27,7 @@ from cosmos_env.dynamics.state_probe import StateProbe
 # Standardised states are clipped here before they condition anything: a probe reading far
 # outside the training range must not blow up the embeddings.
 STATE_CLIP = 8.0
+CXX_COMPILERS = ("g++", "clang++", "c++")  # what torch.compile's CPU kernels are built with
 
 
 class LatentDynamics(nn.Module):
@@ -169,6 +172,12 @@ class LatentDynamics(nn.Module):
         code uses the vector width of the ISA ATen runs: with ATen held to AVX2 on an
         AVX-512 CPU (``ATEN_CPU_CAPABILITY=avx2``) inductor's own choice, 512 bits, gave
         NaN at 64 sub-envs."""
+        if not any(shutil.which(cxx) for cxx in CXX_COMPILERS):
+            raise RuntimeError(
+                "compile=True builds C++ kernels (torch.compile's inductor) and found no C++ "
+                f"compiler ({', '.join(CXX_COMPILERS)}): install one (apt install g++) or "
+                "leave compile off"
+            )
         capability = torch.backends.cpu.get_cpu_capability()
         options = {"cpp.simdlen": 256} if capability == "AVX2" else None
         self.denoiser.net.compile(options=options)
