@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from cosmos_env.eval.media import markdown_table
@@ -50,8 +51,11 @@ def main() -> None:
     episodes = 20 if args.quick else 100
     jobs = [(task, noise, episodes) for task in TASKS for noise in NOISE_LEVELS]
     workers = default_workers(len(jobs))
-    with mp.get_context("spawn").Pool(workers, share_cores, (workers,)) as pool:
-        outcomes = pool.map(_success_rate, jobs)
+    # An executor, not mp.Pool: a worker that dies (a renderer crash) raises here instead
+    # of leaving the run waiting forever.
+    context = mp.get_context("spawn")
+    with ProcessPoolExecutor(workers, context, share_cores, (workers,)) as pool:
+        outcomes = list(pool.map(_success_rate, jobs))
     results: dict = {"machine": machine_info(), "episodes": episodes}
     rows = []
     for task, noise, wins in outcomes:

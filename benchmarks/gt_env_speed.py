@@ -15,6 +15,7 @@ import json
 import multiprocessing as mp
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,7 @@ def _env_worker(args: tuple[int, int, int, object, int]) -> tuple[float, float, 
     actions = rng.uniform(-1, 1, (steps, 7)).astype(np.float32)
     env.reset(seed=seed)
     env.step(actions[0])  # warm up the renderer outside the timed loop
-    barrier.wait()
+    barrier.wait(timeout=600)  # a sibling that died breaks the barrier instead of hanging
     start = time.perf_counter()
     for t in range(steps):
         if t % 50 == 0:
@@ -57,9 +58,10 @@ def env_frames_per_s(processes: int, steps: int, image_size: int) -> float:
     ctx = mp.get_context("spawn")
     with ctx.Manager() as manager:
         barrier = manager.Barrier(processes)
-        with ctx.Pool(processes) as pool:
+        # An executor, not mp.Pool: a worker that dies raises here instead of hanging.
+        with ProcessPoolExecutor(processes, ctx) as pool:
             jobs = [(steps, image_size, 100 * i, barrier, processes) for i in range(processes)]
-            results = pool.map(_env_worker, jobs)
+            results = list(pool.map(_env_worker, jobs))
     start = min(r[0] for r in results)
     end = max(r[1] for r in results)
     return sum(r[2] for r in results) / (end - start)
