@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import platform
+import shutil
 from pathlib import Path
 
 # LP_NUM_THREADS as the user gave it ("" when unset), recorded by the first process so that
@@ -80,6 +81,14 @@ def share_cores(workers: int) -> int:
         os.environ["LP_NUM_THREADS"] = str(threads)
     set_torch_threads(threads)
     return threads
+
+
+CXX_COMPILERS = ("g++", "clang++", "c++")  # what torch.compile's CPU kernels are built with
+
+
+def has_cxx_compiler() -> bool:
+    """Whether a C++ compiler torch.compile (inductor) can build CPU kernels with is on PATH."""
+    return any(shutil.which(cxx) for cxx in CXX_COMPILERS)
 
 
 def cpu_model() -> str:

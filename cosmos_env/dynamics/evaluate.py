@@ -60,8 +60,9 @@ def evaluate_dynamics(
     model.eval()
     gen = torch.Generator().manual_seed(0)
     scores = _next_frame_scores(model, tokenizer, val, n_windows, sampler, steps, gen)
-    rollouts = (horizon, n_rollouts, samples)
-    return scores | _rollout_scores(model, tokenizer, val, sampler, steps, gen, *rollouts)
+    return scores | _rollout_scores(
+        model, tokenizer, val, sampler, steps, gen, horizon, n_rollouts, samples
+    )
 
 
 def _next_frame_scores(

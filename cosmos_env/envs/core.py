@@ -103,6 +103,10 @@ class WorldModelCore:
     ) -> None:
         if reset_source not in RESET_SOURCES:
             raise ValueError(f"reset_source {reset_source!r} unknown; choose from {RESET_SOURCES}")
+        if compile:  # on a copy: the caller's world model stays as it was
+            dynamics = copy.deepcopy(world_model.dynamics)
+            dynamics.compile_network()
+            world_model = dataclasses.replace(world_model, dynamics=dynamics)
         self.wm = world_model
         self.world = simulator_world(world_model)
         if reset_source in ("sim", "mujoco") and self.world is None:
@@ -129,10 +133,6 @@ class WorldModelCore:
         self.sampler_steps = check_sampler_steps(sampler_steps, world_model.sampler_steps)
         self.reset_source = reset_source
         self.amp = resolve_amp(amp)  # "auto": bf16 only where the CPU has it natively
-        if compile:  # on a copy: the caller's world model stays as it was
-            dynamics = copy.deepcopy(world_model.dynamics)
-            dynamics.compile_network()
-            self.wm = world_model = dataclasses.replace(world_model, dynamics=dynamics)
         set_torch_threads()  # no more threads than usable cores
         size, cfg = world_model.image_size, world_model.dynamics.cfg
         self.image_size, self.state_dim = size, cfg.state_dim

@@ -10,7 +10,7 @@ from tiny_diffusion import TINY_NET
 
 from cosmos_env.dynamics.diffusion.config import DiffusionConfig
 from cosmos_env.dynamics.diffusion.denoiser import Denoiser
-from cosmos_env.dynamics.diffusion.model import CXX_COMPILERS, LatentDynamics
+from cosmos_env.dynamics.diffusion.model import LatentDynamics
 from cosmos_env.dynamics.diffusion.network import DiT
 from cosmos_env.dynamics.diffusion.samplers import (
     get_sampler,
@@ -19,6 +19,7 @@ from cosmos_env.dynamics.diffusion.samplers import (
     sample_euler,
     sample_heun,
 )
+from cosmos_env.machine import has_cxx_compiler
 
 B, C, S, K, A = 3, 4, 4, 2, 7  # batch, latent channels, latent side, context, action dim
 
@@ -336,10 +337,9 @@ def test_losses_are_finite_and_train_both_heads():
     assert model.denoiser.net.out.weight.grad.abs().sum() > 0
 
 
-NO_CXX = not any(shutil.which(cxx) for cxx in CXX_COMPILERS)
-
-
-@pytest.mark.skipif(NO_CXX, reason="torch.compile needs a C++ compiler (apt install g++)")
+@pytest.mark.skipif(
+    not has_cxx_compiler(), reason="torch.compile needs a C++ compiler (apt install g++)"
+)
 def test_a_compiled_network_predicts_what_the_eager_one_does():
     model = randomised(LatentDynamics(tiny_cfg()))
     _, context, actions = inputs()

@@ -1,16 +1,14 @@
 """WorldModelVectorEnv through ``gymnasium.make_vec``: batched spaces, seeding, the
 NEXT_STEP and SAME_STEP autoreset modes and partial resets."""
 
-import shutil
-
 import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode
 
 import cosmos_env  # noqa: F401  (registers the envs)
-from cosmos_env.dynamics.diffusion.model import CXX_COMPILERS
 from cosmos_env.envs.vector_env import WorldModelVectorEnv
+from cosmos_env.machine import has_cxx_compiler
 from cosmos_env.sim.tasks import get_task
 
 ENV_ID = "cosmos_env/WorldModel-Tabletop-Push-v0"
@@ -99,8 +97,7 @@ def test_same_seed_same_frames(make):
 
 
 @pytest.mark.skipif(
-    not any(shutil.which(cxx) for cxx in CXX_COMPILERS),
-    reason="torch.compile needs a C++ compiler (apt install g++)",
+    not has_cxx_compiler(), reason="torch.compile needs a C++ compiler (apt install g++)"
 )
 def test_a_compiled_env_steps_as_the_eager_one(make):
     acts = np.random.default_rng(2).uniform(-1, 1, (2, N, 7)).astype(np.float32)

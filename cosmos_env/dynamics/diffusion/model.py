@@ -4,8 +4,6 @@ its tokenizer."""
 
 from __future__ import annotations
 
-import shutil
-
 import torch
 from torch import nn
 
@@ -23,11 +21,11 @@ from cosmos_env.dynamics.state_dynamics import (
 )
 from cosmos_env.dynamics.state_features import config_state_spec
 from cosmos_env.dynamics.state_probe import StateProbe
+from cosmos_env.machine import CXX_COMPILERS, has_cxx_compiler
 
 # Standardised states are clipped here before they condition anything: a probe reading far
 # outside the training range must not blow up the embeddings.
 STATE_CLIP = 8.0
-CXX_COMPILERS = ("g++", "clang++", "c++")  # what torch.compile's CPU kernels are built with
 
 
 class LatentDynamics(nn.Module):
@@ -172,7 +170,7 @@ class LatentDynamics(nn.Module):
         code uses the vector width of the ISA ATen runs: with ATen held to AVX2 on an
         AVX-512 CPU (``ATEN_CPU_CAPABILITY=avx2``) inductor's own choice, 512 bits, gave
         NaN at 64 sub-envs."""
-        if not any(shutil.which(cxx) for cxx in CXX_COMPILERS):
+        if not has_cxx_compiler():
             raise RuntimeError(
                 "compile=True builds C++ kernels (torch.compile's inductor) and found no C++ "
                 f"compiler ({', '.join(CXX_COMPILERS)}): install one (apt install g++) or "
