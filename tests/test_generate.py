@@ -291,7 +291,8 @@ def make_crash_once_policy(env):
 def test_a_dying_worker_is_replaced_and_the_store_is_the_same(tmp_path, monkeypatch):
     monkeypatch.setenv("COSMOS_TEST_CRASH_MARKER", str(tmp_path / "crashed"))
     policy = f"{__name__}:make_crash_once_policy"
-    with pytest.warns(RuntimeWarning, match="a worker process died .* from episode 1"):
+    # episode 0 may or may not be committed when the pool breaks: its worker races the crash
+    with pytest.warns(RuntimeWarning, match=r"a worker process died .* from episode [01] \(1/3\)"):
         out = generate(_cfg(tmp_path / "crash", policy=policy, workers=2, episodes=3))["out"]
     assert (tmp_path / "crashed").exists()
     reference = generate(_cfg(tmp_path / "ok", policy=f"{__name__}:make_zero_policy", episodes=3))
