@@ -164,6 +164,15 @@ COMMANDS: dict[str, Command] = {
             TOKENIZER,
         ),
     ),
+    "quantize": Command(
+        "re-release a world model with float16 or int8 weights (checkpoint=NAME out=DIR)",
+        _hydra(
+            "quantize",
+            "cosmos_env.dynamics.quantize:QuantizeConfig",
+            "cosmos_env.dynamics.quantize:quantize_release",
+            ("checkpoint",),
+        ),
+    ),
     "retrain": Command(
         "reproduce the shipped push world model from nothing: data, tokenizer, dynamics",
         _hydra("retrain", "RetrainConfig", "cosmos_env.retrain:retrain"),

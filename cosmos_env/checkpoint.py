@@ -24,6 +24,10 @@ from safetensors.torch import load, save_file
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 WEIGHTS_FILE = "model.safetensors"
 DIGESTS = "sha256"  # config.json's key: file name -> hex sha256 of the file
+WEIGHTS = "weights"  # config.json's key: the format the parameters are stored in
+WEIGHT_FORMATS = ("float32", "float16", "int8")
+SCALE_SUFFIX = "@scale"  # "name@scale": the per-row scales of int8 tensor "name"
+INT8_MIN_NUMEL = 1024  # smaller parameters (biases, norms, gains) stay float16 under int8
 
 
 class CheckpointError(Exception):
@@ -40,28 +44,34 @@ def save_release(
     config: dict[str, Any],
     card: str = "",
     files: dict[str, bytes] | None = None,
-    half: bool = False,
+    weights: str = "float32",
     keys: set[str] | None = None,
 ) -> Path:
     """Write ``model.safetensors``, ``config.json``, ``card.md`` and any extra ``files``
     (name -> bytes) to ``directory`` atomically; config.json gains the sha256 of the weights
-    and of every extra file. ``half`` stores floating-point parameters as float16 (buffers
-    stay float32) to halve the file; loading casts them back. A tensor registered under
-    several names (a shared module, tied weights) is stored once. ``keys`` stores only
-    those state-dict entries (a post-trained release: what post-training changed)."""
+    and of every extra file, and the ``weights`` format. ``weights`` stores floating-point
+    parameters (buffers stay float32) as "float32", "float16" (half the file) or "int8"
+    (about a quarter: each row of a matrix or kernel of at least ``INT8_MIN_NUMEL`` values
+    as int8 times one float32 scale, symmetric; the rest float16). Loading casts them back
+    to the model's dtype; float16 and int8 change the predictions slightly, so measure a
+    release in the format it ships in. A tensor registered under several names (a shared
+    module, tied weights) is stored once. ``keys`` stores only those state-dict entries (a
+    post-trained release: what post-training changed)."""
+    if weights not in WEIGHT_FORMATS:
+        raise ValueError(f"weights={weights!r}: the formats are {', '.join(WEIGHT_FORMATS)}")
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; a release is meant to be read by all
     try:
-        tensors = _tensors_to_save(model, half)
+        tensors = _tensors_to_save(model, weights)
         if keys is not None:
-            tensors = {k: v for k, v in tensors.items() if k in keys}
+            tensors = {k: v for k, v in tensors.items() if k.split(SCALE_SUFFIX)[0] in keys}
         save_file(tensors, tmp / WEIGHTS_FILE)
         for name, data in (files or {}).items():
             (tmp / name).write_bytes(data)
         digests = {name: file_sha256(tmp / name) for name in [WEIGHTS_FILE, *(files or {})]}
-        config = {**config, DIGESTS: digests}
+        config = {**config, WEIGHTS: weights, DIGESTS: digests}
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         if card:
             (tmp / "card.md").write_text(card)
@@ -81,18 +91,45 @@ def save_release(
     return directory
 
 
-def _tensors_to_save(model: torch.nn.Module, half: bool) -> dict[str, torch.Tensor]:
+def _tensors_to_save(model: torch.nn.Module, weights: str) -> dict[str, torch.Tensor]:
     """The state dict with each aliased tensor once (safetensors refuses shared memory),
-    on the CPU, parameters in float16 if ``half``."""
+    on the CPU, floating-point parameters in the ``weights`` format."""
     state = model.state_dict()
     aliases = _aliases(state)
     tensors = {k: v.detach().contiguous().cpu() for k, v in state.items() if k not in aliases}
-    if half:
-        params = {name for name, _ in model.named_parameters(remove_duplicate=False)}
-        for key in params & set(tensors):
-            if tensors[key].is_floating_point():
-                tensors[key] = tensors[key].half()
+    if weights == "float32":
+        return tensors
+    params = {name for name, _ in model.named_parameters(remove_duplicate=False)}
+    for key in sorted(params & set(tensors)):
+        value = tensors[key]
+        if not value.is_floating_point():
+            continue
+        if weights == "int8" and value.dim() >= 2 and value.numel() >= INT8_MIN_NUMEL:
+            tensors[key], tensors[key + SCALE_SUFFIX] = quantize_int8(value)
+        else:
+            tensors[key] = value.half()
     return tensors
+
+
+def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric per-row int8: ``weight`` (rows, ...) -> (int8 of its shape, float32 (rows,)
+    scales) with ``weight ~= q * scale`` row by row; an all-zero row gets scale 1."""
+    rows = weight.detach().float().reshape(weight.shape[0], -1)
+    scale = rows.abs().amax(dim=1) / 127.0
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    q = torch.round(rows / scale[:, None]).clamp(-127, 127).to(torch.int8)
+    return q.reshape(weight.shape).contiguous(), scale.contiguous()
+
+
+def _dequantized(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The stored tensors with each int8 tensor and its ``@scale`` rows multiplied back."""
+    out = {k: v for k, v in tensors.items() if not k.endswith(SCALE_SUFFIX)}
+    for key, scale in tensors.items():
+        if key.endswith(SCALE_SUFFIX):
+            name = key[: -len(SCALE_SUFFIX)]
+            q = out[name]
+            out[name] = (q.float().reshape(q.shape[0], -1) * scale[:, None]).reshape(q.shape)
+    return out
 
 
 def _aliases(state: dict[str, torch.Tensor]) -> dict[str, str]:
@@ -208,7 +245,7 @@ def load_weights(directory: Path, model: torch.nn.Module, partial: bool = False)
     path = Path(directory) / WEIGHTS_FILE
     data, digest = _read_checked(Path(directory), WEIGHTS_FILE)
     try:
-        tensors = load(data)
+        tensors = _dequantized(load(data))
     except Exception as e:  # safetensors raises several types for corrupt files
         raise CheckpointError(f"cannot read {path}: {e}") from e
     expected = model.state_dict()

@@ -245,7 +245,7 @@ def _release(cfg: TrainBCConfig, net: BCNet, info: dict) -> Path:
     }
     # float16 parameters: half the file, and the policy acts the same to ~1e-3.
     return checkpoint.save_release(
-        Path(cfg.out) / f"step_{info['steps']}", net, config, _card(cfg, info), half=True
+        Path(cfg.out) / f"step_{info['steps']}", net, config, _card(cfg, info), weights="float16"
     )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from cosmos_env import checkpoint
 from cosmos_env.checkpoint import PRETRAINED_DIR, CheckpointError, UnverifiedCheckpointWarning
@@ -122,8 +123,48 @@ def test_shared_tensors_are_stored_once_and_restored(tmp_path):
             self.b = self.a  # one module under two names, as SB3's shared feature extractor
 
     model = Tied()
-    checkpoint.save_release(tmp_path / "t", model, {}, half=True)
+    checkpoint.save_release(tmp_path / "t", model, {}, weights="float16")
     loaded = Tied()
     checkpoint.load_weights(tmp_path / "t", loaded)
     torch.testing.assert_close(loaded.b.weight, model.a.weight.half().float())
     assert loaded.a.weight is loaded.b.weight
+
+
+def test_int8_weights_store_a_byte_per_value_and_load_back_within_half_a_step(tmp_path):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 48), torch.nn.LayerNorm(48))
+    model[0].weight.data[3] = 0.0  # an all-zero row keeps a finite scale
+    checkpoint.save_release(tmp_path / "f32", model, {})
+    checkpoint.save_release(tmp_path / "i8", model, {}, weights="int8")
+    stored = load_file(tmp_path / "i8" / "model.safetensors")
+    assert stored["0.weight"].dtype == torch.int8 and stored["0.weight"].shape == (48, 64)
+    assert stored["0.weight@scale"].shape == (48,)
+    assert stored["0.bias"].dtype == torch.float16  # under INT8_MIN_NUMEL: float16
+    assert stored["1.weight"].dtype == torch.float16
+    assert checkpoint.read_config(tmp_path / "i8")["weights"] == "int8"
+    sizes = [(tmp_path / d / "model.safetensors").stat().st_size for d in ("f32", "i8")]
+    assert sizes[1] < 0.35 * sizes[0]
+
+    loaded = torch.nn.Sequential(torch.nn.Linear(64, 48), torch.nn.LayerNorm(48))
+    checkpoint.load_weights(tmp_path / "i8", loaded)
+    step = model[0].weight.abs().amax(dim=1, keepdim=True) / 127
+    error = (loaded[0].weight - model[0].weight).abs()
+    assert torch.all(error <= step / 2 + 1e-7)
+    assert torch.all(loaded[0].weight[3] == 0)
+    torch.testing.assert_close(loaded[0].bias, model[0].bias.half().float())
+
+
+def test_an_unknown_weight_format_is_refused_naming_the_formats(tmp_path):
+    with pytest.raises(ValueError, match="weights='int4': the formats are float32, float16, int8"):
+        checkpoint.save_release(tmp_path / "r", torch.nn.Linear(2, 2), {}, weights="int4")
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_post_trained_release_keeps_the_scales_of_its_int8_tensors(tmp_path):
+    model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.Linear(32, 32))
+    checkpoint.save_release(tmp_path / "r", model, {}, weights="int8", keys={"1.weight"})
+    stored = load_file(tmp_path / "r" / "model.safetensors")
+    assert set(stored) == {"1.weight", "1.weight@scale"}
+    loaded = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.Linear(32, 32))
+    checkpoint.load_weights(tmp_path / "r", loaded, partial=True)
+    torch.testing.assert_close(loaded[1].weight, model[1].weight, atol=0.01, rtol=0)

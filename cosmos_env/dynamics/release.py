@@ -226,10 +226,12 @@ def save_world_model(
     reset_states: np.ndarray,
     card: str = "",
     keys: set[str] | None = None,
+    weights: str = "float16",
     **extra,
 ) -> Path:
-    """Release ``dynamics`` (float16 parameters) paired with ``tokenizer``, atomically;
-    ``extra`` adds keys to config.json (``outcomes``: the columns its heads learned;
+    """Release ``dynamics`` (parameters in the ``weights`` format of
+    `checkpoint.save_release`) paired with ``tokenizer``, atomically; ``extra`` adds keys
+    to config.json (``outcomes``: the columns its heads learned;
     ``base``: the base it was post-trained from, whose tensors ``keys`` leaves out)."""
     buffer = io.BytesIO()
     np.savez_compressed(buffer, frames=reset_frames, states=reset_states)
@@ -250,7 +252,7 @@ def save_world_model(
         config,
         card,
         files={RESET_FILE: buffer.getvalue()},
-        half=True,
+        weights=weights,
         keys=keys,
     )
 

@@ -109,7 +109,7 @@ def test_the_release_holds_only_what_post_training_changed_and_rebuilds_exactly(
     keys = release_keys(model)
     assert not any(k.endswith(".base.weight") for k in keys)  # the frozen base stays out
     assert "denoiser.net.blocks.0.attn.qkv.lora_b" in keys and "state_mean" in keys
-    save_release(tmp_path / "r", model, {"dynamics": model.cfg.to_dict()}, half=False, keys=keys)
+    save_release(tmp_path / "r", model, {"dynamics": model.cfg.to_dict()}, keys=keys)
     record = {**base.reference(), "adapter_rank": 4}
     rebuilt = rebuild_post_trained(tmp_path / "r", model.cfg, record).eval()
     assert not any("lora" in k for k in rebuilt.state_dict())  # adapters merged

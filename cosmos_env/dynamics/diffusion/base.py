@@ -71,7 +71,7 @@ def save_base(
         },
         **extra,
     }
-    return checkpoint.save_release(Path(directory), model, config, card, half=True)
+    return checkpoint.save_release(Path(directory), model, config, card, weights="float16")
 
 
 def load_base(name_or_path: str | Path) -> BaseModel:

@@ -151,6 +151,7 @@ def refit_state_track(cfg: RefitStateConfig) -> dict:
     record = checkpoint.read_config(world.source)
     for key in ("dynamics", "tokenizer", "world", "sampler"):  # save_world_model writes these
         record.pop(key, None)
+    weights = record.pop(checkpoint.WEIGHTS, "float16")  # the refit ships as the input did
     record |= {"metrics": after, "metrics_before_refit": before, "refit_steps": steps}
     save_world_model(
         out / "release",
@@ -162,6 +163,7 @@ def refit_state_track(cfg: RefitStateConfig) -> dict:
         world.reset_frames,
         world.reset_states,
         _card(old_card, cfg, model, before, after, wall),
+        weights=weights,
         **record,
     )
     log.info("released %s", out / "release")
