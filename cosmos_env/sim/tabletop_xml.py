@@ -48,23 +48,8 @@ def _bowl_walls(n_walls: int = 12) -> str:
     return "\n".join(walls)
 
 
-def tabletop_xml(
-    n_objects: int = 2,
-    image_size: int = 64,
-    physics_dt: float = 0.004,
-    objects: Sequence[ObjectLook] | None = None,
-) -> str:
-    """The tabletop scene: table, mocap-driven parallel-jaw gripper, ``n_objects`` objects
-    (cube first), a target zone and a bowl, a fixed front camera and a wrist camera.
-    ``objects`` (one `ObjectLook` per object, slot order) replaces today's shapes and sizes
-    (``scene.SLOT_DEFAULTS``); it must hold ``n_objects`` of them."""
-    if not 1 <= n_objects <= len(OBJECT_NAMES):
-        raise ValueError(f"n_objects must be 1..{len(OBJECT_NAMES)}, got {n_objects}")
-    objects = default_scene(n_objects).objects if objects is None else tuple(objects)
-    if len(objects) != n_objects:
-        raise ValueError(f"objects holds {len(objects)} objects, not n_objects={n_objects}")
-    offscreen = image_size  # a larger offscreen buffer costs render time for nothing
-    hx, hy, hz = GRIPPER_HOME
+def _header(physics_dt: float, offscreen: int) -> str:
+    """Compiler, physics options, headless visual settings and the table's assets."""
     return f"""
 <mujoco model="tabletop">
   <compiler angle="radian" autolimits="true"/>
@@ -80,21 +65,13 @@ def tabletop_xml(
     <texture name="wood" type="2d" builtin="flat" rgb1="0.72 0.58 0.42" width="8" height="8"/>
     <material name="table" texture="wood" specular="0.05"/>
   </asset>
-  <worldbody>
-    <light directional="true" pos="0.3 -0.3 1" dir="-0.3 0.3 -1" diffuse="0.4 0.4 0.4"/>
-    <geom name="floor" type="plane" pos="0 0 -0.6" size="2 2 0.1" rgba="0.3 0.3 0.32 1"/>
-    <geom name="table" type="box" pos="0 0.05 -0.02" size="0.32 0.28 0.02" material="table"
-          friction="0.8 0.01 0.001"/>
-    <camera name="front" pos="0 -0.47 0.45" xyaxes="1 0 0 0 0.7 0.71" fovy="45"/>
-    <body name="zone" pos="0.1 0.1 0">
-      <geom type="cylinder" size="{ZONE_RADIUS} 0.0008" pos="0 0 0.0008" rgba="0.2 0.75 0.3 1"
-            contype="0" conaffinity="0"/>
-    </body>
-    <body name="bowl" pos="-0.12 0.12 0">
-      <geom type="cylinder" size="{BOWL_RADIUS} 0.002" pos="0 0 0.002" rgba="0.95 0.75 0.1 1"/>
-      {_bowl_walls()}
-    </body>
-    <body name="mocap" mocap="true" pos="{hx} {hy} {hz}"/>
+"""
+
+
+def _gripper(home: Sequence[float]) -> str:
+    """The mocap target and the parallel-jaw gripper welded to it, at ``home`` (x, y, z)."""
+    hx, hy, hz = home
+    return f"""    <body name="mocap" mocap="true" pos="{hx} {hy} {hz}"/>
     <body name="gripper" pos="{hx} {hy} {hz}" gravcomp="1">
       <freejoint name="gripper_free"/>
       <geom name="palm" type="box" size="0.018 0.05 0.012" pos="0 0 0.03" mass="0.3"
@@ -114,7 +91,40 @@ def tabletop_xml(
         <geom type="box" size="0.012 0.005 0.022" pos="0 -0.005 0" mass="0.02"
               friction="1.5 0.01 0.001" condim="4" rgba="0.7 0.7 0.72 1"/>
       </body>
+    </body>"""
+
+
+def tabletop_xml(
+    n_objects: int = 2,
+    image_size: int = 64,
+    physics_dt: float = 0.004,
+    objects: Sequence[ObjectLook] | None = None,
+) -> str:
+    """The tabletop scene: table, mocap-driven parallel-jaw gripper, ``n_objects`` objects
+    (cube first), a target zone and a bowl, a fixed front camera and a wrist camera.
+    ``objects`` (one `ObjectLook` per object, slot order) replaces today's shapes and sizes
+    (``scene.SLOT_DEFAULTS``); it must hold ``n_objects`` of them."""
+    if not 1 <= n_objects <= len(OBJECT_NAMES):
+        raise ValueError(f"n_objects must be 1..{len(OBJECT_NAMES)}, got {n_objects}")
+    objects = default_scene(n_objects).objects if objects is None else tuple(objects)
+    if len(objects) != n_objects:
+        raise ValueError(f"objects holds {len(objects)} objects, not n_objects={n_objects}")
+    offscreen = image_size  # a larger offscreen buffer costs render time for nothing
+    return f"""{_header(physics_dt, offscreen)}  <worldbody>
+    <light directional="true" pos="0.3 -0.3 1" dir="-0.3 0.3 -1" diffuse="0.4 0.4 0.4"/>
+    <geom name="floor" type="plane" pos="0 0 -0.6" size="2 2 0.1" rgba="0.3 0.3 0.32 1"/>
+    <geom name="table" type="box" pos="0 0.05 -0.02" size="0.32 0.28 0.02" material="table"
+          friction="0.8 0.01 0.001"/>
+    <camera name="front" pos="0 -0.47 0.45" xyaxes="1 0 0 0 0.7 0.71" fovy="45"/>
+    <body name="zone" pos="0.1 0.1 0">
+      <geom type="cylinder" size="{ZONE_RADIUS} 0.0008" pos="0 0 0.0008" rgba="0.2 0.75 0.3 1"
+            contype="0" conaffinity="0"/>
     </body>
+    <body name="bowl" pos="-0.12 0.12 0">
+      <geom type="cylinder" size="{BOWL_RADIUS} 0.002" pos="0 0 0.002" rgba="0.95 0.75 0.1 1"/>
+      {_bowl_walls()}
+    </body>
+{_gripper(GRIPPER_HOME)}
     {_object_bodies(objects)}
   </worldbody>
   <equality>

@@ -19,12 +19,13 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from cosmos_env.dynamics.autoregressive.config import ARConfig
 from cosmos_env.dynamics.autoregressive.kv_cache import KVCache
 from cosmos_env.dynamics.autoregressive.layers import Block, Rotary, digits, indices
+from cosmos_env.dynamics.autoregressive.losses import token_losses
+from cosmos_env.dynamics.autoregressive.masking import remask, training_mask
 from cosmos_env.dynamics.autoregressive.sampling import sample_logits
 from cosmos_env.dynamics.diffusion.network import RMSNorm
 
@@ -196,50 +197,31 @@ class ARTransformer(nn.Module):
 
     # ----- losses ------------------------------------------------------------------------
 
-    def _metrics(
-        self, logits: list[torch.Tensor], target: torch.Tensor, keep: torch.Tensor | None = None
-    ) -> dict[str, torch.Tensor]:
-        """Losses of per-digit logits (..., levels[i]) against token indices (...), over
-        the tokens where ``keep`` (...) is True (all when None)."""
-        target = digits(target, self.cfg.levels)  # (..., L)
-        if keep is not None:
-            logits, target = [lg[keep] for lg in logits], target[keep]
-        ce = z = 0.0
-        correct = torch.ones(target.shape[:-1], dtype=torch.bool, device=target.device)
-        for i, lg in enumerate(logits):
-            lg, t = lg.float().flatten(0, -2), target[..., i].flatten()  # (M, l_i), (M,)
-            ce = ce + F.cross_entropy(lg, t)
-            z = z + torch.logsumexp(lg, -1).pow(2).mean()
-            correct &= (lg.argmax(-1) == t).view(correct.shape)
-        z = self.cfg.z_loss * z
-        return {"loss": ce + z, "ce": ce, "z_loss": z, "accuracy": correct.float().mean()}
-
     def loss(self, tokens: torch.Tensor, actions: torch.Tensor) -> dict[str, torch.Tensor]:
         """Teacher-forced losses over every frame after the first (each frame t >= 1 is
         predicted from frames < t, so one window trains all context lengths 1..F-1).
 
-        Returns ``loss`` = ``ce`` + ``z_loss``; ``ce``: cross-entropy summed over digits,
-        mean over predicted tokens; ``z_loss``: the weight times the sum over digit heads of
-        the mean squared logsumexp; ``accuracy``: fraction of tokens with all digits right.
+        Returns `losses.token_losses`' ``loss``, ``ce``, ``z_loss`` and ``accuracy``.
         """
-        return self._metrics(self.forward(tokens, actions), tokens[:, 1:])
+        cfg = self.cfg
+        return token_losses(self.forward(tokens, actions), tokens[:, 1:], cfg.levels, cfg.z_loss)
 
     def loss_parallel(
         self, tokens: torch.Tensor, actions: torch.Tensor, generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:
         """Parallel-mode (MaskGIT) losses, same keys as ``loss``, over the masked tokens of
-        the last frame. Each sample masks ``ceil(r * N)`` (at least 1) random tokens, with
-        ``r = min + (max - min) * cos(pi/2 * u)``, u ~ U(0, 1) (the cosine schedule)."""
-        b, n, cfg = tokens.shape[0], self.cfg.tokens_per_frame, self.cfg
-        u = torch.rand(b, generator=generator, device=tokens.device)
-        ratio = cfg.mask_prob_min + (cfg.mask_prob_max - cfg.mask_prob_min) * torch.cos(
-            math.pi / 2 * u
+        the last frame, hidden by `masking.training_mask` (the cosine schedule)."""
+        cfg = self.cfg
+        masked = training_mask(  # (B, N)
+            tokens.shape[0],
+            cfg.tokens_per_frame,
+            cfg.mask_prob_min,
+            cfg.mask_prob_max,
+            generator,
+            tokens.device,
         )
-        count = (ratio * n).ceil().clamp(1, n)  # (B,)
-        rank = torch.rand(b, n, generator=generator, device=tokens.device).argsort(1).argsort(1)
-        masked = rank < count[:, None]  # (B, N)
         logits = self.forward_parallel(tokens, actions, masked)
-        return self._metrics(logits, tokens[:, -1], masked)
+        return token_losses(logits, tokens[:, -1], cfg.levels, cfg.z_loss, masked)
 
     # ----- decoding ----------------------------------------------------------------------
 
@@ -407,13 +389,7 @@ class ARTransformer(nn.Module):
                 for i, lg in enumerate(logits)
             )  # (B, N)
             tokens = torch.where(masked, sampled, tokens)
-            keep_masked = math.floor(n * math.cos(math.pi / 2 * (s + 1) / steps))
-            conf = conf.masked_fill(~masked, float("inf"))  # decided tokens stay decided
-            if choice_temperature > 0:
-                u = torch.rand(conf.shape, generator=generator, device=conf.device).clamp_min(1e-20)
-                conf = conf + choice_temperature * (1 - (s + 1) / steps) * -(-u.log()).log()
-            lowest = conf.topk(keep_masked, dim=1, largest=False).indices  # (B, keep_masked)
-            masked = torch.zeros_like(masked).scatter_(1, lowest, True)
+            masked = remask(conf, masked, s, steps, choice_temperature, generator)
         x, pos = self._frame_block(action, tokens, None, cache.next_time)
         self._run(x, pos, cache, append=True, block=True)
         self._end_frame(cache)
