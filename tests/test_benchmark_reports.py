@@ -141,7 +141,7 @@ def speed_results() -> dict:
 
 
 def test_env_speed_table_has_both_ar_decoders_and_the_kv_cache_figure():
-    text = load_benchmark("env_speed")._table(speed_results())
+    text = load_benchmark("env_speed_tables").speed_table(speed_results())
     rows = [line for line in text.splitlines() if line.startswith("| ar (")]
     assert len(rows) == 6  # parallel and token by token at batch 1, 16, 64
     assert "12.0x faster at batch 1" in text and "100.00% at batch 1, 99.50% at 16" in text
@@ -158,7 +158,7 @@ def test_env_speed_precision_table_compares_auto_with_the_faster_setting():
         for s, v in fps.items()
     }
     results["precision"]["false"]["diffusion"]["fps_rounds_b1"] = [48.0, 50.0, 53.0]
-    text = load_benchmark("env_speed")._table(results)
+    text = load_benchmark("env_speed_tables").speed_table(results)
     rows = [line for line in text.splitlines() if line.startswith("| diffusion | ")]
     assert rows[0].startswith("| diffusion | 1 | 10.0 | 50.0 [48-53] | 49.0 |")
     assert len(rows) == 3 and all(row.endswith("| 0.980 | 0.980 |") for row in rows)
@@ -179,7 +179,7 @@ def test_env_speed_compile_table_gives_the_speed_up_and_both_ratios():
         "false": {"eager": entry(4.0), "compiled": entry(5.0), "bf16_autocast": False}
         | {f"speedup_b{n}": 1.25 for n in (1, 16, 64)}
     }
-    text = load_benchmark("env_speed")._table(results)
+    text = load_benchmark("env_speed_tables").speed_table(results)
     rows = [line for line in text.splitlines() if line.startswith("| amp=false (fp32) |")]
     assert len(rows) == 3
     assert rows[2] == "| amp=false (fp32) | 64 | 256.0 | 320.0 | 1.250 | 0.512 | 0.640 |"

@@ -58,6 +58,7 @@ from cosmos_env.data.exporters.common import (
     partial_directory,
     publish,
 )
+from cosmos_env.data.exporters.lerobot_stats import dataset_stats, episode_stats
 from cosmos_env.data.exporters.lerobot_writers import (
     DATA_PATH,
     VIDEO_PATH,
@@ -151,7 +152,7 @@ def _export_episode(
     row |= data.add(_to_table(columns))
     row |= video.add(ep["rgb"])
     row |= {"meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0}
-    row |= _episode_stats(columns, video.key, ep["rgb"])
+    row |= episode_stats(columns, video.key, ep["rgb"])
     return row
 
 
@@ -190,37 +191,6 @@ def _to_table(columns: dict[str, np.ndarray]) -> pa.Table:
     return pa.table(arrays)
 
 
-def _episode_stats(
-    columns: dict[str, np.ndarray], video_key: str, rgb: np.ndarray
-) -> dict[str, list]:
-    """Per-episode stats as LeRobot stores them: ``stats/<feature>/<stat>`` -> nested list;
-    vectors (D,), scalars (1,), the video per channel in [0, 1] as (3, 1, 1)."""
-    out = {}
-    for name, x in columns.items():
-        if x.dtype == bool:
-            continue
-        x = x.astype(np.float64).reshape(len(x), -1)
-        for stat, value in _moments(x).items():
-            out[f"stats/{name}/{stat}"] = value.tolist()
-    pixels = rgb.reshape(-1, rgb.shape[-1]).astype(np.float64) / 255.0
-    for stat, value in _moments(pixels).items():
-        shaped = value if stat == "count" else value.reshape(-1, 1, 1)
-        out[f"stats/{video_key}/{stat}"] = shaped.tolist()
-    out[f"stats/{video_key}/count"] = [len(rgb)]  # frames, as LeRobot counts images
-    return out
-
-
-def _moments(x: np.ndarray) -> dict[str, np.ndarray]:
-    """min/max/mean/std (population) over rows of (n, D) float64, and count (1,)."""
-    return {
-        "min": x.min(axis=0),
-        "max": x.max(axis=0),
-        "mean": x.mean(axis=0),
-        "std": x.std(axis=0),
-        "count": np.asarray([len(x)]),
-    }
-
-
 # ------------------------------------------------------------------------------- metadata
 def _write_meta(
     root: Path,
@@ -235,7 +205,7 @@ def _write_meta(
     (root / EPISODES_PATH).parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist(rows), root / EPISODES_PATH, compression="snappy")
     _write_tasks(root / "meta/tasks.parquet", tasks)
-    stats = _dataset_stats(store, rows, video.key, actions)
+    stats = dataset_stats(store, rows, video.key, actions)
     _write_json(root / "meta/stats.json", stats)
     info = {
         "codebase_version": CODEBASE_VERSION,
@@ -284,63 +254,6 @@ def _features(store: EpisodeStore, video: RollingVideo) -> dict[str, dict[str, A
         "next.done": {"dtype": "bool", "shape": [1], "names": None},
         "timestamp": dict(_SCALAR),
         **{name: dict(_INDEX) for name in ("frame_index", "episode_index", "index", "task_index")},
-    }
-
-
-def _dataset_stats(
-    store: EpisodeStore, rows: list[dict[str, Any]], video_key: str, actions: str
-) -> dict[str, dict[str, list]]:
-    """stats.json: state, action and images from the store's stats (actions mapped like the
-    data), every other numeric column pooled from the per-episode stats."""
-    names = {key.split("/")[1] for key in rows[0] if key.startswith("stats/")}
-    out = {name: _pooled(rows, name) for name in sorted(names - {video_key})}
-    src = store.stats
-    out["observation.state"] = _store_stats(src["state"])
-    out["action"] = _store_stats(src["action"])
-    if actions == "physical":
-        out["action"] = _scale_stats(out["action"], store)
-    rgb = {k: np.asarray(v) / 255.0 for k, v in src["rgb"].items() if k != "count"}
-    out[video_key] = {k: v.reshape(-1, 1, 1).tolist() for k, v in rgb.items()}
-    out[video_key]["count"] = [int(src["rgb"]["count"])]
-    return out
-
-
-def _store_stats(stats: dict[str, np.ndarray]) -> dict[str, list]:
-    out = {k: np.asarray(v, np.float64).tolist() for k, v in stats.items() if k != "count"}
-    out["count"] = [int(stats["count"])]
-    return out
-
-
-def _scale_stats(stats: dict[str, list], store: EpisodeStore) -> dict[str, list]:
-    """Stats of [-1, 1] actions -> stats of physical actions (scale is affine, increasing)."""
-    spec = store.action_spec
-    half = 0.5 * (np.asarray(spec.high) - np.asarray(spec.low))
-    out = {
-        k: spec.scale(np.asarray(v, np.float64)).tolist()
-        for k, v in stats.items()
-        if k not in ("std", "count")
-    }
-    out["std"] = (np.asarray(stats["std"]) * half).tolist()
-    out["count"] = stats["count"]
-    return out
-
-
-def _pooled(rows: list[dict[str, Any]], name: str) -> dict[str, list]:
-    """Whole-dataset min/max/mean/std/count of one column from its per-episode stats."""
-
-    def get(stat: str) -> np.ndarray:
-        return np.asarray([row[f"stats/{name}/{stat}"] for row in rows], np.float64)
-
-    counts = get("count")  # (E, 1)
-    means, stds = get("mean"), get("std")  # (E, D)
-    mean = (counts * means).sum(0) / counts.sum()
-    var = (counts * (stds**2 + (means - mean) ** 2)).sum(0) / counts.sum()
-    return {
-        "min": get("min").min(0).tolist(),
-        "max": get("max").max(0).tolist(),
-        "mean": mean.tolist(),
-        "std": np.sqrt(var).tolist(),
-        "count": [int(counts.sum())],
     }
 
 
