@@ -89,5 +89,6 @@ def _card_note(cfg: QuantizeConfig, before: str) -> str:
         f"Re-released from {before} weights by `python -m cosmos_env quantize "
         f"checkpoint={checkpoint.portable_source(checkpoint.resolve(cfg.checkpoint))} "
         f"weights={cfg.weights}` (`checkpoint.save_release` says how each format stores a "
-        "parameter). Figures measured before this line are of the earlier weights.\n"
+        "parameter). Figures above were measured on the earlier weights unless they say "
+        "otherwise: re-run the benchmarks that quote them.\n"
     )
