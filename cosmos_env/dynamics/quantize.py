@@ -1,7 +1,9 @@
 """``python -m cosmos_env quantize checkpoint=DIR out=DIR2 [weights=int8]``: re-release a
-world model with its parameters in another storage format (`checkpoint.WEIGHT_FORMATS`),
-keeping its tokenizer pairing, world, reset frames and record; the card says what was done.
-The predictions change slightly, so a quantized release is measured as it ships."""
+world model or a pre-trained base with its parameters in another storage format
+(`checkpoint.WEIGHT_FORMATS`), keeping its tokenizer pairing, world, reset frames and
+record; the card says what was done. The predictions change slightly, so a quantized
+release is measured as it ships; a base gets a new checksum, so post-train from the
+quantized base, not before quantizing it."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 import torch
 
 from cosmos_env import checkpoint
+from cosmos_env.dynamics.diffusion.base import is_base, load_base
 from cosmos_env.dynamics.release import load_world_model, save_world_model
 
 # save_world_model writes these itself; everything else in config.json is carried over
@@ -38,15 +41,36 @@ def quantize_release(cfg: QuantizeConfig) -> dict:
             f"{source} is post-trained from a base and stores only what post-training changed; "
             "quantize the base's world by re-running post-train on a quantized base instead"
         )
-    world = load_world_model(source)
     before = raw.get(checkpoint.WEIGHTS, "float16")
     size_before = (source / checkpoint.WEIGHTS_FILE).stat().st_size
     card_path = source / "card.md"
-    card = card_path.read_text() if card_path.exists() else ""
-    record = {k: v for k, v in raw.items() if k not in REWRITTEN}
+    card = card_path.read_text() + _card_note(cfg, before) if card_path.exists() else ""
     # logs and other files beside the release go along (read first: out may be source)
     others = {p.name: p.read_bytes() for p in source.iterdir() if p.is_file()}
     out = Path(cfg.out)
+    if is_base(raw):
+        model = load_base(source).model
+        record = {k: v for k, v in raw.items() if k not in REWRITTEN[-2:]}
+        checkpoint.save_release(out, model, record, card, weights=cfg.weights)
+        stored = load_base(out).model
+    else:
+        world = load_world_model(source)
+        model = world.dynamics
+        _save_world_model(out, world, raw, card, cfg.weights)
+        stored = load_world_model(out, world.tokenizer).dynamics
+    for name, data in others.items():
+        if not (out / name).exists():
+            (out / name).write_bytes(data)
+    return {
+        "out": str(out),
+        "weights": f"{before} -> {cfg.weights}",
+        "megabytes": [size_before / 1e6, (out / checkpoint.WEIGHTS_FILE).stat().st_size / 1e6],
+        "max_relative_rms_error": _max_relative_error(model, stored),
+    }
+
+
+def _save_world_model(out: Path, world, raw: dict, card: str, weights: str) -> None:
+    record = {k: v for k, v in raw.items() if k not in REWRITTEN}
     save_world_model(
         out,
         world.dynamics,
@@ -56,24 +80,15 @@ def quantize_release(cfg: QuantizeConfig) -> dict:
         world.sampler_steps,
         world.reset_frames,
         world.reset_states,
-        card + _card_note(cfg, before),
-        weights=cfg.weights,
+        card,
+        weights=weights,
         **record,
     )
-    for name, data in others.items():
-        if not (out / name).exists():
-            (out / name).write_bytes(data)
-    return {
-        "out": str(out),
-        "weights": f"{before} -> {cfg.weights}",
-        "megabytes": [size_before / 1e6, (out / checkpoint.WEIGHTS_FILE).stat().st_size / 1e6],
-        "max_relative_rms_error": _max_relative_error(world.dynamics, world.tokenizer, out),
-    }
 
 
-def _max_relative_error(model: torch.nn.Module, tokenizer, release: Path) -> float:
+def _max_relative_error(model: torch.nn.Module, stored: torch.nn.Module) -> float:
     """The largest RMS(stored - original) / RMS(original) over the parameter tensors."""
-    stored = load_world_model(release, tokenizer).dynamics.state_dict()
+    stored = stored.state_dict()
     worst = 0.0
     for name, value in model.named_parameters():
         scale = value.float().pow(2).mean().sqrt()

@@ -134,3 +134,22 @@ def test_a_base_refuses_data_of_another_latent_shape_and_a_world_model_is_no_bas
     with pytest.raises(CheckpointError, match="not a pre-trained base"):
         load_base(tmp_path / "wm")
     assert read_config(base.directory)["kind"] == "world-foundation-model"
+
+
+def test_a_base_quantized_to_int8_is_still_a_base_under_a_new_checksum(base, tmp_path):
+    from cosmos_env.dynamics.quantize import QuantizeConfig, quantize_release
+
+    result = quantize_release(QuantizeConfig(str(base.directory), str(tmp_path / "q")))
+    quantized = load_base(tmp_path / "q")
+    raw = read_config(tmp_path / "q")
+    assert raw["weights"] == "int8" and raw["corpus"] == {} and raw["tokenizer"] == base.tokenizer
+    assert quantized.checksum != base.checksum  # post-training names the base it started from
+    assert 0 < result["max_relative_rms_error"] < 0.02
+    assert (tmp_path / "q" / "card.md").read_text().startswith("card\n## Weights: int8")
+    context, actions, _ = _inputs(2)
+    torch.testing.assert_close(
+        _next(quantized.model, context, actions[..., :0]),
+        _next(base.model, context, actions[..., :0]),
+        rtol=0.05,
+        atol=0.05,
+    )
