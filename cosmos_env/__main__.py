@@ -165,7 +165,7 @@ COMMANDS: dict[str, Command] = {
         ),
     ),
     "quantize": Command(
-        "re-release a world model with float16 or int8 weights (checkpoint=NAME out=DIR)",
+        "re-release a world model or base with float16 or int8 weights (checkpoint=NAME out=DIR)",
         _hydra(
             "quantize",
             "cosmos_env.dynamics.quantize:QuantizeConfig",
