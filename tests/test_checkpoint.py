@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 
 from cosmos_env import checkpoint
 from cosmos_env.checkpoint import PRETRAINED_DIR, CheckpointError, UnverifiedCheckpointWarning
+from cosmos_env.dynamics.diffusion.base import load_base
 from cosmos_env.dynamics.release import RESET_FILE, load_world_model
 from cosmos_env.tokenizer.release import load_tokenizer
 from policies.bc import BCPolicy
@@ -22,6 +23,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SHIPPED = {  # release -> its loader
     "CI8x8": load_tokenizer,
     "DI8x8": load_tokenizer,
+    "CI8x8-general": load_tokenizer,
+    "base-64": load_base,
     "diffusion-push": load_world_model,
     "ar-push": load_world_model,
     "bc-push/step_300": BCPolicy.load,
@@ -55,7 +58,7 @@ def test_shipped_releases_record_the_digests_of_their_files():
             assert hashlib.sha256((directory / file).read_bytes()).hexdigest() == digest
 
 
-@pytest.mark.parametrize("name", ["CI8x8", "diffusion-push", "bc-push/step_300"])
+@pytest.mark.parametrize("name", ["CI8x8", "diffusion-push", "bc-push/step_300", "base-64"])
 def test_corrupt_shipped_weights_are_refused(name, tmp_path):
     directory = copy_release(name, tmp_path)
     with warnings.catch_warnings(action="error"):

@@ -153,3 +153,12 @@ def test_a_base_quantized_to_int8_is_still_a_base_under_a_new_checksum(base, tmp
         rtol=0.05,
         atol=0.05,
     )
+
+
+def test_the_shipped_base_names_the_shipped_tokenizer_it_was_pre_trained_on():
+    shipped = load_base("base-64")
+    tokenizer = load_tokenizer(shipped.tokenizer["source"])
+    assert shipped.tokenizer["source"] == "CI8x8-general"  # by name: paths differ per install
+    assert tokenizer.checksum == shipped.tokenizer["checksum"]
+    assert shipped.cfg.action_dim == 0 and shipped.cfg.state_dim == 0
+    assert shipped.cfg.latent_size * tokenizer.cfg.spatial_factor == 64
