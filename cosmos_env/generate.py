@@ -15,11 +15,9 @@ space. ``info["state"]`` is the recorded state in every world.
 
 from __future__ import annotations
 
-import importlib
 import multiprocessing as mp
 import time
 import warnings
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, fields
@@ -33,14 +31,18 @@ from tqdm import tqdm
 from cosmos_env.config import GenerateConfig, SynthesizeConfig
 from cosmos_env.data.state_spec import StateSpec
 from cosmos_env.data.store import EpisodeStore, IncompleteStoreError, StoreError
+from cosmos_env.generate_policies import (
+    BUILT_IN_POLICIES,
+    check_policy,
+    episode_policy,
+    user_policy,
+)
 from cosmos_env.machine import default_workers, share_cores
 from cosmos_env.sim.recorder import EpisodeRecorder, action_spec_of, features_for, state_spec_of
 from cosmos_env.sim.tasks import get_task
 from cosmos_env.sim.worlds import build_world
 
 _worker: dict = {}  # per-process env, recorder, episode buffer and policy
-BUILT_IN_POLICIES = ("scripted", "random", "play")
-Act = Callable[[Any, dict], np.ndarray]  # (obs, info) -> action in the env's action space
 
 
 def episode_seed(base_seed: int, index: int) -> int:
@@ -88,75 +90,6 @@ def _world_model_env(cfg: SynthesizeConfig, kwargs: dict) -> gym.Env:
     )
 
 
-def _policy_factory(path: str) -> Callable[[gym.Env], Any]:
-    """The user's policy factory that ``policy=package.module:factory`` names."""
-    module_name, _, attr = path.partition(":")
-    if not module_name or not attr or ":" in attr:
-        raise ValueError(f"policy={path!r}: name a factory as package.module:factory")
-    try:
-        factory = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as e:
-        raise ValueError(f"policy={path!r}: cannot import the factory: {e}") from e
-    if not callable(factory):
-        raise ValueError(f"policy={path!r} names a {type(factory).__name__}, not a factory")
-    return factory
-
-
-def _check_policy(cfg: GenerateConfig) -> None:
-    if cfg.policy not in BUILT_IN_POLICIES:
-        if ":" not in cfg.policy:
-            raise ValueError(
-                f"unknown policy {cfg.policy!r}; choose scripted, random, play or "
-                "package.module:factory (factory(env) returns a policy)"
-            )
-        _policy_factory(cfg.policy)
-    elif cfg.policy == "scripted" and cfg.world.name == "gym" and cfg.env_id:
-        from cosmos_env.sim.gym_experts import gym_expert
-
-        gym_expert(cfg.env_id)  # raises for an env without a scripted expert
-
-
-def _user_policy(cfg: GenerateConfig, env: gym.Env) -> Any:
-    """``factory(env)``: an object with ``act(obs, info)`` or a callable ``(obs, info)``."""
-    policy = _policy_factory(cfg.policy)(env)
-    if not callable(getattr(policy, "act", None)) and not callable(policy):
-        raise ValueError(
-            f"policy={cfg.policy!r}: factory(env) returned a {type(policy).__name__}, which "
-            "has no act(obs, info) and is not a callable (obs, info) -> action"
-        )
-    return policy
-
-
-def _episode_policy(cfg: GenerateConfig, env: gym.Env, seed: int) -> Act:
-    """The policy of one episode, seeded with the episode's seed."""
-    if cfg.policy == "scripted":
-        if cfg.world.name == "gym":
-            from cosmos_env.sim.gym_experts import gym_expert
-
-            expert = gym_expert(cfg.env_id, cfg.noise, seed=seed)
-        else:
-            from cosmos_env.sim.experts import ScriptedExpert
-
-            expert = ScriptedExpert(cfg.task, cfg.noise, seed=seed)
-        return lambda obs, info: expert.act(info["state"])
-    if cfg.policy == "random":
-        rng = np.random.default_rng(seed)
-        space = env.action_space
-        return lambda obs, info: rng.uniform(space.low, space.high).astype(space.dtype)
-    if cfg.policy == "play":
-        from cosmos_env.sim.play import SmoothRandom, TabletopPlay
-
-        if cfg.world.name == "tabletop":
-            play = TabletopPlay(seed)
-            return lambda obs, info: play.act(info["state"])
-        smooth = SmoothRandom(env.action_space.low, env.action_space.high, seed)
-        return lambda obs, info: smooth.act(obs)
-    policy = _worker["policy"]
-    if callable(getattr(policy, "reset", None)):
-        policy.reset(seed=seed)
-    return policy.act if callable(getattr(policy, "act", None)) else policy
-
-
 def _with_state(env: gym.Env, info: dict) -> dict:
     """``info`` with ``"state"`` (the recorded state) for every world: a Gymnasium MuJoCo
     env's ``concat(qpos, qvel)`` where its info has none."""
@@ -182,7 +115,7 @@ def _init_worker(cfg: GenerateConfig) -> None:
         instruction,
         source,
     )
-    policy = None if cfg.policy in BUILT_IN_POLICIES else _user_policy(cfg, recorder)
+    policy = None if cfg.policy in BUILT_IN_POLICIES else user_policy(cfg, recorder)
     _worker.update(cfg=cfg, env=recorder, buffer=buffer, source=source, policy=policy)
 
 
@@ -196,7 +129,7 @@ def _run_episode(index: int) -> tuple[dict[str, np.ndarray], str, str]:
     env: EpisodeRecorder = _worker["env"]
     seed = episode_seed(cfg.seed, index)
     obs, info = env.reset(seed=seed)
-    act = _episode_policy(cfg, env, seed)
+    act = episode_policy(cfg, env, seed, _worker["policy"])
     done = False
     while not done:
         action = act(obs, _with_state(env, info))
@@ -365,7 +298,7 @@ def _restart_or_raise(cfg: GenerateConfig, committed: int, restarts: int, error)
 
 def generate(cfg: GenerateConfig) -> dict:
     """Write ``cfg.episodes`` episodes to ``cfg.out``; return a summary with frames/s."""
-    _check_policy(cfg)
+    check_policy(cfg)
     if cfg.episodes < 1 or cfg.workers < 0:
         raise ValueError(
             f"need episodes >= 1 and workers >= 0 (0: one per core), got {cfg.episodes}, "
