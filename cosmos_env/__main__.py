@@ -22,10 +22,12 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Command:
-    """One command line verb: its help line and ``run(overrides) -> exit code``."""
+    """One command line verb: its help line and ``run(overrides) -> exit code``; a
+    ``data_parallel`` one may run under ``torchrun`` (`cosmos_env.distributed`)."""
 
     help: str
     run: Callable[[list[str]], int]
+    data_parallel: bool = False
 
 
 def _target(path: str) -> Callable:
@@ -112,6 +114,7 @@ COMMANDS: dict[str, Command] = {
             "cosmos_env.tokenizer.train_config:TrainTokenizerConfig",
             "cosmos_env.tokenizer.train:train_tokenizer",
         ),
+        data_parallel=True,
     ),
     "encode": Command(
         "cache a tokenizer's latents or tokens in a store (tokenizer=NAME data=PATH)",
@@ -120,6 +123,7 @@ COMMANDS: dict[str, Command] = {
     "train-dynamics": Command(
         "train a world model on cached latents (dynamics=diffusion|ar data=PATH)",
         _train_dynamics,
+        data_parallel=True,
     ),
     "refit-state-track": Command(
         "train a diffusion model's state track anew (world_model=NAME data=PATH)",
@@ -154,6 +158,7 @@ COMMANDS: dict[str, Command] = {
             "cosmos_env.dynamics.diffusion.pretrain:pretrain_base",
             TOKENIZER,
         ),
+        data_parallel=True,
     ),
     "post-train": Command(
         "post-train a base for one world's episodes (base=NAME data=STORE out=DIR)",
@@ -237,6 +242,14 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    from cosmos_env.distributed import launched_size
+
+    if launched_size() > 1 and not COMMANDS[command].data_parallel:
+        parallel = ", ".join(name for name, c in COMMANDS.items() if c.data_parallel)
+        raise ValueError(
+            f"{command!r} runs in one process, but torchrun started {launched_size()}: "
+            f"run it with python -m cosmos_env, or torchrun a training command ({parallel})"
+        )
     return COMMANDS[command].run(overrides)
 
 

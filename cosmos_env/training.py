@@ -1,7 +1,8 @@
 """The one training loop (`fit`) and its pieces: the learning-rate schedule over a step or
 wall-clock budget, the optimiser step with clipping, EMA weights, the resumable training
 state, the log file and the TensorBoard board. Every trainer (tokenizer, diffusion, AR)
-supplies only its step's objective and its evaluation."""
+supplies only its step's objective and its evaluation. Under ``torchrun`` the loop runs
+data-parallel (`cosmos_env.distributed`): rank 0 evaluates, logs, saves and releases."""
 
 from __future__ import annotations
 
@@ -17,6 +18,15 @@ import torch
 from tqdm import tqdm
 
 from cosmos_env import checkpoint
+from cosmos_env.distributed import (
+    agree,
+    average_gradients,
+    broadcast_module,
+    init_from_environment,
+    launched_rank,
+    local_size,
+    ranks,
+)
 from cosmos_env.machine import set_torch_threads, usable_cores
 from cosmos_env.precision import AmpSetting, amp_text, resolve_amp
 
@@ -33,9 +43,11 @@ def budget_lr(
 
 
 def optimise(opt: torch.optim.Optimizer, loss: torch.Tensor, model: torch.nn.Module) -> None:
-    """One step on ``loss`` with the gradient norm clipped to 1."""
+    """One step on ``loss`` with the gradient norm clipped to 1 (the gradients averaged
+    over the ranks first, when data-parallel)."""
     opt.zero_grad(set_to_none=True)
     loss.backward()
+    average_gradients(list(model.parameters()))
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()
 
@@ -49,11 +61,13 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, step: int, decay: f
 
 
 def file_logger(name: str, out: Path) -> logging.Logger:
-    """A logger writing timestamped lines to ``out/train.log``."""
+    """A logger writing timestamped lines to ``out/train.log`` (``train.rank<N>.log`` in
+    the other processes of a data-parallel run)."""
+    rank = launched_rank()
     log = logging.getLogger(f"cosmos_env.{name}.{out}")
     log.setLevel(logging.INFO)
     if not log.handlers:
-        handler = logging.FileHandler(out / "train.log")
+        handler = logging.FileHandler(out / ("train.log" if rank == 0 else f"train.rank{rank}.log"))
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
         log.addHandler(handler)
     return log
@@ -62,11 +76,13 @@ def file_logger(name: str, out: Path) -> logging.Logger:
 class Board:
     """TensorBoard event files in ``out/tensorboard``, beside ``train.log``: scalars per
     step and sample frames at evaluations (``tensorboard --logdir OUT``). The writer opens
-    on first use, so a run that logs nothing leaves no directory."""
+    on first use, so a run that logs nothing leaves no directory; in a data-parallel run
+    only rank 0 writes."""
 
     def __init__(self, out: Path) -> None:
         self.directory = Path(out) / "tensorboard"
         self._writer = None
+        self._silent = launched_rank() != 0
 
     def _open(self):
         if self._writer is None:
@@ -77,12 +93,16 @@ class Board:
 
     def scalars(self, step: int, values: dict[str, float], group: str = "train") -> None:
         """``values`` (name -> number or 0-d tensor) at ``step`` under ``group/name``."""
+        if self._silent:
+            return
         writer = self._open()
         for name, value in values.items():
             writer.add_scalar(f"{group}/{name}", float(value), step)
 
     def frames(self, step: int, tag: str, frames: torch.Tensor) -> None:
         """A row of sample frames, uint8 (N, H, W, 3), at ``step``."""
+        if self._silent:
+            return
         self._open().add_images(tag, frames.permute(0, 3, 1, 2).contiguous(), step)
 
     def close(self) -> None:
@@ -92,11 +112,17 @@ class Board:
 
 
 def fit_machine(threads: int, amp: AmpSetting, log: logging.Logger) -> bool:
-    """Torch threads for this machine (``threads``, or 0 for the usable cores) and the
-    resolved bf16 autocast choice of ``amp``, both written to the log; returns the latter."""
+    """Torch threads for this machine (``threads``, or 0 for the usable cores, shared among
+    the data-parallel processes on it) and the resolved bf16 autocast choice of ``amp``,
+    both written to the log; returns the latter. Joins torchrun's process group, if any."""
+    group = init_from_environment()
+    if not threads and local_size() > 1:  # the processes on this machine share its cores
+        threads = max(1, usable_cores() // local_size())
     count = set_torch_threads(threads)
     enabled = resolve_amp(amp)
     log.info("%d torch threads on %d usable cores; %s", count, usable_cores(), amp_text(amp))
+    if group.parallel:
+        log.info("data-parallel: rank %d of %d processes (gloo)", group.rank, group.size)
     return enabled
 
 
@@ -135,12 +161,18 @@ def reseeder(
     seed: int, rng: np.random.Generator, gen: torch.Generator | None = None
 ) -> Callable[[int], None]:
     """`fit`'s ``reseed``: on resuming at ``step``, reseed ``rng`` (and ``gen``) in place from
-    (seed, step), so a resumed run draws new batches, and the same ones on every resume."""
+    (seed, step), so a resumed run draws new batches, and the same ones on every resume.
+    In a data-parallel run every rank reseeds from (seed, step, rank), so that each draws
+    its own batches (and its own torch default-generator draws)."""
 
     def reseed(step: int) -> None:
-        rng.bit_generator.state = np.random.default_rng([seed, step]).bit_generator.state
+        group = ranks()
+        key = [seed, step, group.rank] if group.parallel else [seed, step]
+        rng.bit_generator.state = np.random.default_rng(key).bit_generator.state
         if gen is not None:
-            gen.manual_seed(seed + step)
+            gen.manual_seed(seed + step + 1_000_003 * group.rank)
+        if group.parallel:
+            torch.manual_seed(seed + step + 1_000_003 * group.rank)
 
     return reseed
 
@@ -192,12 +224,21 @@ def fit(
     update the EMA, log the terms every 50 steps (train.log and the board), evaluate every
     ``cfg.eval_every`` steps and save every ``cfg.save_every``, then call
     ``after_step(step)`` (a trainer's own milestones: BC's releases). Then save, evaluate in
-    full (the board's "final" group) and return (steps, wall seconds, the final scores)."""
+    full (the board's "final" group) and return (steps, wall seconds, the final scores).
+
+    Data-parallel (torchrun): every rank resumes from the same ``out`` (a shared file
+    system), starts from rank 0's weights, reseeds per rank and stops when rank 0's budget
+    does; rank 0 alone logs, evaluates and saves, and the others return empty scores."""
+    place = ranks()
     step, elapsed = 0, 0.0
     state_path = out / "train_state.pt"
-    if cfg.resume and state_path.exists():
+    resumed = cfg.resume and state_path.exists()
+    if resumed:
         step, elapsed = resume_training(state_path, model, ema, opt, log)
+    if resumed or place.parallel:
         reseed(step)
+    broadcast_module(model)
+    broadcast_module(ema)
 
     def lr() -> float:
         return budget_lr(cfg.lr, cfg.warmup_steps, cfg.steps, cfg.max_minutes, step, elapsed)
@@ -210,8 +251,15 @@ def fit(
         return scores
 
     start = time.perf_counter() - elapsed
-    bar = tqdm(total=cfg.steps, initial=step, desc=desc, unit="step", mininterval=2.0)
-    while step < cfg.steps and (time.perf_counter() - start) < cfg.max_minutes * 60:
+    bar = tqdm(
+        total=cfg.steps,
+        initial=step,
+        desc=desc,
+        unit="step",
+        mininterval=2.0,
+        disable=not place.main,
+    )
+    while agree(step < cfg.steps and (time.perf_counter() - start) < cfg.max_minutes * 60):
         model.train()
         for group in opt.param_groups:
             group["lr"] = lr()
@@ -221,16 +269,20 @@ def fit(
         step += 1
         elapsed = time.perf_counter() - start
         bar.update()
-        if step % 50 == 0:
-            _log_terms(step, terms, lr(), elapsed, bar, board, log)
-        if step % cfg.eval_every == 0:
-            scored(final=False)
-        if step % cfg.save_every == 0:
-            save_training(state_path, model, ema, opt, step, elapsed)
-        after_step(step)
+        if place.main:
+            if step % 50 == 0:
+                _log_terms(step, terms, lr(), elapsed, bar, board, log)
+            if step % cfg.eval_every == 0:
+                scored(final=False)
+            if step % cfg.save_every == 0:
+                save_training(state_path, model, ema, opt, step, elapsed)
+            after_step(step)
     bar.close()
-    save_training(state_path, model, ema, opt, step, elapsed)
     wall = time.perf_counter() - start
+    if not place.main:
+        log.info("finished: %d steps in %.1f min (rank %d)", step, wall / 60, place.rank)
+        return step, wall, {}
+    save_training(state_path, model, ema, opt, step, elapsed)
     metrics = scored(final=True)
     log.info("finished: %d steps in %.1f min", step, wall / 60)
     return step, wall, metrics
