@@ -3,7 +3,10 @@
 
 Held-out frames of every world of the pre-training corpus (``conf/corpus.yaml``: each
 source's world and policy, freshly recorded with a seed no store uses) and of the held-out
-targets (the held-out tabletop scene, the Gymnasium env the corpus leaves out). For each
+targets (the held-out tabletop scene, the Gymnasium env the corpus leaves out), and of
+every shipped world model's own world as its release renders it (``shipped <world>``: the
+fixed tabletop scene, the framed Gymnasium views; the scripted expert at noise 0.5, frames
+of held-out episodes), where ``own`` names the release's tokenizer. For each
 tokenizer (by default the shipped per-world ones, CI8x8 for the tabletop and CI8x8-gym for
 Gymnasium envs, and any general one given): PSNR and SSIM per world, and OpenCV JPEG's
 PSNR at the same bits per pixel (a continuous tokenizer's latents stored as float16; a
@@ -24,7 +27,10 @@ from tokenizer_rd import frame_scores, jpeg_curve, jpeg_psnr_at, reconstruct
 from cosmos_env.config import GenerateConfig, load_config
 from cosmos_env.corpus import CorpusConfig, store_configs
 from cosmos_env.data.store import EpisodeStore
+from cosmos_env.dynamics.release import load_world_model, shipped_catalogue
+from cosmos_env.eval.compare import world_of
 from cosmos_env.eval.media import markdown_table
+from cosmos_env.eval.simulate import simulate
 from cosmos_env.generate import generate
 from cosmos_env.machine import machine_info, machine_line, set_torch_threads
 from cosmos_env.tokenizer.release import load_tokenizer
@@ -55,6 +61,34 @@ def world_recordings(episodes: int) -> dict[str, GenerateConfig]:
     for name, overrides in HELD_OUT_TARGETS.items():
         args = [*overrides, f"episodes={episodes}", f"seed={HELD_OUT_SEED}"]
         worlds[name] = load_config("generate", GenerateConfig, args)
+    return worlds
+
+
+SHIPPED_EPISODES, SHIPPED_HORIZON = 8, 32  # 264 frames per shipped world
+
+
+def shipped_world_frames(
+    limit: int, episodes: int = SHIPPED_EPISODES, horizon: int = SHIPPED_HORIZON
+) -> dict[str, tuple[np.ndarray, str]]:
+    """``shipped <world>`` -> (uint8 frames (N, H, W, 3) of held-out expert episodes in the
+    world a shipped diffusion release was trained on, that release's tokenizer name)."""
+    worlds = {}
+    for world_name, backends in shipped_catalogue().items():
+        if "diffusion" not in backends:
+            continue
+        wm = load_world_model(backends["diffusion"])
+        truth = simulate(
+            world_of(wm),
+            "scripted",
+            0.5,
+            episodes,
+            horizon,
+            HELD_OUT_SEED,
+            wm.image_size,
+        )
+        rgb = truth.frames.reshape(-1, *truth.frames.shape[2:])
+        rgb = rgb[np.linspace(0, len(rgb) - 1, min(limit, len(rgb))).astype(int)]
+        worlds[f"shipped {world_name}"] = (rgb, Path(wm.tokenizer.source).name)
     return worlds
 
 
@@ -90,11 +124,13 @@ def score_world(frames: np.ndarray, tokenizers: dict) -> dict:
 
 def table(results: dict) -> str:
     names = [k for k in next(iter(results["worlds"].values())) if k != "frames"]
-    header = ["world", "frames", *(f"{n} PSNR" for n in names), "JPEG at same bpp"]
+    names = [n for n in names if n != "own"]
+    header = ["world", "frames", *(f"{n} PSNR" for n in names), "JPEG at same bpp", "own"]
     rows = []
     for world, row in results["worlds"].items():
         jpeg = row[names[0]]["jpeg_psnr"]
-        rows.append([world, row["frames"], *(row[n]["psnr"] for n in names), jpeg or "-"])
+        cells = [row[n]["psnr"] for n in names]
+        rows.append([world, row["frames"], *cells, jpeg or "-", row.get("own", "-")])
     return markdown_table(header, rows)
 
 
@@ -113,11 +149,17 @@ def main() -> None:
             print(f"[tokenizer_worlds] {world}", flush=True)
             frames = frames_of(gen, Path(tmp) / str(i), limit)
             results["worlds"][world] = {"frames": len(frames), **score_world(frames, tokenizers)}
+    for world, (frames, own) in shipped_world_frames(limit).items():
+        print(f"[tokenizer_worlds] {world}", flush=True)
+        scored = {**tokenizers, own: tokenizers.get(own) or load_tokenizer(own)}
+        results["worlds"][world] = {"frames": len(frames), "own": own}
+        results["worlds"][world] |= score_world(frames, scored)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "tokenizer_worlds.json").write_text(json.dumps(results, indent=2) + "\n")
     text = (
-        "Tokenizer PSNR (dB) on held-out frames of every corpus world and held-out target; "
-        "JPEG at the first tokenizer's bits per pixel (float16 latents).\n\n"
+        "Tokenizer PSNR (dB) on held-out frames of every corpus world, held-out target and "
+        "shipped world model's world (own: that release's tokenizer); JPEG at the first "
+        "tokenizer's bits per pixel (float16 latents).\n\n"
         f"{table(results)}\n\n{machine_line(results['machine'])}\n"
     )
     (args.out / "tokenizer_worlds.md").write_text(text)

@@ -62,3 +62,17 @@ def test_a_world_row_scores_each_tokenizer_beside_jpeg(bench):
     assert np.isfinite(row["DI8x8"]["psnr"]) and 0 < row["DI8x8"]["ssim"] <= 1
     jpeg = row["DI8x8"]["jpeg_psnr"]  # None where JPEG cannot go as low as 0.16 bpp
     assert jpeg is None or np.isfinite(jpeg)
+
+
+def test_every_shipped_world_is_rendered_as_its_release_sees_it_with_its_own_tokenizer(bench):
+    worlds = bench.shipped_world_frames(limit=5, episodes=1, horizon=3)
+    assert set(worlds) >= {"shipped tabletop-push", "shipped gym:Reacher-v5"}
+    frames, own = worlds["shipped tabletop-push"]
+    assert frames.shape == (4, 64, 64, 3) and frames.dtype == np.uint8 and own == "CI8x8"
+    assert worlds["shipped gym:Reacher-v5"][1] == "CI8x8-gym"
+    results = {"worlds": {"shipped tabletop-push": {"frames": 4, "own": own, "CI8x8": {}}}}
+    results["worlds"]["shipped tabletop-push"]["CI8x8"] = {"psnr": 30.0, "jpeg_psnr": None}
+    assert (
+        bench.table(results).splitlines()[-1]
+        == "| shipped tabletop-push | 4 | 30.000 | - | CI8x8 |"
+    )
