@@ -18,8 +18,8 @@ from cosmos_env.distributed import Ranks, agree, average_gradients, ranks
 REPO = Path(__file__).resolve().parents[1]
 # The tiny tokenizer's held-out PSNR curve (every 20 of 100 steps) under 2 processes stays
 # within this many dB of 1 process with the same global batch: the two draw different
-# batches, and two single-process runs of different seeds differ by as much.
-CURVE_TOLERANCE_DB = 1.5
+# batches. Measured: within 0.02 dB, where two single-process seeds differ by up to 0.25.
+CURVE_TOLERANCE_DB = 0.3
 
 FIT_SCRIPT = """
 import sys, json, torch, logging
@@ -133,7 +133,6 @@ def _psnr_curve(run: Path) -> list[float]:
     return [e.value for e in events.Scalars("eval/psnr")]
 
 
-@pytest.mark.slow
 def test_a_tokenizer_trained_by_two_processes_follows_the_one_process_curve(tmp_path):
     from cosmos_env.config import GenerateConfig, load_config
     from cosmos_env.generate import generate
