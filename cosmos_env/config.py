@@ -54,6 +54,7 @@ class SynthesizeConfig(GenerateConfig):
     checkpoint: str | None = None  # default: the shipped model of the backend and task
     sampler_steps: int | None = None
     reset_source: str = "store"  # store (held-out first frames) | mujoco (a live reset)
+    guard: bool = True  # pixelate faces in the synthetic frames (guardrails.faces)
     workers: int = 1  # one process: a world-model env already uses every core
     out: str = "outputs/data/synthetic-push.zarr"
 

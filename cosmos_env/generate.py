@@ -37,6 +37,7 @@ from cosmos_env.generate_policies import (
     episode_policy,
     user_policy,
 )
+from cosmos_env.guardrails.faces import guard_frames
 from cosmos_env.machine import default_workers, share_cores
 from cosmos_env.sim.recorder import EpisodeRecorder, action_spec_of, features_for, state_spec_of
 from cosmos_env.sim.tasks import get_task
@@ -136,6 +137,8 @@ def _run_episode(index: int) -> tuple[dict[str, np.ndarray], str, str]:
         obs, _, terminated, truncated, info = env.step(action)
         done = terminated or truncated
     episode, instruction, _ = _worker["buffer"].pop()
+    if getattr(cfg, "guard", False):  # synthetic frames leave the world model: post-guard
+        episode["rgb"] = guard_frames(episode["rgb"])
     return episode, instruction, f"{_worker['source']}/ep{index:06d}"
 
 

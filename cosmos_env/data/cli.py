@@ -56,6 +56,12 @@ def _export_parser() -> argparse.ArgumentParser:
     minari = formats.add_parser("minari", help="a Minari dataset (MINARI_DATASETS_PATH)")
     minari.add_argument("store", help="an episode store (.zarr)")
     minari.add_argument("dataset_id", help="e.g. cosmos_env/tabletop-push/expert-v0")
+    for sub in (lerobot, minari):
+        sub.add_argument(
+            "--no-face-guard",
+            action="store_true",
+            help="export frames as they are (by default faces are pixelated)",
+        )
     return parser
 
 
@@ -80,11 +86,12 @@ def export_command(argv: list[str]) -> dict:
     if args.format == "lerobot":
         from cosmos_env.data.exporters.lerobot import export_lerobot
 
-        summary = export_lerobot(args.store, args.dst, overwrite=args.overwrite)
+        guard = not args.no_face_guard
+        summary = export_lerobot(args.store, args.dst, overwrite=args.overwrite, guard=guard)
     else:
         from cosmos_env.data.exporters.minari import export_minari
 
-        summary = export_minari(args.store, args.dataset_id)
+        summary = export_minari(args.store, args.dataset_id, guard=not args.no_face_guard)
     print(summary)
     return summary.to_dict()
 

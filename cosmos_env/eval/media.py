@@ -8,6 +8,8 @@ import cv2
 import imageio.v2 as imageio
 import numpy as np
 
+from cosmos_env.guardrails.faces import guard_frames
+
 
 def upscale(frames: np.ndarray, factor: int) -> np.ndarray:
     """Nearest-neighbour enlargement of uint8 frames (..., H, W, 3) by ``factor``."""
@@ -16,8 +18,10 @@ def upscale(frames: np.ndarray, factor: int) -> np.ndarray:
     return frames.repeat(factor, axis=-3).repeat(factor, axis=-2)
 
 
-def write_video(path: Path, frames: np.ndarray, fps: float) -> Path:
-    """Write uint8 frames (T, H, W, 3) as H.264 MP4 (GIF if the path says so)."""
+def write_video(path: Path, frames: np.ndarray, fps: float, guard: bool = True) -> Path:
+    """Write uint8 frames (T, H, W, 3) as H.264 MP4 (GIF if the path says so), faces
+    pixelated (`guardrails.faces`) unless ``guard=False``."""
+    frames = guard_frames(frames, guard)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".gif":
@@ -40,7 +44,9 @@ def contact_sheet(rows: list[np.ndarray], columns: int, gap: int = 2) -> np.ndar
     return np.concatenate(tiles, axis=0)
 
 
-def write_png(path: Path, image: np.ndarray) -> Path:
+def write_png(path: Path, image: np.ndarray, guard: bool = True) -> Path:
+    """Write a uint8 RGB image (H, W, 3) as PNG, faces pixelated unless ``guard=False``."""
+    image = guard_frames(image, guard)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), np.ascontiguousarray(image[..., ::-1])):

@@ -68,6 +68,7 @@ from cosmos_env.data.exporters.lerobot_writers import (
 )
 from cosmos_env.data.spec import REQUIRED_FEATURES
 from cosmos_env.data.store import EpisodeStore
+from cosmos_env.guardrails.faces import guard_frames
 
 __all__ = ["CODEBASE_VERSION", "DATA_PATH", "VIDEO_PATH", "export_lerobot"]
 
@@ -90,6 +91,7 @@ def export_lerobot(
     data_files_size_in_mb: int = 100,
     video_files_size_in_mb: int = 200,
     overwrite: bool = False,
+    guard: bool = True,
 ) -> ExportSummary:
     """Write the complete store at `store_path` as a LeRobot v3.0 dataset at `dst`.
 
@@ -98,7 +100,8 @@ def export_lerobot(
     is better); a data or video file is closed and the next one started once it holds about
     `*_size_in_mb`, and a chunk directory holds at most `chunks_size` files. Refuses an
     existing `dst` unless ``overwrite=True``. Load the result with
-    ``LeRobotDataset(repo_id, root=dst)``; `repo_id` only titles the dataset card.
+    ``LeRobotDataset(repo_id, root=dst)``; `repo_id` only titles the dataset card. Faces in
+    the frames are pixelated (`guardrails.faces`) unless ``guard=False``.
     """
     if actions not in ("physical", "normalized"):
         raise ValueError(f"actions must be 'physical' or 'normalized', got {actions!r}")
@@ -121,7 +124,7 @@ def export_lerobot(
         rows = []
         try:
             for i in tqdm(range(store.n_episodes), desc="export lerobot", unit="episode"):
-                rows.append(_export_episode(store, i, tasks, actions, data, video))
+                rows.append(_export_episode(store, i, tasks, actions, data, video, guard))
         except BaseException:
             video.close()  # stop ffmpeg; the partial directory goes with this run
             raise
@@ -141,6 +144,7 @@ def _export_episode(
     actions: str,
     data: RollingParquet,
     video: RollingVideo,
+    guard: bool = True,
 ) -> dict[str, Any]:
     """Write episode `i`'s frames and video; return its row of the episodes table."""
     ep = store.load_episode(i, ["rgb", "state", "action", "reward", "is_last"])
@@ -150,6 +154,7 @@ def _export_episode(
     row: dict[str, Any] = {"episode_index": i, "tasks": [instruction], "length": end - start}
     row |= {"dataset_from_index": start, "dataset_to_index": end}
     row |= data.add(_to_table(columns))
+    ep["rgb"] = guard_frames(ep["rgb"], guard)  # frames leaving the system
     row |= video.add(ep["rgb"])
     row |= {"meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0}
     row |= episode_stats(columns, video.key, ep["rgb"])

@@ -55,6 +55,7 @@ from cosmos_env.data.exporters.common import (
     publish,
 )
 from cosmos_env.data.store import EpisodeStore
+from cosmos_env.guardrails.faces import guard_frames
 
 __all__ = ["export_minari"]
 
@@ -71,13 +72,15 @@ def export_minari(
     jpeg_encoding: bool = False,
     author: str | None = None,
     description: str | None = None,
+    guard: bool = True,
 ) -> ExportSummary:
     """Write the complete store at `store_path` as the Minari dataset `dataset_id`
     (``[namespace/]name-v<version>``), loadable with ``minari.load_dataset(dataset_id)``.
 
     `data_path` overrides Minari's datasets root. Refuses an existing dataset unless
     ``overwrite=True``. Raises ValueError for a malformed id and when no episode has a
-    transition.
+    transition. Faces in the frames are pixelated (`guardrails.faces`) unless
+    ``guard=False``.
     """
     check_dataset_id(dataset_id)
     store = open_source(store_path)
@@ -88,7 +91,7 @@ def export_minari(
     if not keep:
         raise ValueError(f"{store.path}: every episode has one frame; Minari needs transitions")
     with partial_directory(root, "cosmos-env-minari") as build_root:
-        _build(store, dataset_id, keep, build_root, jpeg_encoding, author, description)
+        _build(store, dataset_id, keep, build_root, jpeg_encoding, author, description, guard)
         _move_into(build_root, root, dataset_id)
     return _summary(store, final, keep)
 
@@ -110,7 +113,9 @@ def check_dataset_id(dataset_id: str) -> None:
         )
 
 
-def _build(store, dataset_id, keep, build_root, jpeg_encoding, author, description) -> None:
+def _build(
+    store, dataset_id, keep, build_root, jpeg_encoding, author, description, guard=True
+) -> None:
     """The Minari dataset of the ``keep`` episodes, built with ``build_root`` as Minari's
     datasets root."""
     with _datasets_root(build_root), warnings.catch_warnings():
@@ -119,7 +124,7 @@ def _build(store, dataset_id, keep, build_root, jpeg_encoding, author, descripti
         dataset = minari.create_dataset_from_buffers(
             dataset_id,
             # a generator, so that one episode at a time is in memory (Minari iterates it)
-            buffer=tqdm(_buffers(store, keep), total=len(keep), desc="export minari"),
+            buffer=tqdm(_buffers(store, keep, guard), total=len(keep), desc="export minari"),
             observation_space=_observation_space(store),
             action_space=gym.spaces.Box(-1.0, 1.0, (store.action_spec.dim,), np.float32),
             author=author,
@@ -140,8 +145,9 @@ def _observation_space(store: EpisodeStore) -> gym.spaces.Dict:
     )
 
 
-def _buffers(store: EpisodeStore, keep: list[int]) -> Iterator[EpisodeBuffer]:
-    """One EpisodeBuffer per kept episode of T >= 2 rows: T observations, T - 1 steps."""
+def _buffers(store: EpisodeStore, keep: list[int], guard: bool) -> Iterator[EpisodeBuffer]:
+    """One EpisodeBuffer per kept episode of T >= 2 rows: T observations, T - 1 steps; faces
+    in the frames pixelated unless ``guard`` is off."""
     keys = ["rgb", "state", "action", "reward"]
     if "is_terminal" in store.features:
         keys.append("is_terminal")
@@ -152,7 +158,7 @@ def _buffers(store: EpisodeStore, keep: list[int]) -> Iterator[EpisodeBuffer]:
         terminal = bool(ep["is_terminal"][-1]) if "is_terminal" in ep else False
         yield EpisodeBuffer(
             id=new_id,
-            observations={"rgb": ep["rgb"], "state": ep["state"]},
+            observations={"rgb": guard_frames(ep["rgb"], guard), "state": ep["state"]},
             actions=ep["action"][:-1],  # drop the padding action of the last row
             rewards=ep["reward"][1:],  # reward for the action at t: arriving at t + 1
             terminations=last & terminal,

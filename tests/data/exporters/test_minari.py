@@ -89,8 +89,8 @@ def test_interrupted_export_leaves_nothing(tiny_store, minari_root: Path, monkey
     store_path, _ = tiny_store
     real = minari_export._buffers
 
-    def failing(store, keep):
-        iterator = real(store, keep)
+    def failing(store, keep, guard):
+        iterator = real(store, keep, guard)
         yield next(iterator)
         raise KeyboardInterrupt("killed mid-export")
 
