@@ -233,3 +233,21 @@ def test_the_data_efficiency_benchmark_compares_post_and_scratch_training(pretra
     assert post["world"]["description"]["kwargs"]["scene"]["task_object"]["shapes"] == ["capsule"]
     assert (tmp_path / "data_efficiency.png").stat().st_size > 0
     assert "| tabletop_heldout_push | 5 | post |" in (tmp_path / "data_efficiency.md").read_text()
+
+
+def test_the_shipped_base_post_trains_by_name_into_an_env(tmp_path):
+    _store(tmp_path / "push" / "push.zarr")
+    tiny = ["steps=2", "batch_size=2", "state_batch=8", "eval_every=1000", "save_every=1000"]
+    tiny += ["eval_windows=2", "reset_frames=2", "val_fraction=0.25"]
+    tiny += ["dynamics.state_track.width=16", "dynamics.outcome_heads.width=16"]
+    post = ["post-train", "base=base-64", f"data={tmp_path / 'push'}", f"out={tmp_path / 'post'}"]
+    assert main([*post, f"dynamics_overrides={_list(tiny)}"]) == 0
+    release = tmp_path / "post" / "dynamics" / "release"
+    config = json.loads((release / "config.json").read_text())
+    assert config["base"]["source"] == "base-64"  # by name: the install's path differs
+    assert config["tokenizer"]["checksum"] == "5a033035065d"  # CI8x8-general's weights
+    env = WorldModelEnv(checkpoint=str(release))
+    obs, _ = env.reset(seed=0)
+    obs, reward, *_ = env.step(env.action_space.sample())
+    assert obs.shape == (64, 64, 3) and np.isfinite(reward)
+    env.close()
