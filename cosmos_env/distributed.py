@@ -121,3 +121,12 @@ def agree(value: bool) -> bool:
 def barrier() -> None:
     if ranks().parallel:
         dist.barrier()
+
+
+def batch_text(batch_size: int) -> str:
+    """The global batch for a model card: ``batch_size`` alone, or with its split over the
+    processes of a data-parallel run ("64 (2 processes x 32)")."""
+    group = ranks()
+    if not group.parallel:
+        return str(batch_size)
+    return f"{batch_size * group.size} ({group.size} processes x {batch_size})"

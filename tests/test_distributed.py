@@ -157,6 +157,8 @@ def test_a_tokenizer_trained_by_two_processes_follows_the_one_process_curve(tmp_
     assert (runs["two"] / "release" / "config.json").exists()
     assert (runs["two"] / "train.rank1.log").exists()  # the helper logs apart, rank 0 releases
     assert "data-parallel: rank 0 of 2" in (runs["two"] / "train.log").read_text()
+    assert "steps at batch 8 (2 processes x 4)" in (runs["two"] / "release" / "card.md").read_text()
+    assert "steps at batch 8," in (runs["one"] / "release" / "card.md").read_text()
 
 
 def test_a_command_that_cannot_run_data_parallel_refuses_torchrun(monkeypatch):

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from cosmos_env.data.store import EpisodeStore
-from cosmos_env.distributed import ranks
+from cosmos_env.distributed import batch_text, ranks
 from cosmos_env.eval.metrics import psnr, ssim, to_uint8, to_unit
 from cosmos_env.precision import amp_text, autocast
 from cosmos_env.tokenizer.data import load_clips, store_paths
@@ -93,8 +93,9 @@ def _card(
         f"{cfg.clip_frames} frame(s), {n_val} held-out clips (episode split, val_fraction "
         f"{cfg.val_fraction})\n"
         f"{rate}"
-        f"- Training{start}: {steps} steps at batch {cfg.batch_size}, AdamW lr {cfg.lr} "
-        f"cosine, EMA {cfg.ema_decay}, {amp_text(cfg.amp)}; wall time {wall / 60:.1f} min on "
+        f"- Training{start}: {steps} steps at batch {batch_text(cfg.batch_size)}, AdamW lr "
+        f"{cfg.lr} cosine, EMA {cfg.ema_decay}, {amp_text(cfg.amp)}; wall time "
+        f"{wall / 60:.1f} min on "
         f"{torch.get_num_threads()} CPU threads\n"
         f"- Held-out metrics (EMA weights): PSNR {metrics['psnr']:.2f} dB, "
         f"SSIM {metrics['ssim']:.4f}\n"

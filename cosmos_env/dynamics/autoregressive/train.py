@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from cosmos_env.data.world import store_world
-from cosmos_env.distributed import ranks
+from cosmos_env.distributed import batch_text, ranks
 from cosmos_env.dynamics.autoregressive.data import TokenWindowBatcher
 from cosmos_env.dynamics.autoregressive.evaluate import evaluate_ar
 from cosmos_env.dynamics.autoregressive.model import TokenDynamics
@@ -104,8 +104,9 @@ def _card(cfg: TrainARConfig, paths, train: LatentEpisodes, n_params, steps, wal
         f"- Data: {', '.join(p.name for p in paths)} (MuJoCo tabletop, scripted expert at "
         f"several noise levels); {train.n_frames} training frames in {len(train.starts)} "
         f"episodes, held-out split val_fraction {cfg.val_fraction}",
-        f"- Training: {steps} steps at batch {cfg.batch_size} ({cfg.early_fraction:.0%} of each "
-        f"batch from the first {cfg.early_steps} steps of episodes), AdamW lr {cfg.lr} cosine, "
+        f"- Training: {steps} steps at batch {batch_text(cfg.batch_size)} "
+        f"({cfg.early_fraction:.0%} of each batch from the first {cfg.early_steps} steps of "
+        f"episodes), AdamW lr {cfg.lr} cosine, "
         f"weight decay {cfg.weight_decay}, EMA {cfg.ema_decay}, z-loss {d.z_loss}, MaskGIT "
         f"weight {cfg.parallel_weight} (masked fraction cosine in [{d.mask_prob_min}, "
         f"{d.mask_prob_max}]), {amp_text(cfg.amp)}; wall time {wall / 60:.1f} min on "

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from cosmos_env.distributed import batch_text
 from cosmos_env.dynamics.diffusion.config import DiffusionConfig
 from cosmos_env.precision import amp_text
 
@@ -87,8 +88,9 @@ def diffusion_card(
         f"- Data: {', '.join(p.name for p in paths)} (world {world.name}); "
         f"{train.n_frames} training frames in {len(train.starts)} "
         f"episodes, held-out split val_fraction {cfg.val_fraction}",
-        f"- Training: {steps} steps at batch {cfg.batch_size} ({cfg.early_fraction:.0%} of each "
-        f"batch from the first {cfg.early_steps} steps of episodes), AdamW lr {cfg.lr} cosine, "
+        f"- Training: {steps} steps at batch {batch_text(cfg.batch_size)} "
+        f"({cfg.early_fraction:.0%} of each batch from the first {cfg.early_steps} steps of "
+        f"episodes), AdamW lr {cfg.lr} cosine, "
         f"EMA {cfg.ema_decay}, log-normal sigmas (P_mean {edm.p_mean}, P_std {edm.p_std}), context "
         f"noise up to {edm.context_noise}, action dropout {edm.action_dropout}, "
         f"{amp_text(cfg.amp)}"

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from cosmos_env.data.store import EpisodeStore
-from cosmos_env.distributed import ranks
+from cosmos_env.distributed import batch_text, ranks
 from cosmos_env.dynamics.data import WindowBatcher
 from cosmos_env.dynamics.diffusion.base import BASE_KIND, save_base
 from cosmos_env.dynamics.diffusion.train import latent_data, normalised_model, run_training
@@ -61,7 +61,7 @@ world (`python -m cosmos_env post-train base=... data=STORE out=DIR`).
 
 - Network: DiT width {d.net.width}, depth {d.net.depth}, {d.net.heads} heads, on
   {d.latent_size}x{d.latent_size} latents of {d.latent_channels} channels.
-- Training: {steps} steps of batch {cfg.batch_size} in {wall / 60:.1f} min
+- Training: {steps} steps of batch {batch_text(cfg.batch_size)} in {wall / 60:.1f} min
   ({amp_text(cfg.amp)}), lr {cfg.lr}, EMA {cfg.ema_decay}.
 - Held-out windows of the same worlds (EMA weights): {scores}.
 
