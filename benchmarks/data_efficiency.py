@@ -14,7 +14,9 @@ reward Pearson and the state error at h16; on the tabletop target also the polic
 Pearson of a graded suite (the expert at five noise levels and the zero action,
 ``world_ranking.rank``).
 
-Keys: ``<target>.<post|scratch>_<episodes>.<metric>``.
+Keys: ``<target>.<post|scratch>_<episodes>.<metric>``. The JSON is rewritten after every
+model, and a re-run into the same DIR with the same settings (base, minutes, episodes
+scored) keeps the models already scored: a killed sweep goes on where it stopped.
 """
 
 from __future__ import annotations
@@ -152,6 +154,22 @@ def plot(results: dict, path: Path) -> Path:
     return path
 
 
+SETTINGS = ("quick", "base", "minutes_per_model", "eval_episodes", "rank_episodes")
+
+
+def earlier_runs(out: Path, results: dict) -> dict:
+    """The scored models of an earlier run into ``out`` with the same settings, by target
+    (a killed sweep re-run goes on); nothing when there is none or its settings differ."""
+    path = out / "data_efficiency.json"
+    if not path.exists():
+        return {}
+    old = json.loads(path.read_text())
+    if any(old.get(key) != results[key] for key in SETTINGS):
+        print(f"[data_efficiency] {path} has other settings: starting over", flush=True)
+        return {}
+    return old.get("targets", {})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="10 and 30 episodes, 1 min each")
@@ -173,12 +191,18 @@ def main() -> None:
     out = Path(args.out)
     work = out / "data_efficiency_runs"
     results: dict = {"quick": args.quick, "machine": machine_info(), "base": base.reference()}
-    results |= {"minutes_per_model": minutes, "eval_episodes": eval_episodes, "targets": {}}
+    results |= {"minutes_per_model": minutes, "eval_episodes": eval_episodes}
+    results |= {"rank_episodes": rank_episodes, "targets": {}}
+    done = earlier_runs(out, results)
     for name in args.targets.split(","):
         target, runs = TARGETS[name], {}
         results["targets"][name] = runs
         for n in counts:
             for kind in ("post", "scratch"):
+                if f"{kind}_{n}" in done.get(name, {}):
+                    runs[f"{kind}_{n}"] = done[name][f"{kind}_{n}"]
+                    print(f"[data_efficiency] {name}: {kind} from {n}: scored before", flush=True)
+                    continue
                 print(f"[data_efficiency] {name}: {kind} from {n} episodes", flush=True)
                 release = _make(target, work / name, n, minutes, base, kind == "post")
                 runs[f"{kind}_{n}"] = score(release, target, eval_episodes, rank_episodes)
