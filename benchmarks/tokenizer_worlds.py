@@ -149,9 +149,11 @@ def main() -> None:
             print(f"[tokenizer_worlds] {world}", flush=True)
             frames = frames_of(gen, Path(tmp) / str(i), limit)
             results["worlds"][world] = {"frames": len(frames), **score_world(frames, tokenizers)}
+    owns = dict(tokenizers)  # the shipped releases' own tokenizers, each loaded once
     for world, (frames, own) in shipped_world_frames(limit).items():
         print(f"[tokenizer_worlds] {world}", flush=True)
-        scored = {**tokenizers, own: tokenizers.get(own) or load_tokenizer(own)}
+        owns.setdefault(own, load_tokenizer(own))
+        scored = {**tokenizers, own: owns[own]}
         results["worlds"][world] = {"frames": len(frames), "own": own}
         results["worlds"][world] |= score_world(frames, scored)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ and a single-process run draws exactly the batches it always did.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -72,13 +73,14 @@ def local_size() -> int:
 def init_from_environment() -> Ranks:
     """Join the process group torchrun describes in the environment (gloo, so CPUs work),
     once; a process torchrun did not start stays alone."""
-    if launched_size() > 1 and not dist.is_initialized():
+    if launched_size() > 1:
         if not dist.is_available():
             raise RuntimeError(
                 "torchrun started several processes, but torch.distributed is "
                 "not available in this PyTorch build"
             )
-        dist.init_process_group("gloo")
+        if not dist.is_initialized():
+            dist.init_process_group("gloo")
     return ranks()
 
 
@@ -91,7 +93,7 @@ def broadcast_module(module: torch.nn.Module) -> None:
             dist.broadcast(tensor, 0)
 
 
-def average_gradients(parameters: list[torch.nn.Parameter]) -> None:
+def average_gradients(parameters: Iterable[torch.nn.Parameter]) -> None:
     """Replace every trainable parameter's gradient by its mean over the ranks (one flat
     all-reduce); a parameter that this rank's step did not reach counts as a zero gradient."""
     group = ranks()
@@ -102,10 +104,8 @@ def average_gradients(parameters: list[torch.nn.Parameter]) -> None:
     flat = torch.cat([g.reshape(-1) for g in grads])
     dist.all_reduce(flat)
     flat /= group.size
-    offset = 0
-    for p in trainable:
-        p.grad = flat[offset : offset + p.numel()].view_as(p).clone()
-        offset += p.numel()
+    for p, grad, mean in zip(trainable, grads, flat.split([g.numel() for g in grads]), strict=True):
+        p.grad = grad.copy_(mean.view_as(grad))
 
 
 def agree(value: bool) -> bool:
@@ -118,9 +118,9 @@ def agree(value: bool) -> bool:
     return bool(flag.item())
 
 
-def barrier() -> None:
-    if ranks().parallel:
-        dist.barrier()
+def helper_result(step: int, seconds: float) -> dict:
+    """What a trainer returns in a rank other than 0, which releases nothing."""
+    return {"steps": step, "wall_minutes": seconds / 60, "rank": ranks().rank}
 
 
 def batch_text(batch_size: int) -> str:

@@ -137,7 +137,7 @@ def _run_episode(index: int) -> tuple[dict[str, np.ndarray], str, str]:
         obs, _, terminated, truncated, info = env.step(action)
         done = terminated or truncated
     episode, instruction, _ = _worker["buffer"].pop()
-    if getattr(cfg, "guard", False):  # synthetic frames leave the world model: post-guard
+    if isinstance(cfg, SynthesizeConfig) and cfg.guard:  # frames out of a world model
         episode["rgb"] = guard_frames(episode["rgb"])
     return episode, instruction, f"{_worker['source']}/ep{index:06d}"
 

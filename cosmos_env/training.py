@@ -47,7 +47,7 @@ def optimise(opt: torch.optim.Optimizer, loss: torch.Tensor, model: torch.nn.Mod
     over the ranks first, when data-parallel)."""
     opt.zero_grad(set_to_none=True)
     loss.backward()
-    average_gradients(list(model.parameters()))
+    average_gradients(model.parameters())
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()
 
@@ -76,13 +76,12 @@ def file_logger(name: str, out: Path) -> logging.Logger:
 class Board:
     """TensorBoard event files in ``out/tensorboard``, beside ``train.log``: scalars per
     step and sample frames at evaluations (``tensorboard --logdir OUT``). The writer opens
-    on first use, so a run that logs nothing leaves no directory; in a data-parallel run
-    only rank 0 writes."""
+    on first use, so a run that logs nothing leaves no directory (`fit` logs only on rank 0
+    of a data-parallel run)."""
 
     def __init__(self, out: Path) -> None:
         self.directory = Path(out) / "tensorboard"
         self._writer = None
-        self._silent = launched_rank() != 0
 
     def _open(self):
         if self._writer is None:
@@ -93,16 +92,12 @@ class Board:
 
     def scalars(self, step: int, values: dict[str, float], group: str = "train") -> None:
         """``values`` (name -> number or 0-d tensor) at ``step`` under ``group/name``."""
-        if self._silent:
-            return
         writer = self._open()
         for name, value in values.items():
             writer.add_scalar(f"{group}/{name}", float(value), step)
 
     def frames(self, step: int, tag: str, frames: torch.Tensor) -> None:
         """A row of sample frames, uint8 (N, H, W, 3), at ``step``."""
-        if self._silent:
-            return
         self._open().add_images(tag, frames.permute(0, 3, 1, 2).contiguous(), step)
 
     def close(self) -> None:

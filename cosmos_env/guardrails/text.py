@@ -83,8 +83,8 @@ class TextGuard:
             blocklist = read_blocklist(source.read_text())
         stem = _stemmer().stem
         self.phrases = {tuple(stem(w) for w in _words(entry)): entry for entry in blocklist}
-        self.long_words = {w for entry in blocklist for w in _words(entry)}
-        self.long_words = {w for w in self.long_words if len(w) >= FUZZY_MIN_LENGTH}
+        words = {w for entry in blocklist for w in _words(entry)}
+        self.long_words = {w for w in words if len(w) >= FUZZY_MIN_LENGTH}
         self.whitelist = {w.lower() for w in whitelist}
         self.profanity = profanity
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from cosmos_env.data.store import EpisodeStore
-from cosmos_env.distributed import batch_text, ranks
+from cosmos_env.distributed import batch_text, helper_result, ranks
 from cosmos_env.eval.metrics import psnr, ssim, to_uint8, to_unit
 from cosmos_env.precision import amp_text, autocast
 from cosmos_env.tokenizer.data import load_clips, store_paths
@@ -163,7 +163,7 @@ def train_tokenizer(cfg: TrainTokenizerConfig) -> dict:
         cfg, model, ema, opt, out, log, board, train_step, scores, reseeder(cfg.seed, rng), desc
     )
     if not ranks().main:  # a data-parallel helper: rank 0 releases
-        return {"steps": step, "wall_minutes": wall / 60, "rank": ranks().rank}
+        return helper_result(step, wall)
     log.info(
         "held-out (all %d val clips) psnr %.3f ssim %.4f",
         len(val_clips),

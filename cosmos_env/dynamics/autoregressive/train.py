@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from cosmos_env.data.world import store_world
-from cosmos_env.distributed import batch_text, ranks
+from cosmos_env.distributed import batch_text, helper_result, ranks
 from cosmos_env.dynamics.autoregressive.data import TokenWindowBatcher
 from cosmos_env.dynamics.autoregressive.evaluate import evaluate_ar
 from cosmos_env.dynamics.autoregressive.model import TokenDynamics
@@ -175,7 +175,7 @@ def train_ar(cfg: TrainARConfig) -> dict:
     )
     if not ranks().main:  # a data-parallel helper: rank 0 releases
         board.close()
-        return {"steps": step, "wall_minutes": wall / 60, "rank": ranks().rank}
+        return helper_result(step, wall)
     card = _card(cfg, paths, train, n_params, step, wall, metrics)
     release_training_run(cfg, ema, tokenizer, paths, card, metrics, step, wall / 60)
     log.info("released %s", out / "release")

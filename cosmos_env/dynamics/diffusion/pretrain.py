@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from cosmos_env.data.store import EpisodeStore
-from cosmos_env.distributed import batch_text, ranks
+from cosmos_env.distributed import batch_text, helper_result, ranks
 from cosmos_env.dynamics.data import WindowBatcher
 from cosmos_env.dynamics.diffusion.base import BASE_KIND, save_base
 from cosmos_env.dynamics.diffusion.train import latent_data, normalised_model, run_training
@@ -87,7 +87,7 @@ def pretrain_base(cfg: TrainDynamicsConfig) -> dict:
     model = normalised_model(cfg, batcher, train)
     ema, step, wall, metrics = run_training(cfg, model, tokenizer, batcher, val, log, amp)
     if not ranks().main:  # a data-parallel helper: rank 0 releases
-        return {"steps": step, "wall_minutes": wall / 60, "rank": ranks().rank}
+        return helper_result(step, wall)
     card = _card(cfg, corpus, step, wall, metrics)
     save_base(
         out / "release",

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from cosmos_env.data.world import store_world
-from cosmos_env.distributed import ranks
+from cosmos_env.distributed import helper_result, ranks
 from cosmos_env.dynamics.data import (
     LatentEpisodes,
     WindowBatcher,
@@ -221,7 +221,7 @@ def train_dynamics(cfg: TrainDynamicsConfig) -> dict:
     model = normalised_model(cfg, batcher, train, base)
     ema, step, wall, metrics = run_training(cfg, model, tokenizer, batcher, val, log, amp)
     if not ranks().main:  # a data-parallel helper: rank 0 releases
-        return {"steps": step, "wall_minutes": wall / 60, "rank": ranks().rank}
+        return helper_result(step, wall)
     card = diffusion_card(cfg, world, paths, train, step, wall, metrics)
     extra = {}
     if base is not None:
