@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 	# The CPU wheel first: an unpinned torch would pull a multi-GB CUDA build.
 	$(PY) -m pip install --quiet "torch==2.13.0"
 	$(PY) -m pip install --quiet -e ".[dev]"
+	# PySceneDetect, which the curate splitter is tested against, requires the GUI build of
+	# OpenCV, whose cv2 would replace the headless one (and its 5.x has no face cascades).
+	$(PY) -m pip install --quiet --no-deps "scenedetect>=0.6.4,<0.8" "click>=8" platformdirs
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -186,6 +186,10 @@ COMMANDS: dict[str, Command] = {
         "bring robot data into a store: convert bridge|onex SRC DST",
         _raw("cosmos_env.data.cli:convert_command"),
     ),
+    "curate": Command(
+        "raw videos into clean clips: curate SRC DST [executor=local|ray] (split, filter, dedup)",
+        _raw("cosmos_env.curate.cli:curate_command"),
+    ),
     "export": Command(
         "write a store for other tools: export lerobot STORE DST | minari STORE ID",
         _raw("cosmos_env.data.cli:export_command"),

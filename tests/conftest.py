@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 # Headless rendering for every test, whatever the caller's shell says.
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -123,3 +124,22 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray instance (2 CPUs) for the whole session: starting one takes seconds,
+    and the executors use an open session as is. Its workers find the test modules that
+    jobs are mapped from (tests/ joins their sys.path)."""
+    ray = pytest.importorskip("ray", reason="the executor=ray tests need Ray: pip install ray")
+    from ray.job_config import JobConfig
+
+    tests = str(Path(__file__).parent)
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        job_config=JobConfig(code_search_path=[tests]),
+    )
+    yield ray
+    ray.shutdown()

@@ -1,0 +1,109 @@
+"""Raw videos in: find them, read their sidecar metadata, decode them.
+
+A curate source is a folder (searched recursively) of ``.mp4``, ``.webm``, ``.mkv``,
+``.mov`` or ``.avi`` files. Beside a video, an optional sidecar ``<name>.json`` tells what is
+known about it::
+
+    {"instruction": "push the cube",             # the whole video's, or per segment:
+     "segments": [{"start": 0, "end": 40, "instruction": "..."}],   # frame ranges
+     "actions": [[...], ...],                     # one action vector per frame (optional)
+     "action_names": ["dx", ...], "fps": 10, ...} # anything else is kept as metadata
+
+A LeRobot export (``meta/info.json`` beside ``videos/``) gets its segments and instructions
+from its episodes table instead (`cosmos_env.curate.lerobot_source`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".mov", ".avi")
+
+
+class VideoError(ValueError):
+    """A video that cannot be curated (unreadable, truncated, empty): skipped with this
+    message as its reason."""
+
+
+@dataclass
+class VideoSource:
+    """One raw video and what its sidecar says about it."""
+
+    path: Path
+    video_id: str  # its path relative to the source folder: unique, stable across runs
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def instruction_at(self, start: int, end: int) -> str:
+        """The instruction of the segment covering most of frames [start, end), else the
+        whole video's, else ""."""
+        best, overlap = self.metadata.get("instruction", ""), 0
+        for seg in self.metadata.get("segments", []):
+            shared = min(end, seg["end"]) - max(start, seg["start"])
+            if shared > overlap:
+                best, overlap = seg.get("instruction", ""), shared
+        return best
+
+    def actions(self, start: int, end: int) -> np.ndarray | None:
+        """The sidecar's actions of frames [start, end) as float32 (T, A), or None."""
+        actions = self.metadata.get("actions")
+        if actions is None:
+            return None
+        return np.asarray(actions, np.float32)[start:end]
+
+
+def find_videos(src: Path) -> list[VideoSource]:
+    """Every video under ``src`` (sorted by path) with its sidecar metadata."""
+    from cosmos_env.curate.lerobot_source import is_lerobot_export, lerobot_sources
+
+    src = Path(src)
+    if not src.is_dir():
+        raise FileNotFoundError(f"curate source {src} is not a directory of videos")
+    if is_lerobot_export(src):
+        return lerobot_sources(src)
+    paths = sorted(p for p in src.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+    return [VideoSource(p, p.relative_to(src).as_posix(), _sidecar(p)) for p in paths]
+
+
+def _sidecar(video: Path) -> dict[str, Any]:
+    path = video.with_suffix(".json")
+    if not path.is_file():
+        return {}
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"sidecar {path} is not valid JSON: {e}") from e
+    if not isinstance(meta, dict):
+        raise ValueError(f"sidecar {path} must hold a JSON object, got {type(meta).__name__}")
+    return meta
+
+
+def read_video(path: Path) -> tuple[np.ndarray, float]:
+    """All frames of ``path`` as uint8 (T, H, W, 3) RGB, and its frame rate.
+
+    Raises VideoError when OpenCV cannot open it, it has no frames, or it ends well before
+    the frame count its container states (a truncated file)."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise VideoError(f"{path}: cannot be opened (corrupt, truncated, or not a video)")
+        stated = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        fps = float(cap.get(cv2.CAP_PROP_FPS)) or 0.0
+        frames = []
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    finally:
+        cap.release()
+    if not frames:
+        raise VideoError(f"{path}: no frame could be decoded (corrupt or truncated)")
+    if stated > 0 and len(frames) < 0.9 * stated:  # a count of 0 means unknown (webm)
+        raise VideoError(f"{path}: truncated: decoded {len(frames)} of {stated} frames")
+    return np.stack(frames), fps
