@@ -1,12 +1,15 @@
 """Does the world model rank policies the way MuJoCo does?
 
     python benchmarks/policy_eval.py [--quick] [--out DIR] [--suite YAML] [--backends ...]
-        [--diffusion-checkpoint DIR] [--ar-checkpoint DIR]
+        [--diffusion-checkpoint DIR] [--ar-checkpoint DIR] [--executor local|ray] [--workers N]
 
 Every policy of the suite (``benchmarks/policy_suite.yaml``: scripted experts at five noise
 levels, behaviour cloning at three checkpoints, CEM-MPC, random) runs N episodes from the
 same initial states in MuJoCo and in each world-model backend (the shipped checkpoints, or
-the releases given; the CEM planner imagines with the diffusion backend's model).
+the releases given; the CEM planner imagines with the diffusion backend's model). Each
+policy is an independent job: ``--workers N`` runs N at a time, in spawned processes
+(``--executor local``, the default; one worker: this process) or on Ray actors
+(``--executor ray``; ``RAY_ADDRESS`` joins a cluster), with the same results.
 Writes ``DIR/policy_eval.json``: per backend ``pearson``, ``spearman``, ``mmrv``,
 ``n_policies`` over the whole suite and under ``subsets`` (without the planner; the
 privileged-state policies only), and per policy the success rate with its 95% Wilson
@@ -25,20 +28,12 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from cosmos_env.envs.core import env_world_model
 from cosmos_env.eval.media import markdown_table
 from cosmos_env.eval.policy_ranking import mmrv, pearson, spearman, wilson_interval
+from cosmos_env.executors import EXECUTORS, check_executor
 from cosmos_env.machine import machine_info, machine_line
 from cosmos_env.precision import AmpSetting, amp_words, describe_amp
-from policies.evaluate import (
-    EpisodeResults,
-    initial_seeds,
-    initial_states,
-    mujoco_vector_env,
-    run_in_mujoco,
-    run_in_world_model,
-)
-from policies.zoo import make_policy
+from policies.evaluate import EpisodeResults, Suite, evaluate_policies
 
 SUITE = Path(__file__).with_name("policy_suite.yaml")
 BACKENDS = ("diffusion", "ar")
@@ -95,29 +90,24 @@ def evaluate_suite(
     backends: list[str],
     checkpoints: dict | None = None,
     amp: AmpSetting = "auto",
+    executor: str = "local",
+    workers: int = 1,
 ) -> dict:
     """Run the suite; the JSON-ready results. ``checkpoints`` maps a backend to the release
-    it runs instead of its shipped one; ``amp`` is the world-model envs' setting."""
+    it runs instead of its shipped one; ``amp`` is the world-model envs' setting. The
+    policies run as independent jobs on ``workers`` workers of ``executor`` (local with
+    one worker: one after another in this process)."""
     task = suite["task"]
-    checkpoints = checkpoints or {}
-    world = f"tabletop-{task}"  # the suite runs in the tabletop; a checkpoint must be of it
-    world_models = {b: env_world_model(world, checkpoints.get(b), b, None) for b in backends}
-    seeds = initial_seeds(int(suite["seed"]), episodes)
-    mujoco = mujoco_vector_env(task, episodes)
-    frames, states, _ = initial_states(mujoco, seeds)
+    seed, checkpoints = int(suite["seed"]), checkpoints or {}
+    runs = Suite(task, episodes, seed, tuple(backends), checkpoints, POLICY_SEED, amp)
+    world_models = runs.world_models()  # here too: a bad checkpoint fails before any job
+    specs = [dict(spec) for spec in suite["policies"]]
     per_policy: dict[str, dict] = {}
-    try:
-        for spec in suite["policies"]:
-            policy = make_policy(dict(spec), task, world_models.get("diffusion"))
-            entry = {"spec": dict(spec)}
-            entry["mujoco"] = outcome(run_in_mujoco(policy, mujoco, seeds, task, POLICY_SEED))
-            for backend, wm in world_models.items():
-                run = run_in_world_model(policy, wm, frames, states, POLICY_SEED, amp=amp)
-                entry[backend] = outcome(run)
-            per_policy[policy.name] = entry
-            print(policy.name, {k: v["success_rate"] for k, v in entry.items() if k != "spec"})
-    finally:
-        mujoco.close()
+    jobs = evaluate_policies(runs, specs, executor, workers)
+    for spec, (name, worlds) in zip(specs, jobs, strict=True):
+        entry = {"spec": spec} | {world: outcome(run) for world, run in worlds.items()}
+        per_policy[name] = entry
+        print(name, {k: v["success_rate"] for k, v in entry.items() if k != "spec"})
     results = {"task": task, "episodes": episodes, "seed": suite["seed"], "backends": backends}
     results["checkpoints"] = {b: str(wm.source) for b, wm in world_models.items()}
     results["policies"] = per_policy
@@ -212,7 +202,16 @@ def main() -> None:
         choices=["auto", "true", "false"],
         help="bf16 autocast of the world-model envs (auto: where the CPU has it natively)",
     )
+    parser.add_argument(
+        "--executor", default="local", choices=EXECUTORS, help="where the policies' jobs run"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="policies at a time (1: in this process)"
+    )
     args = parser.parse_args()
+    if args.workers < 1:
+        parser.error(f"--workers must be at least 1, got {args.workers}")
+    check_executor(args.executor)  # without Ray installed, fail before loading anything
     checkpoints = {b: getattr(args, f"{b}_checkpoint") for b in BACKENDS}
     if missing := [b for b, path in checkpoints.items() if path and b not in args.backends]:
         parser.error(f"a checkpoint is given for {missing}, which --backends leaves out")
@@ -221,7 +220,9 @@ def main() -> None:
     episodes = args.episodes or suite["quick_episodes" if args.quick else "episodes"]
     start = time.perf_counter()
     results = {"machine": machine_info(), "amp": describe_amp(args.amp)}
-    results |= evaluate_suite(suite, episodes, args.backends, checkpoints, args.amp)
+    results |= evaluate_suite(
+        suite, episodes, args.backends, checkpoints, args.amp, args.executor, args.workers
+    )
     results["seconds"] = round(time.perf_counter() - start, 1)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "policy_eval.json").write_text(json.dumps(results, indent=2) + "\n")

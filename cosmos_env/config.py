@@ -34,7 +34,8 @@ class GenerateConfig:
     noise: float = 0.0
     episodes: int = 200
     out: str = "outputs/data/tabletop-push.zarr"
-    workers: int = 0  # 0: one process per usable core (at most one per episode)
+    executor: str = "local"  # local (processes here) | ray (Ray actors; RAY_ADDRESS: a cluster)
+    workers: int = 0  # processes or Ray actors; 0: one per usable core (at most one per episode)
     seed: int = 0
     image_size: int = 64
     env_id: str | None = None

@@ -15,11 +15,8 @@ space. ``info["state"]`` is the recorded state in every world.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
@@ -31,6 +28,7 @@ from tqdm import tqdm
 from cosmos_env.config import GenerateConfig, SynthesizeConfig
 from cosmos_env.data.state_spec import StateSpec
 from cosmos_env.data.store import EpisodeStore, IncompleteStoreError, StoreError
+from cosmos_env.executors import WorkerLost, check_executor, make_executor
 from cosmos_env.generate_policies import (
     BUILT_IN_POLICIES,
     check_policy,
@@ -38,7 +36,7 @@ from cosmos_env.generate_policies import (
     user_policy,
 )
 from cosmos_env.guardrails.faces import guard_frames
-from cosmos_env.machine import default_workers, share_cores
+from cosmos_env.machine import default_workers
 from cosmos_env.sim.recorder import EpisodeRecorder, action_spec_of, features_for, state_spec_of
 from cosmos_env.sim.tasks import get_task
 from cosmos_env.sim.worlds import build_world
@@ -120,11 +118,6 @@ def _init_worker(cfg: GenerateConfig) -> None:
     _worker.update(cfg=cfg, env=recorder, buffer=buffer, source=source, policy=policy)
 
 
-def _init_pool_worker(cfg: GenerateConfig, workers: int) -> None:
-    share_cores(workers)  # torch and llvmpipe threads: this worker's share of the cores
-    _init_worker(cfg)
-
-
 def _run_episode(index: int) -> tuple[dict[str, np.ndarray], str, str]:
     cfg: GenerateConfig = _worker["cfg"]
     env: EpisodeRecorder = _worker["env"]
@@ -194,10 +187,13 @@ def _open_or_create(cfg: GenerateConfig) -> EpisodeStore:
 
 def _settings(cfg: GenerateConfig) -> dict:
     """What the store's attrs record of ``cfg`` (and a resume compares): all but the
-    episode count, workers and overwrite. An empty ``world.scene`` (the fixed scene) is
-    left out, so that these attrs read as they did before scenes could be randomised."""
+    episode count, where the episodes ran (executor, workers) and overwrite, which leave
+    the store the same. An empty ``world.scene`` (the fixed scene) is left out, so that
+    these attrs read as they did before scenes could be randomised."""
     settings = {
-        k: v for k, v in asdict(cfg).items() if k not in ("episodes", "workers", "overwrite")
+        k: v
+        for k, v in asdict(cfg).items()
+        if k not in ("episodes", "executor", "workers", "overwrite")
     }
     if not settings["world"].get("scene", True):
         del settings["world"]["scene"]
@@ -269,18 +265,12 @@ MAX_RESTARTS = 3  # worker deaths one run survives (Mesa's software renderer can
 
 
 def _episodes(cfg: GenerateConfig, todo: range, workers: int):
-    """(episode, instruction, source id) of each index in ``todo``, in order: in this
-    process, or in ``workers`` spawned processes. A worker that dies (a crash in the
-    renderer, the OOM killer) raises BrokenProcessPool here instead of hanging the run."""
-    if workers == 1:
-        _init_worker(cfg)
-        yield from map(_run_episode, todo)
-        return
-    pool = ProcessPoolExecutor(workers, mp.get_context("spawn"), _init_pool_worker, (cfg, workers))
-    try:
-        yield from pool.map(_run_episode, todo)
-    finally:  # on an error or Ctrl-C, the queued episodes are dropped, not waited for
-        pool.shutdown(wait=True, cancel_futures=True)
+    """(episode, instruction, source id) of each index in ``todo``, in order, from
+    ``workers`` workers of ``cfg.executor`` (local: this process, or spawned processes;
+    ray: Ray actors). A worker that dies (a crash in the renderer, the OOM killer) raises
+    WorkerLost here instead of hanging the run."""
+    executor = make_executor(cfg.executor, workers)
+    yield from executor.map(_run_episode, todo, _init_worker, (cfg,))
 
 
 def _restart_or_raise(cfg: GenerateConfig, committed: int, restarts: int, error) -> None:
@@ -302,6 +292,7 @@ def _restart_or_raise(cfg: GenerateConfig, committed: int, restarts: int, error)
 def generate(cfg: GenerateConfig) -> dict:
     """Write ``cfg.episodes`` episodes to ``cfg.out``; return a summary with frames/s."""
     check_policy(cfg)
+    check_executor(cfg.executor)  # an unknown name or a missing Ray fails before the store
     if cfg.episodes < 1 or cfg.workers < 0:
         raise ValueError(
             f"need episodes >= 1 and workers >= 0 (0: one per core), got {cfg.episodes}, "
@@ -320,7 +311,7 @@ def generate(cfg: GenerateConfig) -> dict:
                     store.append_episode(episode, instruction, source)
                     frames += len(episode["rgb"])
                     bar.update()
-            except BrokenProcessPool as e:
+            except WorkerLost as e:
                 restarts += 1
                 _restart_or_raise(cfg, store.n_episodes, restarts, e)
     elapsed = time.perf_counter() - start

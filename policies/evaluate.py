@@ -8,24 +8,35 @@ run the task's full time limit without early termination; an episode succeeds if
 task's success test holds at any step (as ``benchmarks/expert_success.py`` counts it). The
 policy is reset with the same seed before each world, so noisy policies draw the same
 noise in both.
+
+A suite of policies is a map over an executor (``cosmos_env.executors``): each policy is
+one independent job, run in every world by a worker that loaded the world models and reset
+the MuJoCo tabletops once (``open_suite``), so that the results are the same whichever
+executor and however many workers ran them.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
 from cosmos_env.dynamics.release import WorldModel
+from cosmos_env.envs.core import env_world_model
 from cosmos_env.envs.vector_env import WorldModelVectorEnv
+from cosmos_env.executors import make_executor
 from cosmos_env.generate import episode_seed
 from cosmos_env.precision import AmpSetting
 from cosmos_env.sim.tabletop_env import TabletopEnv
 from cosmos_env.sim.tasks import get_task
 from policies.base import Policy
+from policies.zoo import make_policy
 
 
 @dataclass
@@ -126,3 +137,72 @@ def run_in_world_model(
         return _run(env, obs, info, policy, steps, name)
     finally:
         env.close()
+
+
+@dataclass(frozen=True)
+class Suite:
+    """Where a suite's policies run: ``episodes`` MuJoCo tabletops of ``task`` reset with
+    ``initial_seeds(seed, episodes)``, and the world model of each of ``backends`` (the
+    release ``checkpoints`` maps it to, else its shipped one) reset from those same frames
+    and states; ``policy_seed`` seeds every policy in every world, ``amp`` is the
+    world-model envs' setting. The CEM planner imagines with the diffusion backend's model."""
+
+    task: str
+    episodes: int
+    seed: int
+    backends: tuple[str, ...]
+    checkpoints: dict[str, str | Path | None] = field(default_factory=dict)
+    policy_seed: int = 0
+    amp: AmpSetting = "auto"
+
+    def world_models(self) -> dict[str, WorldModel]:
+        """Each backend's world model (loaded once per process: ``env_world_model`` caches)."""
+        world = f"tabletop-{self.task}"  # the suite runs in the tabletop: so must a checkpoint
+        return {b: env_world_model(world, self.checkpoints.get(b), b, None) for b in self.backends}
+
+
+_open: dict[str, Any] = {}  # per worker: the suite's worlds, set up by open_suite
+
+
+def open_suite(suite: Suite) -> None:
+    """Executor initializer: load the world models and reset the MuJoCo tabletops, once per
+    worker, for the ``evaluate_policy`` jobs that follow."""
+    close_suite()
+    seeds = initial_seeds(suite.seed, suite.episodes)
+    mujoco = mujoco_vector_env(suite.task, suite.episodes)
+    frames, states, _ = initial_states(mujoco, seeds)
+    _open.update(suite=suite, world_models=suite.world_models(), mujoco=mujoco)
+    _open.update(seeds=seeds, frames=frames, states=states)
+
+
+def close_suite() -> None:
+    """Close the MuJoCo tabletops ``open_suite`` opened in this process, if any."""
+    if (mujoco := _open.pop("mujoco", None)) is not None:
+        mujoco.close()
+    _open.clear()
+
+
+def evaluate_policy(spec: dict[str, Any]) -> tuple[str, dict[str, EpisodeResults]]:
+    """Executor job: the policy of ``spec`` (``policies.zoo``) for all the suite's episodes
+    in MuJoCo and in each world model; its name and its results per world."""
+    suite: Suite = _open["suite"]
+    world_models = _open["world_models"]
+    policy = make_policy(dict(spec), suite.task, world_models.get("diffusion"))
+    seed = suite.policy_seed
+    results = {"mujoco": run_in_mujoco(policy, _open["mujoco"], _open["seeds"], suite.task, seed)}
+    for backend, wm in world_models.items():
+        frames, states = _open["frames"], _open["states"]
+        results[backend] = run_in_world_model(policy, wm, frames, states, seed, amp=suite.amp)
+    return policy.name, results
+
+
+def evaluate_policies(
+    suite: Suite, specs: list[dict[str, Any]], executor: str = "local", workers: int = 1
+) -> Iterator[tuple[str, dict[str, EpisodeResults]]]:
+    """``evaluate_policy`` of each of ``specs``, in their order, as independent jobs on
+    ``workers`` workers of ``executor`` (local with one worker: in this process)."""
+    try:
+        jobs = make_executor(executor, workers)
+        yield from jobs.map(evaluate_policy, specs, open_suite, (suite,))
+    finally:
+        close_suite()  # what this process opened (one local worker), none of a pool's

@@ -254,10 +254,17 @@ def test_policy_eval_report_scores_each_backend(policy_eval, tmp_path):
     json.dumps(results)
 
 
-def test_policy_eval_runs_a_given_checkpoint(policy_eval, tiny_world_model_dir):
+@pytest.fixture(scope="module")
+def tiny_sweep(policy_eval, tiny_world_model_dir):
+    """A two-policy, two-episode suite in a tiny world model: its evaluate_suite arguments
+    and its results, run in this process (the default), once for the tests below."""
     suite = {"task": "push", "seed": 1, "policies": [{"kind": "random"}, {"kind": "scripted"}]}
-    checkpoints = {"diffusion": tiny_world_model_dir}
-    results = policy_eval.evaluate_suite(suite, 2, ["diffusion"], checkpoints)
+    args = (suite, 2, ["diffusion"], {"diffusion": tiny_world_model_dir})
+    return args, policy_eval.evaluate_suite(*args)
+
+
+def test_policy_eval_runs_a_given_checkpoint(tiny_sweep, tiny_world_model_dir):
+    _, results = tiny_sweep
     assert results["checkpoints"] == {"diffusion": str(tiny_world_model_dir)}
     assert set(results["policies"]) == {"random", "scripted-0"}
     for entry in results["policies"].values():
@@ -266,9 +273,37 @@ def test_policy_eval_runs_a_given_checkpoint(policy_eval, tiny_world_model_dir):
     json.dumps(results)
 
 
+def _without_timings(results: dict) -> str:
+    """``results`` less each run's wall time (the only field allowed to differ), as JSON
+    (in which NaN, the correlation of constant success rates, equals itself)."""
+    policies = {
+        name: {w: {k: v for k, v in o.items() if k != "seconds"} for w, o in entry.items()}
+        for name, entry in results["policies"].items()
+    }
+    return json.dumps(results | {"policies": policies}, sort_keys=True, default=str)
+
+
+def test_policy_eval_on_ray_workers_gives_the_results_of_one_process(
+    policy_eval, tiny_sweep, ray_session
+):
+    args, here = tiny_sweep
+    on_ray = policy_eval.evaluate_suite(*args, executor="ray", workers=2)
+    assert list(on_ray["policies"]) == ["random", "scripted-0"]  # the suite's order
+    assert _without_timings(on_ray) == _without_timings(here)
+    returns = {n: e["mujoco"]["mean_return"] for n, e in here["policies"].items()}
+    assert returns["random"] != returns["scripted-0"]  # two policies, not one run twice
+
+
 def test_policy_eval_refuses_a_checkpoint_for_a_backend_it_skips(policy_eval, monkeypatch, capsys):
     argv = ["policy_eval.py", "--backends", "diffusion", "--ar-checkpoint", "somewhere"]
     monkeypatch.setattr(sys, "argv", argv)
     with pytest.raises(SystemExit):
         policy_eval.main()
     assert "checkpoint is given for ['ar'], which --backends leaves out" in capsys.readouterr().err
+
+
+def test_policy_eval_refuses_zero_workers(policy_eval, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["policy_eval.py", "--executor", "ray", "--workers", "0"])
+    with pytest.raises(SystemExit):
+        policy_eval.main()
+    assert "--workers must be at least 1, got 0" in capsys.readouterr().err

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from hydra.errors import ConfigCompositionException
 
-from cosmos_env.config import GenerateConfig, load_config
+from cosmos_env.config import GenerateConfig, SynthesizeConfig, load_config
 from cosmos_env.data import EpisodeStore, StoreError
 from cosmos_env.data.world import load_world
 from cosmos_env.generate import episode_seed, generate
@@ -26,6 +26,9 @@ def test_overrides_compose_into_typed_config(tmp_path):
     assert cfg.noise == 0.3 and cfg.task == "pick_place" and cfg.world.name == "tabletop"
     gym_cfg = load_config("generate", GenerateConfig, ["world=gym", "env_id=Pusher-v5"])
     assert gym_cfg.world.name == "gym" and gym_cfg.env_id == "Pusher-v5"
+    assert cfg.executor == "local" and _cfg(tmp_path, executor="ray").executor == "ray"
+    synth = load_config("synthesize", SynthesizeConfig, ["executor=ray"])  # shares the key
+    assert synth.executor == "ray"
 
 
 def test_unknown_override_fails_loudly():
@@ -93,6 +96,7 @@ def test_gym_world_records_with_random_policy(tmp_path):
         ({"world": "gym", "env_id": "Reacher-v5", "camera": "top"}, "no camera 'top'"),
         ({"world": "gym", "policy": "random"}, "env_id"),
         ({"task": "stack"}, "unknown tabletop task"),
+        ({"executor": "dask"}, "unknown executor 'dask'; choose one of local, ray"),
     ],
 )
 def test_bad_generate_settings(tmp_path, overrides, message):
@@ -266,17 +270,22 @@ def test_a_resume_accepts_a_store_from_before_the_newer_settings(tmp_path):
 
 class CrashOnce:
     """A zero policy whose worker process dies (as in a renderer segfault) the first time
-    it starts episode 1; a marker file makes it crash only once across processes."""
+    it starts episode 1; a marker file beside the store being written makes it crash only
+    once across processes (Ray's workers, started before the test, do not see its
+    environment: the config is what reaches every worker)."""
 
-    def __init__(self, env, marker: Path):
-        self.zero, self.marker, self.episode = ZeroPolicy(env).zero, marker, None
+    def __init__(self, env):
+        self.zero, self.episode = ZeroPolicy(env).zero, None
 
     def reset(self, seed=None):
         self.episode = seed
 
     def act(self, obs, info):
-        if self.episode == CRASH_SEED and not self.marker.exists():
-            self.marker.touch()
+        import cosmos_env.generate as gen
+
+        marker = Path(gen._worker["cfg"].out).with_suffix(".crashed")
+        if self.episode == CRASH_SEED and not marker.exists():
+            marker.touch()
             os._exit(139)
         return self.zero
 
@@ -285,18 +294,42 @@ CRASH_SEED = episode_seed(0, 1)
 
 
 def make_crash_once_policy(env):
-    return CrashOnce(env, Path(os.environ["COSMOS_TEST_CRASH_MARKER"]))
+    return CrashOnce(env)
 
 
-def test_a_dying_worker_is_replaced_and_the_store_is_the_same(tmp_path, monkeypatch):
-    monkeypatch.setenv("COSMOS_TEST_CRASH_MARKER", str(tmp_path / "crashed"))
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_a_dying_worker_is_replaced_and_the_store_is_the_same(tmp_path, request, executor):
+    if executor == "ray":
+        request.getfixturevalue("ray_session")
     policy = f"{__name__}:make_crash_once_policy"
+    cfg = _cfg(tmp_path / "crash", policy=policy, workers=2, episodes=3, executor=executor)
     # episode 0 may or may not be committed when the pool breaks: its worker races the crash
     with pytest.warns(RuntimeWarning, match=r"a worker process died .* from episode [01] \(1/3\)"):
-        out = generate(_cfg(tmp_path / "crash", policy=policy, workers=2, episodes=3))["out"]
-    assert (tmp_path / "crashed").exists()
+        out = generate(cfg)["out"]
+    assert (tmp_path / "crash" / "push.crashed").exists()
     reference = generate(_cfg(tmp_path / "ok", policy=f"{__name__}:make_zero_policy", episodes=3))
     a, b = EpisodeStore.open(out), EpisodeStore.open(reference["out"])
     assert a.is_complete and a.n_episodes == 3
     for i in range(3):
         np.testing.assert_array_equal(a.load_episode(i)["rgb"], b.load_episode(i)["rgb"])
+
+
+def test_ray_writes_the_same_store_as_this_process(tmp_path, ray_session):
+    here = generate(_cfg(tmp_path / "here", episodes=4, max_steps=5))
+    on_ray = generate(_cfg(tmp_path / "ray", episodes=4, max_steps=5, executor="ray", workers=2))
+    a, b = EpisodeStore.open(here["out"]), EpisodeStore.open(on_ray["out"])
+    assert b.is_complete and b.n_episodes == 4
+    np.testing.assert_array_equal(a.episode_ends, b.episode_ends)
+    assert a.features.keys() == b.features.keys()
+    for i in range(4):
+        ea, eb = a.load_episode(i), b.load_episode(i)
+        for key in a.features:
+            np.testing.assert_array_equal(ea[key], eb[key], err_msg=f"episode {i} {key}")
+        assert (a.instruction(i), a.source_id(i)) == (b.instruction(i), b.source_id(i))
+    made_with = [
+        {k: v for k, v in x.attrs["extra"]["generate"].items() if k != "out"} for x in (a, b)
+    ]
+    assert made_with[0] == made_with[1]  # executor and workers are not recorded as settings
+    for key, stats in a.stats.items():
+        for name, value in stats.items():
+            np.testing.assert_array_equal(value, b.stats[key][name])

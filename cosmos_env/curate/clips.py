@@ -59,8 +59,9 @@ def curate_video(job: tuple[VideoSource, str]) -> dict[str, Any]:
         fps = float(source.metadata.get("fps") or container_fps or DEFAULT_FPS)
         record |= {"frames": len(frames), "fps": fps}
         cuts = detect_cuts(frames, cfg.split)
-        record["cuts"] = cuts
-        for start, end in shots(len(frames), cuts):
+        known = [b for b in source.boundaries() if 0 < b < len(frames)]
+        record |= {"cuts": cuts, "boundaries": known}
+        for start, end in shots(len(frames), sorted(set(cuts) | set(known))):
             if end - start < cfg.split.min_frames:
                 record["clips"].append(_clip_record(source, start, end, "too short"))
                 arrays[f"thumb_{start}_{end}"] = frames[(start + end) // 2]

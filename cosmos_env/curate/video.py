@@ -10,7 +10,9 @@ known about it::
      "action_names": ["dx", ...], "fps": 10, ...} # anything else is kept as metadata
 
 A LeRobot export (``meta/info.json`` beside ``videos/``) gets its segments and instructions
-from its episodes table instead (`cosmos_env.curate.lerobot_source`).
+from its episodes table instead (`cosmos_env.curate.lerobot_source`), and a 1X raw-video set
+its segments from its segment index files (`cosmos_env.curate.onex_source`). A segment's
+start is a known boundary: the splitter cuts there whether or not the picture changes.
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ class VideoSource:
                 best, overlap = seg.get("instruction", ""), shared
         return best
 
+    def boundaries(self) -> list[int]:
+        """Frames where the metadata says a new segment (an episode) starts, after 0."""
+        return sorted({seg["start"] for seg in self.metadata.get("segments", [])} - {0})
+
     def actions(self, start: int, end: int) -> np.ndarray | None:
         """The sidecar's actions of frames [start, end) as float32 (T, A), or None."""
         actions = self.metadata.get("actions")
@@ -60,12 +66,15 @@ class VideoSource:
 def find_videos(src: Path) -> list[VideoSource]:
     """Every video under ``src`` (sorted by path) with its sidecar metadata."""
     from cosmos_env.curate.lerobot_source import is_lerobot_export, lerobot_sources
+    from cosmos_env.curate.onex_source import is_onex_raw, onex_sources
 
     src = Path(src)
     if not src.is_dir():
         raise FileNotFoundError(f"curate source {src} is not a directory of videos")
     if is_lerobot_export(src):
         return lerobot_sources(src)
+    if is_onex_raw(src):
+        return onex_sources(src)
     paths = sorted(p for p in src.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
     return [VideoSource(p, p.relative_to(src).as_posix(), _sidecar(p)) for p in paths]
 

@@ -140,3 +140,30 @@ def test_the_command_line_needs_two_paths(tmp_path):
 
     with pytest.raises(ValueError, match="usage: python -m cosmos_env curate SRC DST"):
         main(["curate", str(tmp_path)])
+
+
+def test_known_segment_starts_are_cut_without_a_picture_change(tmp_path, corpus):
+    videos, truth = corpus
+    name, video = next(iter(truth["videos"].items()))
+    clip = next(c for c in video["clips"] if c["kind"] == "clean")
+    frames = imageio.mimread(videos / name, memtest=False)[clip["start"] : clip["end"]]
+    (tmp_path / "src").mkdir()
+    with imageio.get_writer(
+        tmp_path / "src" / "one.mp4", fps=10, codec="libx264", macro_block_size=1
+    ) as w:
+        for f in frames:
+            w.append_data(f)
+    middle = len(frames) // 2
+    segments = [
+        {"start": 0, "end": middle, "instruction": "a"},
+        {"start": middle, "end": len(frames), "instruction": "b"},
+    ]
+    (tmp_path / "src" / "one.json").write_text(json.dumps({"segments": segments}))
+    run(tmp_path / "src", tmp_path / "out", "workers=1")
+    clips = [
+        json.loads(line) for line in (tmp_path / "out" / "clips.jsonl").read_text().splitlines()
+    ]
+    assert [(c["start"], c["end"], c.get("instruction")) for c in clips] == [
+        (0, middle, "a"),
+        (middle, len(frames), "b"),
+    ]

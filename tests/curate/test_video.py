@@ -103,3 +103,21 @@ def test_a_lerobot_export_is_read_with_its_episodes_as_segments(tmp_path):
     ]
     assert sources[0].instruction_at(13, 20) == "task 1"
     assert len(read_video(sources[0].path)[0]) == 21
+
+
+def test_a_onex_raw_set_is_read_with_its_segments_as_boundaries(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "data" / "converters" / "onex_fixtures.py"
+    spec = importlib.util.spec_from_file_location("onex_fixtures_for_curate", path)
+    fixtures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fixtures)
+    fixtures.write_raw(tmp_path)
+    sources = find_videos(tmp_path)
+    assert [s.video_id for s in sources] == ["videos/video_0.mp4", "videos/video_1.mp4"]
+    first = sources[0]
+    assert [(s["start"], s["end"]) for s in first.metadata["segments"]] == [(0, 6), (6, 13)]
+    assert first.boundaries() == [6] and first.metadata["fps"] == 30
+    assert sources[1].boundaries() == []
+    assert len(read_video(first.path)[0]) == 13

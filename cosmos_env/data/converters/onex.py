@@ -135,7 +135,7 @@ def detect_version(src: Path) -> str:
     if (src / "video.bin").is_file():
         return "v1.1"
     for version, ext in (("v2.0", "bin"), ("raw", "mp4")):
-        if _video_indices(src, ext):
+        if video_indices(src, ext):
             return version
     raise OneXFormatError(
         f"{src}: no 1X world-model data found; expected video.bin + segment_ids.bin (v1.1), "
@@ -224,13 +224,13 @@ class _Shard:
     notes: list[str] = field(default_factory=list)
 
 
-def _shard_file(src: Path, subdir: str, name: str) -> Path:
+def shard_file(src: Path, subdir: str, name: str) -> Path:
     """``src/subdir/name`` (1X's train layout), else ``src/name`` when only that exists."""
     nested, flat = src / subdir / name, src / name
     return flat if flat.exists() and not nested.exists() else nested
 
 
-def _video_indices(src: Path, ext: str) -> set[int]:
+def video_indices(src: Path, ext: str) -> set[int]:
     pattern = re.compile(rf"video_(\d+)\.{ext}")
     found = set()
     for folder in (src / "videos", src):
@@ -243,15 +243,15 @@ def _open_shard(src: Path, i: int, version: str) -> _Shard:
     """Open shard `i`'s files; any problem is recorded in ``error`` (the shard is skipped)."""
     shard = _Shard(f"shard{i}")
     try:
-        meta = read_json(_shard_file(src, "metadata", f"metadata_{i}.json"))
+        meta = read_json(shard_file(src, "metadata", f"metadata_{i}.json"))
         n = meta.get("shard_num_frames")
-        seg_path = _shard_file(src, "segment_indices", f"segment_idx_{i}.bin")
+        seg_path = shard_file(src, "segment_indices", f"segment_idx_{i}.bin")
         shard.segment_ids = np.asarray(open_bin(seg_path, np.int32, (), n, shard.notes))
         n = len(shard.segment_ids)
-        shard.states_path = _shard_file(src, "robot_states", f"states_{i}.bin")
+        shard.states_path = shard_file(src, "robot_states", f"states_{i}.bin")
         shard.states = open_bin(shard.states_path, np.float32, (25,), n, shard.notes)
         ext = "bin" if version == "v2.0" else "mp4"
-        shard.video_path = _shard_file(src, "videos", f"video_{i}.{ext}")
+        shard.video_path = shard_file(src, "videos", f"video_{i}.{ext}")
         if version == "v2.0":
             clips = -(-n // CLIP_FRAMES)
             shard.video = open_bin(shard.video_path, np.int32, COSMOS_GRID, clips, shard.notes)
@@ -264,7 +264,7 @@ def _open_shard(src: Path, i: int, version: str) -> _Shard:
 
 def _plan_shards(src: Path, version: str, image_size: int) -> _Plan:
     meta = read_json(src / "metadata.json")
-    indices = _video_indices(src, "bin" if version == "v2.0" else "mp4")
+    indices = video_indices(src, "bin" if version == "v2.0" else "mp4")
     if isinstance(meta.get("num_shards"), int):
         indices |= set(range(meta["num_shards"]))  # a missing shard is listed as skipped
     spec = delta_action_spec()
