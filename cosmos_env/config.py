@@ -110,6 +110,9 @@ class StateRefitStage:
     # The head assumes a footprint with 4-fold symmetry: an object that rolls (a cylinder
     # on its side) is better left to the state MLP.
     frame_objects: list[str] | None = None
+    # Episodes of the world's play policy recorded for the refit alone: a planner's actions
+    # are off the experts' distribution, and the track must follow them all the same.
+    play_episodes: int = 0
 
 
 @dataclass

@@ -40,23 +40,29 @@ GENERATE_KEYS = ("task", "env_id", "policy", "image_size", "max_steps", "workers
 
 def _generate(cfg: MakeWorldModelConfig, data: Path) -> list[Path]:
     """One store per noise level under ``data`` (complete ones are kept)."""
-    from cosmos_env.generate import generate_unless_complete
-
     per_store = max(1, cfg.episodes // len(cfg.noise))
     paths = []
     for i, noise in enumerate(cfg.noise):
-        out = data / f"noise{noise}.zarr"
-        paths.append(out)
-        overrides = [f"world={cfg.world.name}", f"noise={noise}", f"episodes={per_store}"]
-        overrides.append(f"world.landmarks={override_value(cfg.world.landmarks)}")
-        if cfg.world.scene:  # replaced whole: the fixed scene's {} takes no new keys
-            overrides += ["~world.scene", f"+world.scene={override_value(cfg.world.scene)}"]
-        overrides.append(f"world.n_objects={cfg.world.n_objects}")
-        overrides += [f"seed={cfg.seed + i}", f"out={out}"]
-        overrides += [f"{k}={v}" for k in GENERATE_KEYS if (v := getattr(cfg, k)) is not None]
-        overrides += [f"+env_kwargs.{k}={override_value(v)}" for k, v in cfg.env_kwargs.items()]
-        generate_unless_complete(load_config("generate", GenerateConfig, overrides))
+        paths.append(data / f"noise{noise}.zarr")
+        _record(cfg, paths[-1], [f"noise={noise}", f"episodes={per_store}", f"seed={cfg.seed + i}"])
     return paths
+
+
+def _record(cfg: MakeWorldModelConfig, out: Path, overrides: list[str]) -> None:
+    """``generate`` one store at ``out`` in ``cfg``'s world (unless complete already), with
+    ``overrides`` on top of the command's own settings."""
+    from cosmos_env.generate import generate_unless_complete
+
+    given, overrides = overrides, [f"world={cfg.world.name}"]
+    overrides.append(f"world.landmarks={override_value(cfg.world.landmarks)}")
+    if cfg.world.scene:  # replaced whole: the fixed scene's {} takes no new keys
+        overrides += ["~world.scene", f"+world.scene={override_value(cfg.world.scene)}"]
+    overrides.append(f"world.n_objects={cfg.world.n_objects}")
+    overrides += [f"out={out}"]
+    overrides += [f"{k}={v}" for k in GENERATE_KEYS if (v := getattr(cfg, k)) is not None]
+    overrides += [f"+env_kwargs.{k}={override_value(v)}" for k, v in cfg.env_kwargs.items()]
+    overrides += given  # last, so that they win (the refit's play store: policy=play)
+    generate_unless_complete(load_config("generate", GenerateConfig, overrides))
 
 
 def _tokenizer(cfg: MakeWorldModelConfig, data: Path, out: Path, log: dict) -> str:
@@ -126,7 +132,8 @@ def _refit_state(cfg: MakeWorldModelConfig, data: Path, release: Path, out: Path
 
     if cfg.state_refit is None or cfg.base:  # a post-trained release keeps its joint track
         return release
-    track = load_world_model(release).dynamics.cfg.state_track
+    world = load_world_model(release)
+    track = world.dynamics.cfg.state_track
     head = track.frame_head if track is not None else None
     if head is None:
         return release
@@ -142,8 +149,25 @@ def _refit_state(cfg: MakeWorldModelConfig, data: Path, release: Path, out: Path
         overrides += [f"frame_head.quat={head.quat}", f"frame_head.width={head.width}"]
         overrides += [f"steps={stage.steps}", f"batch_size={stage.batch_size}"]
         overrides += [f"max_minutes={stage.max_minutes}", f"seed={cfg.seed}"]
+        if stage.play_episodes:
+            overrides += [f"extra_data={_play_store(cfg, out / 'data', world.tokenizer)}"]
         refit_state_track(load_config("refit_state", RefitStateConfig, overrides))
     return refitted
+
+
+def _play_store(cfg: MakeWorldModelConfig, data: Path, tokenizer) -> Path:
+    """The refit's own store of the world's play policy (random-target motions, off the
+    experts' distribution, as a planner's actions are), its latents cached."""
+    if cfg.data:
+        raise ValueError(
+            "state_refit.play_episodes records play motions in the world's simulator, and "
+            f"data={cfg.data} gives stores instead of a world: set state_refit.play_episodes=0"
+        )
+    path = data / "play.zarr"
+    episodes = cfg.state_refit.play_episodes
+    _record(cfg, path, ["policy=play", f"episodes={episodes}", f"seed={cfg.seed + len(cfg.noise)}"])
+    encode_store(path, tokenizer)
+    return path
 
 
 def _check_stores(data: Path) -> None:

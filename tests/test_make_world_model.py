@@ -141,7 +141,7 @@ def test_the_card_records_a_command_that_rebuilds_the_same_config():
     given += ["+env_kwargs.default_camera_config={distance:0.62,lookat:[0.0,0.0,0.0]}"]
     given += ["tokenizer=CI8x8-gym", 'dynamics_overrides=["dynamics.net.width=128"]']
     stages = (["state_refit.steps=2000", "state_refit.max_minutes=5"], ["state_refit=null"])
-    stages += (["state_refit.frame_objects=[cube]"],)
+    stages += (["state_refit.frame_objects=[cube]"], ["state_refit.play_episodes=360"])
     for stage in stages:
         cfg = load_config("make_world_model", MakeWorldModelConfig, given + stage, ("tokenizer",))
         again = load_config(
@@ -160,6 +160,7 @@ def tabletop_world_model(tmp_path_factory):
     args += ["max_steps=12", "workers=1", "tokenizer_min_psnr=0", f"out={out}"]
     args += [f"dynamics_overrides=[{overrides}]", "state_refit.steps=3"]
     args += ["state_refit.batch_size=8", "state_refit.frame_objects=[cube]"]
+    args += ["state_refit.play_episodes=2"]
     assert main(args) == 0
     return out, args
 
@@ -186,6 +187,10 @@ def test_a_track_with_a_frame_head_is_trained_again_alone(tabletop_world_model):
     assert "## State track refit" in card and "refit-state-track" in card
     assert card.count("Made by `python -m cosmos_env make-world-model") == 1
     assert "state_refit.steps=3" in card  # the reproduce line carries the stage's settings
+    assert "'state_refit.play_episodes=2'" in card
+    play = EpisodeStore.open(out / "state_refit" / "data" / "play.zarr")
+    assert play.n_episodes == 2 and play.attrs["extra"]["generate"]["policy"] == "play"
+    assert f"extra_data={out / 'state_refit' / 'data' / 'play.zarr'}" in card
     facts = card.split("\n\n")[2]  # the first bullet list: data, training, made by
     assert facts.startswith("- Data:") and "Made by `python -m cosmos_env" in facts
     assert summary["minutes"]["state_refit"] > 0
@@ -212,3 +217,16 @@ def test_the_made_by_line_ends_the_cards_first_list_and_replaces_an_older_one(tm
     lines = card.read_text().splitlines()
     assert lines[2:6] == ["- Data: x", "- Training: y", "  continued", lines[5]]
     assert lines[5].endswith("world=tabletop`: 2 min") and lines[6:] == ["", "## Next", "", "- z"]
+
+
+def test_play_episodes_need_a_world_not_stores(tmp_path):
+    from cosmos_env.make_world_model import _play_store
+
+    cfg = load_config(
+        "make_world_model",
+        MakeWorldModelConfig,
+        [f"data={tmp_path}", "state_refit.play_episodes=10"],
+        ("tokenizer",),
+    )
+    with pytest.raises(ValueError, match="set state_refit.play_episodes=0"):
+        _play_store(cfg, tmp_path / "refit", None)

@@ -25,6 +25,7 @@ from cosmos_env.dynamics.diffusion.train_config import RefitStateConfig
 from cosmos_env.dynamics.evaluate import evaluate_dynamics
 from cosmos_env.dynamics.release import load_world_model, save_world_model
 from cosmos_env.machine import set_torch_threads
+from cosmos_env.tokenizer.data import store_paths
 from cosmos_env.training import Board, file_logger, fit, reseeder
 
 TRACK_PREFIXES = ("state_dynamics.", "frame_head.")
@@ -103,14 +104,17 @@ def _card(old_card: str, cfg: RefitStateConfig, model, before, after, wall) -> s
         if frame
         else f"the state MLP (width {track.width})"
     )
+    extra = f" extra_data={cfg.extra_data}" if cfg.extra_data else ""
+    also = f" and {cfg.extra_data}" if cfg.extra_data else ""
     keys = [k for k in after if k in before]
     rows = "\n".join(f"| {k} | {before[k]:.3f} | {after[k]:.3f} |" for k in keys)
     return (
         old_card.rstrip()
         + "\n\n## State track refit\n\n"
         + f"The state track was trained anew with `python -m cosmos_env refit-state-track "
-        f"world_model={cfg.world_model} data={cfg.data}`: {head}. {cfg.steps} steps at batch "
-        f"{cfg.batch_size} of state windows from the stores above (same held-out split), "
+        f"world_model={cfg.world_model} data={cfg.data}{extra}`: {head}. {cfg.steps} steps at "
+        f"batch {cfg.batch_size} of state windows from the stores above{also} (same held-out "
+        "split), "
         f"AdamW lr {cfg.lr} cosine; {wall / 60:.1f} min on {torch.get_num_threads()} CPU "
         "threads. The denoiser, the probe and the normalisation are unchanged.\n\n"
         "Held-out windows, before and after (`<object>_cm_h16`: the error of the model's own "
@@ -131,6 +135,7 @@ def refit_state_track(cfg: RefitStateConfig) -> dict:
     if world.discrete:
         raise ValueError(f"{cfg.world_model} is a token (AR) model; it has no state track")
     paths = select_stores(cfg.data, cfg.stores)
+    paths += store_paths(cfg.extra_data) if cfg.extra_data else []
     train = load_latent_episodes(paths, world.tokenizer, "train", cfg.val_fraction, cfg.seed)
     val = load_latent_episodes(paths, world.tokenizer, "val", cfg.val_fraction, cfg.seed)
 

@@ -70,6 +70,7 @@ class RefitStateConfig:
     world_model: str = "diffusion-push"  # shipped name or release directory
     data: str = "datasets/tabletop/data"  # the stores the world model was trained on
     stores: str = "push-*"
+    extra_data: str | None = None  # more stores (or a dir of them) for the track alone
     out: str = "outputs/dynamics/refit-state"
     frame_head: FrameHeadConfig | None = field(
         default_factory=lambda: FrameHeadConfig(["cube"], "gripper_quat")
