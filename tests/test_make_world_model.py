@@ -220,6 +220,7 @@ def test_the_made_by_line_ends_the_cards_first_list_and_replaces_an_older_one(tm
 
 
 def test_play_episodes_need_a_world_not_stores(tmp_path):
+    from cosmos_env.config import MakeWorldModelConfig, load_config
     from cosmos_env.make_world_model import _play_store
 
     cfg = load_config(
