@@ -199,6 +199,49 @@ def _log_terms(step, terms, lr: float, elapsed: float, bar, board: Board, log) -
     log.info("step %d %s lr %.2e elapsed %.1f min", step, text, lr, elapsed / 60)
 
 
+def _resume(
+    cfg: LoopSettings,
+    state: tuple[torch.nn.Module, torch.nn.Module, torch.optim.Optimizer],
+    state_path: Path,
+    log: logging.Logger,
+    reseed: Callable[[int], None],
+) -> tuple[int, float]:
+    """(step, elapsed seconds) to start from: the saved training state's where there is one
+    (and ``resume`` allows it). A resumed or data-parallel run is reseeded, so that it draws
+    new batches, and every rank starts from rank 0's weights."""
+    model, ema, opt = state
+    step, elapsed = 0, 0.0
+    resumed = cfg.resume and state_path.exists()
+    if resumed:
+        step, elapsed = resume_training(state_path, model, ema, opt, log)
+    if resumed or ranks().parallel:
+        reseed(step)
+    broadcast_module(model)
+    broadcast_module(ema)
+    return step, elapsed
+
+
+BAR = {"unit": "step", "mininterval": 2.0}  # a redirected log gains a line per update
+
+
+def _train_one_step(
+    state: tuple[torch.nn.Module, torch.nn.Module, torch.optim.Optimizer],
+    train_step: StepFn,
+    lr: float,
+    step: int,
+    ema_decay: float,
+) -> dict[str, torch.Tensor]:
+    """Optimise ``train_step()``'s objective at ``lr`` and update the EMA; return its terms."""
+    model, ema, opt = state
+    model.train()
+    for group in opt.param_groups:
+        group["lr"] = lr
+    objective, terms = train_step()
+    optimise(opt, objective, model)
+    update_ema(ema, model, step, ema_decay)
+    return terms
+
+
 def fit(
     cfg: LoopSettings,
     model: torch.nn.Module,
@@ -225,15 +268,8 @@ def fit(
     system), starts from rank 0's weights, reseeds per rank and stops when rank 0's budget
     does; rank 0 alone logs, evaluates and saves, and the others return empty scores."""
     place = ranks()
-    step, elapsed = 0, 0.0
     state_path = out / "train_state.pt"
-    resumed = cfg.resume and state_path.exists()
-    if resumed:
-        step, elapsed = resume_training(state_path, model, ema, opt, log)
-    if resumed or place.parallel:
-        reseed(step)
-    broadcast_module(model)
-    broadcast_module(ema)
+    step, elapsed = _resume(cfg, (model, ema, opt), state_path, log, reseed)
 
     def lr() -> float:
         return budget_lr(cfg.lr, cfg.warmup_steps, cfg.steps, cfg.max_minutes, step, elapsed)
@@ -246,21 +282,9 @@ def fit(
         return scores
 
     start = time.perf_counter() - elapsed
-    bar = tqdm(
-        total=cfg.steps,
-        initial=step,
-        desc=desc,
-        unit="step",
-        mininterval=2.0,
-        disable=not place.main,
-    )
+    bar = tqdm(total=cfg.steps, initial=step, desc=desc, disable=not place.main, **BAR)
     while agree(step < cfg.steps and (time.perf_counter() - start) < cfg.max_minutes * 60):
-        model.train()
-        for group in opt.param_groups:
-            group["lr"] = lr()
-        objective, terms = train_step()
-        optimise(opt, objective, model)
-        update_ema(ema, model, step, cfg.ema_decay)
+        terms = _train_one_step((model, ema, opt), train_step, lr(), step, cfg.ema_decay)
         step += 1
         elapsed = time.perf_counter() - start
         bar.update()
