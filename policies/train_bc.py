@@ -322,14 +322,7 @@ def train_bc(cfg: TrainBCConfig) -> dict:
     net, opt = _build(cfg, train)
     ema = copy.deepcopy(net).requires_grad_(False)  # ema_decay 0: the net itself
     log.info("config %s", asdict(cfg))
-    log.info(
-        "data: %d train frames (%d episodes), %d val frames (%d episodes); %.3fM params",
-        len(train),
-        train.episodes,
-        len(val),
-        val.episodes,
-        sum(p.numel() for p in net.parameters()) / 1e6,
-    )
+    _log_data(log, train, val, net)
     initial = evaluate(net, train, cfg.eval_frames)
     rng, gen = np.random.default_rng(cfg.seed), torch.Generator().manual_seed(cfg.seed)
     start = time.perf_counter()
@@ -360,6 +353,22 @@ def train_bc(cfg: TrainBCConfig) -> dict:
     board.close()
     if step not in cfg.save_at:  # the last step, or the budget ran out first
         _save(cfg, ema, data, step, seconds, log)
+    return _summary(cfg, out, step, seconds, initial, train, val)
+
+
+def _log_data(log, train, val, net: torch.nn.Module) -> None:
+    log.info(
+        "data: %d train frames (%d episodes), %d val frames (%d episodes); %.3fM params",
+        len(train),
+        train.episodes,
+        len(val),
+        val.episodes,
+        sum(p.numel() for p in net.parameters()) / 1e6,
+    )
+
+
+def _summary(cfg: TrainBCConfig, out: Path, step: int, seconds: float, initial, train, val):
+    """What ``train_bc`` returns: the releases written, steps, time and losses."""
     done = sorted({s for s in cfg.save_at if s <= step} | {step})
     releases = [out / f"step_{s}" for s in done if (out / f"step_{s}" / "config.json").exists()]
     final = checkpoint.read_config(out / f"step_{step}")
