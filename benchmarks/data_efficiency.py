@@ -83,6 +83,9 @@ def _make(target: Target, out: Path, episodes: int, minutes: float, base, post: 
     if target.record[0] == "world=gym":  # locomotion keeps going after a fall
         overrides.append("+env_kwargs.terminate_when_unhealthy=false")
     dynamics = ["steps=1000000"]
+    # The same CPU minutes for both: no state-track refit after the budget (a post-trained
+    # release keeps its joint track anyway).
+    overrides.append("state_refit=null")
     if post:
         overrides.append(f"base={base.directory}")
     else:
