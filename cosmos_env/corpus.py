@@ -56,6 +56,7 @@ class CorpusConfig:
     scale: float = 1.0  # times every source's episodes (at least one per store): quick runs
     image_size: int = 64
     workers: int = 0  # generate's processes; 0: one per usable core
+    executor: str = "local"  # where generate's episodes run: local | ray
     seed: int = 0
 
 
@@ -75,6 +76,7 @@ def store_configs(cfg: CorpusConfig) -> dict[str, GenerateConfig]:
             overrides = [f"world={src.world}", f"task={src.task}", f"policy={src.policy}"]
             overrides += [f"noise={noise}", f"episodes={per_store}", f"seed={cfg.seed + index}"]
             overrides += [f"image_size={cfg.image_size}", f"workers={cfg.workers}"]
+            overrides += [f"executor={cfg.executor}"]
             overrides += [f"out={out / f'{name}.noise{noise}.zarr'}"]
             if src.env_id is not None:
                 overrides.append(f"env_id={src.env_id}")

@@ -36,6 +36,7 @@ from cosmos_env.tokenizer.train_config import TrainTokenizerConfig
 
 MADE_BY = "- Made by `python -m cosmos_env make-world-model"
 GENERATE_KEYS = ("task", "env_id", "policy", "image_size", "max_steps", "workers", "camera")
+GENERATE_KEYS += ("executor",)
 
 
 def _generate(cfg: MakeWorldModelConfig, data: Path) -> list[Path]:
