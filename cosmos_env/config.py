@@ -94,6 +94,7 @@ class RetrainConfig:
     tokenizer_minutes: float = 20.0
     dynamics_minutes: float = 30.0
     workers: int = 0  # generate's processes; 0: one per usable core
+    executor: str = "local"  # where generate's episodes run: local | ray
     seed: int = 0
 
 

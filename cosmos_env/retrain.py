@@ -30,7 +30,7 @@ def _generate_stores(cfg: RetrainConfig, data: Path) -> None:
         except StoreError:
             pass  # missing or unfinished: generate (resumes an unfinished store)
         overrides = [f"task={task}", f"noise={noise}", f"episodes={episodes}", f"seed={i}"]
-        overrides += [f"out={out}", f"workers={cfg.workers}"]
+        overrides += [f"out={out}", f"workers={cfg.workers}", f"executor={cfg.executor}"]
         generate(load_config("generate", GenerateConfig, overrides))
 
 
