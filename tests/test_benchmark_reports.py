@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from benchmark_modules import load_benchmark
 
 from cosmos_env.machine import machine_info
 
@@ -81,17 +82,6 @@ def test_fidelity_report_lists_backends_decoders_and_sweep(fidelity, tmp_path):
     saved = json.loads((tmp_path / "fidelity.json").read_text())
     assert saved["ar"]["decoders"]["autoregressive"]["psnr_h1"] == 26.0
     assert (tmp_path / "fidelity.png").stat().st_size > 0
-
-
-def load_benchmark(name: str):
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        spec = importlib.util.spec_from_file_location(f"{name}_bench", BENCHMARKS / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    return module
 
 
 AUTO = {"requested": "auto", "bf16_autocast": False, "reason": "x86 CPU capability AVX2"}

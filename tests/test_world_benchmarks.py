@@ -2,24 +2,11 @@
 issue names is there and in range, the simulator and the world model start identical, and
 the reports render."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _load(name: str):
-    sys.path.insert(0, str(BENCHMARKS))
-    spec = importlib.util.spec_from_file_location(f"{name}_bench", BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    sys.path.remove(str(BENCHMARKS))
-    return module
+from benchmark_modules import load_benchmark
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +17,7 @@ def tiny(tiny_world_model_dir):
 
 
 def test_worlds_measures_fidelity_rewards_and_speed(tiny):
-    worlds = _load("worlds")
+    worlds = load_benchmark("worlds")
     row = worlds.measure(tiny, episodes=2, seconds=0.01)
     for key in ("psnr_h1", "psnr_mean_h1_16", "psnr_h16", "copy_last_psnr_h16"):
         assert np.isfinite(row[key]), key
@@ -48,7 +35,7 @@ def test_worlds_measures_fidelity_rewards_and_speed(tiny):
 
 
 def test_the_shipped_worlds_are_the_per_world_ids():
-    worlds = _load("worlds")
+    worlds = load_benchmark("worlds")
     targets = worlds.targets()
     assert targets["cosmos_env/WorldModel-Tabletop-Push-v0"] == "diffusion-push"
     assert targets["cosmos_env/WorldModel-Reacher-v5"] == "diffusion-reacher"
@@ -56,7 +43,7 @@ def test_the_shipped_worlds_are_the_per_world_ids():
 
 
 def test_world_ranking_scores_a_graded_suite_from_the_same_starts(tiny):
-    ranking = _load("world_ranking")
+    ranking = load_benchmark("world_ranking")
     result = ranking.rank(tiny, episodes=2, steps=6)
     assert list(result["policies"]) == [f"scripted-{n}" for n in ranking.NOISES] + ["zero"]
     assert result["steps"] == 6

@@ -32,36 +32,38 @@ def _luma(frames: np.ndarray) -> np.ndarray:
     return frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
 
 
-def _sample(frames: np.ndarray) -> np.ndarray:
-    return frames[np.linspace(0, len(frames) - 1, min(len(frames), SAMPLE_FRAMES)).astype(int)]
+def _sampled(luma: np.ndarray) -> np.ndarray:
+    """``SAMPLE_FRAMES`` of the clip's frames (T, H, W), evenly spread."""
+    return luma[np.linspace(0, len(luma) - 1, min(len(luma), SAMPLE_FRAMES)).astype(int)]
 
 
-def exposure(frames: np.ndarray, cfg: FilterConfig) -> tuple[float, float]:
-    """Fractions of the sampled frames that are near-black and over-exposed."""
-    mean = _luma(_sample(frames)).mean(axis=(1, 2))
+def exposure(sampled: np.ndarray, cfg: FilterConfig) -> tuple[float, float]:
+    """Fractions of the sampled luma frames (N, H, W) that are near-black and over-exposed."""
+    mean = sampled.mean(axis=(1, 2))
     return float((mean < cfg.dark_below).mean()), float((mean > cfg.bright_above).mean())
 
 
-def motion(frames: np.ndarray, cfg: FilterConfig) -> float:
-    """Mean fraction of pixels whose (3x3-blurred) luma changes by ``change_level`` or more
-    from one frame to the next; 0 for a one-frame clip. Sensor noise stays under the level,
-    so a still camera on a still scene scores about 0 however noisy it is."""
-    if len(frames) < 2:
+def motion(luma: np.ndarray, cfg: FilterConfig) -> float:
+    """Mean fraction of pixels whose (3x3-blurred) luma (T, H, W) changes by
+    ``change_level`` or more from one frame to the next; 0 for a one-frame clip. Sensor
+    noise stays under the level, so a still camera on a still scene scores about 0 however
+    noisy it is."""
+    if len(luma) < 2:
         return 0.0
-    luma = np.stack([cv2.blur(f, (3, 3)) for f in _luma(frames)])
-    return float((np.abs(np.diff(luma, axis=0)) >= cfg.change_level).mean())
+    blurred = np.stack([cv2.blur(f, (3, 3)) for f in luma])
+    return float((np.abs(np.diff(blurred, axis=0)) >= cfg.change_level).mean())
 
 
-def sharpness(frames: np.ndarray) -> float:
+def sharpness(sampled: np.ndarray) -> float:
     """Variance of the Laplacian over the variance of the Laplacian of a 2x-downsampled
-    copy, averaged over the sampled frames.
+    copy, averaged over the sampled luma frames (N, H, W).
 
     A plain Laplacian variance measures the scene as much as the focus (a bare table scores
     low however sharp). The ratio compares the finest detail with the next octave of the
     same frame: about 1 or more for a sharp frame, near 0 once the finest octave is blurred
     away, whatever the scene and the resolution."""
     ratios = []
-    for luma in _luma(_sample(frames)):
+    for luma in sampled:
         fine = cv2.Laplacian(luma, cv2.CV_32F).var()
         small = cv2.resize(luma, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
         coarse = cv2.Laplacian(small, cv2.CV_32F).var()
@@ -70,14 +72,17 @@ def sharpness(frames: np.ndarray) -> float:
 
 
 def clip_stats(frames: np.ndarray, cfg: FilterConfig) -> dict[str, float]:
-    """Every measure of one clip, for the filters and the annotations."""
-    dark, bright = exposure(frames, cfg)
+    """Every measure of one clip (uint8 (T, H, W, 3) RGB), for the filters and the
+    annotations; the frames are converted to luma once."""
+    luma = _luma(frames)
+    sampled = _sampled(luma)
+    dark, bright = exposure(sampled, cfg)
     return {
         "dark_fraction": dark,
         "bright_fraction": bright,
-        "motion": motion(frames, cfg),
-        "sharpness": sharpness(frames),
-        "mean_luma": float(_luma(_sample(frames)).mean()),
+        "motion": motion(luma, cfg),
+        "sharpness": sharpness(sampled),
+        "mean_luma": float(sampled.mean()),
     }
 
 

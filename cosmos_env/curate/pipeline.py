@@ -24,14 +24,21 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm import tqdm
 
-from cosmos_env.curate.clips import curate_video, init_worker, load_arrays, work_file
+from cosmos_env.curate.clips import (
+    curate_video,
+    init_worker,
+    load_arrays,
+    load_record,
+    work_file,
+)
 from cosmos_env.curate.config import CurateConfig
 from cosmos_env.curate.dedup import find_duplicates
 from cosmos_env.curate.report import write_report
 from cosmos_env.curate.shard import shard_name, write_shard
-from cosmos_env.curate.video import find_videos
+from cosmos_env.curate.sources import find_videos
 from cosmos_env.executors import make_executor
 from cosmos_env.guardrails.faces import guard_frames
 from cosmos_env.machine import default_workers
@@ -82,16 +89,12 @@ def _check_settings(work: Path, cfg: CurateConfig) -> None:
 
 
 def _load(work: Path, video_id: str) -> dict[str, Any]:
-    from cosmos_env.curate.clips import load_record
-
     return load_record(work_file(work, video_id))
 
 
 def _dedup(videos: list[dict], work: Path, cfg: CurateConfig) -> list[dict]:
     """The clips that passed the filters, each marked with ``duplicate_of`` where it
     repeats an earlier clip; in the videos' order."""
-    import numpy as np
-
     kept = [c for v in videos for c in v["clips"] if c["reason"] is None]
     if not kept:
         return []

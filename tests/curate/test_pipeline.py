@@ -8,7 +8,7 @@ import cv2
 import imageio.v2 as imageio
 import numpy as np
 import pytest
-from conftest import load_benchmark
+from benchmark_modules import load_benchmark
 
 from cosmos_env.config import load_config
 from cosmos_env.curate.config import CurateConfig

@@ -6,7 +6,8 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 
-from cosmos_env.curate.video import VideoError, VideoSource, find_videos, read_video
+from cosmos_env.curate.sources import find_videos
+from cosmos_env.curate.video import VideoError, VideoSource, read_video
 
 
 def write_video(path, frames, fps=10):
