@@ -14,9 +14,8 @@ import numpy as np
 
 from cosmos_env.data.spec import ActionSpec
 from cosmos_env.data.state_spec import StateSpec
-from cosmos_env.dynamics.diffusion.config import (
+from cosmos_env.dynamics.track_config import (
     ContactConfig,
-    DiffusionConfig,
     FrameHeadConfig,
     IntegratorConfig,
     KeypointsConfig,
@@ -51,13 +50,15 @@ def moving_objects(spec: StateSpec, states: np.ndarray) -> list[str]:
 
 
 def resolve_state_features(
-    d: DiffusionConfig,
+    d,
     spec: StateSpec,
     action_spec: ActionSpec,
     states: np.ndarray,
     features: list[str],
 ) -> list[str]:
-    """Fill in what ``d`` learns from the data: the state and action dims, the state spec and
+    """Fill in what the model config ``d`` (either backend's: it has ``state_track``,
+    ``state_spec``, ``state_dim``, ``action_dim``, ``action_low``/``action_high``) learns
+    from the data: the state and action dims, the state spec and
     the action range, and the state track's parts (integrator, contact, keypoints with the
     camera, frame head) from ``spec``'s roles for the ``features`` asked for, where ``d``
     does not set them; return the features switched on."""

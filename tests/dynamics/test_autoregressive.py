@@ -227,7 +227,7 @@ def test_parallel_decoding():
     # Masks shrink on the cosine schedule and a decided token is never re-masked.
     seen = []
     predict = model.predict_masked
-    model.predict_masked = lambda c, a, t, m: seen.append(m.clone()) or predict(c, a, t, m)
+    model.predict_masked = lambda c, a, t, m, *cond: seen.append(m.clone()) or predict(c, a, t, m)
     cache = model.prefill(tokens[:, :2], actions[:, :1], parallel=True)
     model.decode_frame_parallel(cache, actions[:, 1], gen(), steps=4, choice_temperature=2.0)
     del model.predict_masked

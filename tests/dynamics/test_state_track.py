@@ -6,9 +6,10 @@ import torch
 from tiny_diffusion import TINY_NET
 
 from cosmos_env.dynamics.diffusion.config import DiffusionConfig
-from cosmos_env.dynamics.diffusion.model import STATE_CLIP, LatentDynamics
+from cosmos_env.dynamics.diffusion.model import LatentDynamics
 from cosmos_env.dynamics.rollout import LatentContext, initial_context, rollout, step_context
 from cosmos_env.dynamics.state_dynamics import StateDynamics
+from cosmos_env.dynamics.state_track import STATE_CLIP
 from cosmos_env.sim.state_layout import tabletop_state_spec
 
 B, C, S, K, A, D = 3, 4, 4, 2, 7, 36  # batch, channels, side, context, action dim, state dim

@@ -8,6 +8,15 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from cosmos_env.dynamics.track_config import (
+    TRACK_NESTED,
+    OutcomeHeadsConfig,
+    StateTrackConfig,
+    build_config,
+    check_track,
+    keypoint_channels,
+)
+
 
 @dataclass
 class ARConfig:
@@ -26,6 +35,8 @@ class ARConfig:
     context: int = 4  # K past frames
     action_dim: int = 7
     state_dim: int = 36
+    action_low: list[float] = field(default_factory=list)  # physical range of each action
+    action_high: list[float] = field(default_factory=list)  # channel; training fills them in
     # transformer (Llama-style)
     width: int = 256
     depth: int = 6
@@ -42,6 +53,11 @@ class ARConfig:
     # digit from independent per-digit softmaxes; at temperature 1 the draws scatter over
     # neighbouring FSQ levels and the decoded frame gets noisier than the model's belief.
     temperature: float = 1.0
+    # The shared state track (``dynamics/state_track.py``): its state of the next frame and
+    # of the context frames conditions the transformer (see ``ARTransformer``); reward and
+    # success are read from it. None: frames only, the probe reads the state.
+    state_track: StateTrackConfig | None = None
+    outcome_heads: OutcomeHeadsConfig | None = None
     # What the state's dims mean (``StateSpec.to_dict()``); training fills it in.
     state_spec: Any = None
 
@@ -75,11 +91,30 @@ class ARConfig:
                 "need 0 <= mask_prob_min <= mask_prob_max <= 1 and mask_prob_max > 0, got "
                 f"{self.mask_prob_min}, {self.mask_prob_max}"
             )
+        if self.state_track is not None:
+            check_track(self.state_track)
+        for name in ("action_low", "action_high"):
+            bounds = getattr(self, name)
+            if bounds and len(bounds) != self.action_dim:
+                raise ValueError(
+                    f"{name} needs one value per action channel ({self.action_dim}), got "
+                    f"{len(bounds)}"
+                )
         if self.state_dim < 0 or self.probe_width < 1:
             raise ValueError(
                 f"need state_dim >= 0 and probe_width >= 1, got {self.state_dim}, "
                 f"{self.probe_width}"
             )
+
+    @property
+    def keypoint_channels(self) -> int:
+        """Keypoint-map channels (K+1 frames x keypoints); 0 until a camera is set."""
+        return keypoint_channels(self.state_track, self.context)
+
+    @property
+    def keypoints_per_frame(self) -> int:
+        """Keypoints drawn for each frame (0 without keypoint maps)."""
+        return self.keypoint_channels // (self.context + 1)
 
     @property
     def tokens_per_frame(self) -> int:
@@ -96,7 +131,10 @@ class ARConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> ARConfig:
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown autoregressive config keys {sorted(unknown)}")
-        return cls(**{k: list(v) if isinstance(v, tuple) else v for k, v in data.items()})
+        return build_config(cls, dict(data), "autoregressive", _NESTED)
+
+
+_NESTED: dict[type, dict[str, type]] = {
+    ARConfig: {"state_track": StateTrackConfig, "outcome_heads": OutcomeHeadsConfig},
+    **TRACK_NESTED,
+}

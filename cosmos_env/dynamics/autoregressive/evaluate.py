@@ -1,6 +1,7 @@
 """Held-out scores of the autoregressive world model during training: teacher-forced and
 parallel (MaskGIT) cross-entropy and token accuracy, the state probe's position errors,
-and the sampled next frame's token accuracy and probed cube error."""
+and the sampled next frame's token accuracy and its state errors (the track's next state
+where the model has one, else the probe's reading of the sampled frame)."""
 
 from __future__ import annotations
 
@@ -27,8 +28,13 @@ def _summed_scores(
         k: losses[k].item() * n for k in ("ce", "accuracy", "parallel_ce", "parallel_accuracy")
     }
     probe = model.predict_state(tokens[:, -1]).numpy()
-    pred = model.predict_next(tokens[:, :-1], batch["actions"], gen, steps, sampler)
-    on_pred = model.predict_state(pred).numpy()
+    track, cond = None, None
+    if model.state_dynamics is not None:  # the frame drawn for the track's next state
+        context_states = batch["states"][:, :-1]
+        track = model.predict_next_state(context_states, batch["actions"])
+        cond = torch.cat([context_states, track[:, None]], dim=1)
+    pred = model.predict_next(tokens[:, :-1], batch["actions"], gen, steps, sampler, states=cond)
+    on_pred = model.predict_state(pred).numpy() if track is None else track.numpy()
     std = model.state_std.numpy()
     errors = {
         "probe_state_std_err": (np.abs(probe - states) / std).mean(1),

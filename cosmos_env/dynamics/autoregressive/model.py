@@ -5,15 +5,15 @@ world model needs besides its tokenizer (the AR counterpart of ``LatentDynamics`
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from cosmos_env.dynamics.autoregressive.config import ARConfig
 from cosmos_env.dynamics.autoregressive.layers import digits
 from cosmos_env.dynamics.autoregressive.transformer import ARTransformer
 from cosmos_env.dynamics.state_probe import StateProbe
+from cosmos_env.dynamics.state_track import StateTrackModel
 
 
-class TokenDynamics(nn.Module):
+class TokenDynamics(StateTrackModel):
     """Predicts the next frame's FSQ tokens from past frames' tokens and actions, and reads
     the task state from a frame's tokens.
 
@@ -21,6 +21,10 @@ class TokenDynamics(nn.Module):
     ``latent_size``, and actions in [-1, 1]. The probe reads the frame's FSQ codes
     (B, L, h, w) in [-1, 1] (L = len(levels), the tokenizer's decoder input) and works on
     standardised states; ``predict_state`` returns world units.
+
+    With a ``cfg.state_track`` it carries the task state as the diffusion model does
+    (`StateTrackModel`): ``predict_next_state`` steps it, and ``predict_next`` draws the
+    tokens that go with it (states (B, K+1, S): the context's and the next frame's).
     """
 
     samplers = ("parallel", "autoregressive")  # what ``predict_next`` decodes with
@@ -31,8 +35,7 @@ class TokenDynamics(nn.Module):
         s = cfg.state_dim
         self.transformer = ARTransformer(cfg)
         self.probe = StateProbe(len(cfg.levels), cfg.latent_size, s, cfg.probe_width)
-        self.register_buffer("state_mean", torch.zeros(s))
-        self.register_buffer("state_std", torch.ones(s))
+        self._build_state_parts(cfg)  # state standardisation, track, outcome heads
         half = torch.tensor(cfg.levels) // 2
         self.register_buffer("code_half", half.float(), persistent=False)  # (L,)
 
@@ -44,11 +47,26 @@ class TokenDynamics(nn.Module):
             "change shape every token, so torch.compile would recompile them; leave it off"
         )
 
-    def set_normalisation(self, states: torch.Tensor, min_state_std: float = 1e-3) -> None:
-        """Per-dim stats of the training states (N, S); constant dims keep a floor so they
-        standardise to 0, not inf."""
-        self.state_mean.copy_(states.mean(0))
-        self.state_std.copy_(states.std(0).clamp_min(min_state_std))
+    def set_normalisation(
+        self,
+        states: torch.Tensor,
+        min_state_std: float = 1e-3,
+        state_changes: torch.Tensor | None = None,
+    ) -> None:
+        """Per-dim stats of the training states (N, S) (constant dims keep a floor so they
+        standardise to 0, not inf) and, for the state track, of one-step state changes
+        (M, S) in world units."""
+        self.set_state_normalisation(states, min_state_std, state_changes)
+
+    def conditioning(self, states: torch.Tensor) -> torch.Tensor | None:
+        """The transformer's frame conditioning (B, F, N+1, D) of standardised states
+        (B, F, S) (keypoint maps drawn from them); None without a state track."""
+        if self.state_dynamics is None:
+            return None
+        maps = self.keypoint_maps(states * self.state_std + self.state_mean)
+        if maps is not None:
+            maps = maps.unflatten(1, (states.shape[1], -1))  # (B, F, P, h, w)
+        return self.transformer.frame_conditioning(states, maps)
 
     def codes(self, tokens: torch.Tensor) -> torch.Tensor:
         """Token indices (B, h, w) -> FSQ codes (B, L, h, w) in [-1, 1], as
@@ -75,13 +93,22 @@ class TokenDynamics(nn.Module):
         frames 1..F-1; ``parallel_ce``, ``parallel_z_loss``, ``parallel_accuracy`` the
         MaskGIT losses on the last frame's masked tokens (random masks from
         ``generator``); ``probe`` the MSE of the standardised state read from the last
-        frame. The caller weighs and sums them.
+        frame; with a state track, ``state`` its loss and the token losses conditioned on
+        the windows' states (with noise, as at inference they come from the track). The
+        caller weighs and sums them.
         """
         flat = tokens.flatten(2)  # (B, F, N)
-        tf = self.transformer.loss(flat, actions)
-        par = self.transformer.loss_parallel(flat, actions, generator)
+        cond, extra = None, {}
+        if self.state_dynamics is not None:
+            extra["state"] = self.state_loss(states[:, :-1], actions, states[:, -1])
+            cond = self.conditioning(
+                self.noisy_conditioning_states(states[:, :-1], states[:, -1], generator)
+            )
+        tf = self.transformer.loss(flat, actions, cond)
+        par = self.transformer.loss_parallel(flat, actions, generator, cond)
         target = (states[:, -1] - self.state_mean) / self.state_std  # (B, S)
         return {
+            **extra,
             "ce": tf["ce"],
             "z_loss": tf["z_loss"],
             "accuracy": tf["accuracy"],
@@ -99,11 +126,14 @@ class TokenDynamics(nn.Module):
         generator: torch.Generator | None = None,
         steps: int = 8,
         sampler: str = "parallel",
+        states: torch.Tensor | None = None,
         **sampling,
     ) -> torch.Tensor:
         """Sample the next frame's tokens (B, h, w) int64 given context tokens
         (B, K, h, w), oldest first, and the actions (B, K, A) in [-1, 1] taken after each
-        of them (K <= context). ``sampler`` "parallel": ``steps`` MaskGIT passes;
+        of them (K <= context); a state-track model also takes the task states (B, K+1, S)
+        of the context frames and of the next frame, in world units. ``sampler``
+        "parallel": ``steps`` MaskGIT passes;
         "autoregressive": token by token (``steps`` unused). ``sampling``: temperature
         (default ``cfg.temperature``), top_k, top_p. Stateless (builds a fresh KV cache);
         randomness only from ``generator``."""
@@ -113,12 +143,24 @@ class TokenDynamics(nn.Module):
         b, k, h, w = context.shape
         if tuple(actions.shape[:2]) != (b, k):
             raise ValueError(f"actions must be (B, K, A) = {(b, k)} + (A,), got {actions.shape}")
+        cond = None
+        if self.state_dynamics is not None:
+            if states is None or tuple(states.shape[:2]) != (b, k + 1):
+                raise ValueError(
+                    "this model conditions on task states; pass states (B, K+1, S) = "
+                    f"{(b, k + 1)} + (S,)"
+                )
+            cond = self.conditioning(self.standardise_state(states.float()))
         ar, parallel = self.transformer, sampler == "parallel"
-        cache = ar.prefill(context.flatten(2), actions[:, :-1], parallel=parallel)
+        past = None if cond is None else cond[:, :-1]
+        cache = ar.prefill(context.flatten(2), actions[:, :-1], parallel=parallel, cond=past)
+        last = None if cond is None else cond[:, -1]
         if parallel:
-            out = ar.decode_frame_parallel(cache, actions[:, -1], generator, steps, **sampling)
+            out = ar.decode_frame_parallel(
+                cache, actions[:, -1], generator, steps, cond=last, **sampling
+            )
         else:
-            out = ar.decode_frame(cache, actions[:, -1], generator, **sampling)
+            out = ar.decode_frame(cache, actions[:, -1], generator, cond=last, **sampling)
         return out.view(b, h, w)
 
     @torch.no_grad()

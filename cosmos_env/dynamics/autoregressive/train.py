@@ -22,9 +22,12 @@ from cosmos_env.dynamics.autoregressive.train_config import TrainARConfig
 from cosmos_env.dynamics.data import (
     LatentEpisodes,
     load_latent_episodes,
+    outcome_columns,
     select_stores,
 )
 from cosmos_env.dynamics.release import release_training_run
+from cosmos_env.dynamics.state_features import resolve_state_features
+from cosmos_env.dynamics.state_track import extra_track_loss
 from cosmos_env.precision import amp_text, autocast
 from cosmos_env.tokenizer.model import Tokenizer
 from cosmos_env.tokenizer.release import load_tokenizer
@@ -77,10 +80,39 @@ def _optimizer(model: TokenDynamics, cfg: TrainARConfig) -> torch.optim.AdamW:
 
 
 def _total(losses: dict[str, torch.Tensor], cfg: TrainARConfig) -> torch.Tensor:
-    """The training objective: teacher-forced + weighted MaskGIT + weighted probe losses."""
+    """The training objective: teacher-forced + weighted MaskGIT + weighted probe losses
+    (+ the state track's, for a state-track model)."""
     parallel = losses["parallel_ce"] + losses["parallel_z_loss"]
     total = losses["ce"] + losses["z_loss"] + cfg.parallel_weight * parallel
-    return total + cfg.probe_weight * losses["probe"]
+    return total + cfg.probe_weight * losses["probe"] + losses.get("state", 0.0)
+
+
+def _track_text(cfg: TrainARConfig) -> str:
+    """The card's sentence on the state track, or on the probe where there is none."""
+    d = cfg.dynamics
+    if d.state_track is None:
+        return (
+            "A convolutional state probe reads the task state from a frame's FSQ codes; reward "
+            "and success are the world's functions of it."
+        )
+    track = d.state_track
+    named = (
+        ("an end-effector integrator", track.integrator),
+        ("contact features", track.contact),
+        ("a gripper-frame head", track.frame_head),
+    )
+    parts = [name for name, on in named if on]
+    keypoints = (
+        f" and keypoint maps of {', '.join(track.keypoints.slots)}" if track.keypoints else ""
+    )
+    return (
+        f"A state track (an MLP of width {track.width}"
+        + (f" with {', '.join(parts)}" if parts else "")
+        + ", shared with the diffusion backend) carries the task state; every frame's state "
+        f"conditions the transformer (an MLP added to the frame's inputs{keypoints}), and "
+        "reward and success are scored on the track's state. A convolutional probe reads the "
+        "state from tokens where a reset gives frames only."
+    )
 
 
 def _card(cfg: TrainARConfig, paths, train: LatentEpisodes, n_params, steps, wall, metrics) -> str:
@@ -98,18 +130,19 @@ def _card(cfg: TrainARConfig, paths, train: LatentEpisodes, n_params, steps, wal
         "Tokens are embedded and predicted as their FSQ digits (one table and one softmax "
         f"head per digit), so the {d.vocab_size}-token vocabulary costs no parameters. One network "
         "decodes token by token (KV cache) or in MaskGIT passes: it is trained on both "
-        "objectives on the same batches. A convolutional state probe reads the task state "
-        "from a frame's FSQ codes; reward and success are the world's functions of it.",
+        "objectives on the same batches. " + _track_text(cfg),
         "",
-        f"- Data: {', '.join(p.name for p in paths)} (MuJoCo tabletop, scripted expert at "
-        f"several noise levels); {train.n_frames} training frames in {len(train.starts)} "
+        f"- Data: {', '.join(p.name for p in paths)} (world {store_world(paths).name}); "
+        f"{train.n_frames} training frames in {len(train.starts)} "
         f"episodes, held-out split val_fraction {cfg.val_fraction}",
         f"- Training: {steps} steps at batch {batch_text(cfg.batch_size)} "
         f"({cfg.early_fraction:.0%} of each batch from the first {cfg.early_steps} steps of "
         f"episodes), AdamW lr {cfg.lr} cosine, "
         f"weight decay {cfg.weight_decay}, EMA {cfg.ema_decay}, z-loss {d.z_loss}, MaskGIT "
         f"weight {cfg.parallel_weight} (masked fraction cosine in [{d.mask_prob_min}, "
-        f"{d.mask_prob_max}]), {amp_text(cfg.amp)}; wall time {wall / 60:.1f} min on "
+        f"{d.mask_prob_max}])"
+        + (f", {cfg.state_batch} extra state-track windows per step" if d.state_track else "")
+        + f", {amp_text(cfg.amp)}; wall time {wall / 60:.1f} min on "
         f"{torch.get_num_threads()} CPU threads",
         f"- Default decoder: {cfg.sampler}"
         + (f", {cfg.sampler_steps} MaskGIT passes per frame" if cfg.sampler == "parallel" else ""),
@@ -122,6 +155,21 @@ def _card(cfg: TrainARConfig, paths, train: LatentEpisodes, n_params, steps, wal
     return "\n".join(lines) + "\n"
 
 
+def normalised_model(
+    cfg: TrainARConfig, batcher: TokenWindowBatcher, train: LatentEpisodes
+) -> TokenDynamics:
+    """A fresh model with the training data's state stats (and, for the state track, the
+    stats of its one-step changes; for the outcome heads, of the rewards) set."""
+    torch.manual_seed(cfg.seed)
+    model = TokenDynamics(cfg.dynamics)
+    sample = batcher.sample_states(min(16384, len(batcher)), np.random.default_rng(cfg.seed))
+    changes = sample["target_state"] - sample["context_states"][:, -1]  # (N, S), one step
+    model.set_normalisation(torch.from_numpy(train.states), 1e-3, changes)
+    if model.outcome is not None:
+        model.outcome.set_normalisation(torch.from_numpy(train.outcomes[:, 0]))
+    return model
+
+
 def train_ar(cfg: TrainARConfig) -> dict:
     """Train, release to ``cfg.out/release`` and return the held-out metrics."""
     if cfg.sampler not in SAMPLERS:
@@ -132,12 +180,13 @@ def train_ar(cfg: TrainARConfig) -> dict:
     amp = fit_machine(cfg.threads, cfg.amp, log)
     tokenizer, paths, train, val = _load_data(cfg)
     world = store_world(paths)  # shapes and meanings come from the data
-    cfg.dynamics.state_spec = world.state_spec.to_dict()
-    cfg.dynamics.state_dim, cfg.dynamics.action_dim = world.state_spec.dim, world.action_spec.dim
+    on = resolve_state_features(
+        cfg.dynamics, world.state_spec, world.action_spec, train.states, cfg.state_features
+    )
+    outcomes = outcome_columns(paths) if cfg.dynamics.outcome_heads else ()
+    log.info("world %s; state-track features %s; outcome heads on %s", world.name, on, outcomes)
     batcher = TokenWindowBatcher(train, cfg.dynamics.context)
-    torch.manual_seed(cfg.seed)
-    model = TokenDynamics(cfg.dynamics)
-    model.set_normalisation(torch.from_numpy(train.states))
+    model = normalised_model(cfg, batcher, train)
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = _optimizer(model, cfg)
     log.info("config %s", asdict(cfg))
@@ -154,7 +203,9 @@ def train_ar(cfg: TrainARConfig) -> dict:
         batch = batcher.sample(cfg.batch_size, rng, cfg.early_fraction, cfg.early_steps)
         with autocast(amp):
             losses = model.losses(**batch, generator=gen)
-        return _total(losses, cfg), {k: v.detach() for k, v in losses.items()}
+        total = _total(losses, cfg)
+        total = total + extra_track_loss(model, batcher, cfg.state_batch, cfg.outcome_weight, rng)
+        return total, {k: v.detach() for k, v in losses.items()}
 
     def scores(step: int, final: bool) -> dict[str, float]:
         windows = cfg.eval_windows if final else cfg.eval_windows // 4
@@ -177,7 +228,7 @@ def train_ar(cfg: TrainARConfig) -> dict:
         board.close()
         return helper_result(step, wall)
     card = _card(cfg, paths, train, n_params, step, wall, metrics)
-    release_training_run(cfg, ema, tokenizer, paths, card, metrics, step, wall / 60)
+    release_training_run(cfg, ema, tokenizer, paths, card, metrics, step, wall / 60, outcomes)
     log.info("released %s", out / "release")
     board.close()
     return {"steps": step, "wall_minutes": wall / 60, **metrics}

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cosmos_env.dynamics.autoregressive.config import ARConfig
+from cosmos_env.dynamics.state_features import FEATURES
 
 
 @dataclass
@@ -17,6 +18,11 @@ class TrainARConfig:
     data: str = "datasets/tabletop/data"
     stores: str = "push-*"  # glob over the store directory names under `data`
     out: str = "outputs/dynamics/ar-push"
+    # State-track features switched on where the stores' StateSpec roles allow them
+    # (dynamics/state_features.py); slots the dynamics config names explicitly win.
+    state_features: list[str] = field(default_factory=lambda: list(FEATURES))
+    state_batch: int = 512  # extra state-only windows per step for the state track
+    outcome_weight: float = 1.0  # weight of the outcome heads' loss
     steps: int = 20000
     max_minutes: float = 45.0  # stop early (and release) when the wall-clock budget is spent
     batch_size: int = 32

@@ -7,6 +7,8 @@ The model is factorised over the token's FSQ digits: a token's embedding is the 
 embedding per digit and the output is one softmax head per digit, so the parameter count
 does not grow with the 64000-token vocabulary.
 
+State-track models add each frame's state to its inputs (`StateConditioning`).
+
 Positions: 3-axis RoPE over (time, row, column) plus a learned embedding of the
 within-frame slot (N grid slots + 1 for the action). The action token ``a_t`` sits at
 ``(t + 1, -1, -1)``: it is the "begin-of-frame" token of frame t + 1 (the frame it leads
@@ -21,21 +23,23 @@ import math
 import torch
 from torch import nn
 
+from cosmos_env.dynamics.autoregressive.conditioning import StateConditioning
 from cosmos_env.dynamics.autoregressive.config import ARConfig
+from cosmos_env.dynamics.autoregressive.decoding import FrameDecoding
 from cosmos_env.dynamics.autoregressive.kv_cache import KVCache
-from cosmos_env.dynamics.autoregressive.layers import Block, Rotary, digits, indices
+from cosmos_env.dynamics.autoregressive.layers import Block, Rotary, digits
 from cosmos_env.dynamics.autoregressive.losses import token_losses
-from cosmos_env.dynamics.autoregressive.masking import remask, training_mask
-from cosmos_env.dynamics.autoregressive.sampling import sample_logits
+from cosmos_env.dynamics.autoregressive.masking import training_mask
 from cosmos_env.dynamics.diffusion.network import RMSNorm
 
 
-class ARTransformer(nn.Module):
+class ARTransformer(FrameDecoding, nn.Module):
     """Action-conditioned transformer over FSQ token frames (see the module docstring).
 
     Tokens are int64 (B, F, N) in [0, prod(levels)), N = latent_size**2 in raster order;
     actions float (B, F-1, A) in [-1, 1], ``actions[:, t]`` taken after frame t. Logits
-    come as a list with one (..., levels[i]) tensor per digit.
+    come as a list with one (..., levels[i]) tensor per digit. Decoding (prefill, token
+    by token, MaskGIT) is `FrameDecoding`'s.
     """
 
     def __init__(self, cfg: ARConfig) -> None:
@@ -52,6 +56,9 @@ class ARTransformer(nn.Module):
         self.action_embedding = nn.Sequential(
             nn.Linear(cfg.action_dim, d), nn.SiLU(), nn.Linear(d, d)
         )
+        self.conditioning = None
+        if cfg.state_track is not None:
+            self.conditioning = StateConditioning(cfg.state_dim, cfg.keypoints_per_frame, d, n)
         self.rotary = Rotary(d // cfg.heads, cfg.rope_base)
         hidden = round(d * cfg.mlp_ratio)
         self.blocks = nn.ModuleList(Block(d, cfg.heads, hidden) for _ in range(cfg.depth))
@@ -80,6 +87,28 @@ class ARTransformer(nn.Module):
         """Actions (..., A) -> (..., D)."""
         return self.action_embedding(actions.to(self.mask_embedding.dtype))
 
+    def frame_conditioning(
+        self, states: torch.Tensor, maps: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Per-input conditioning (B, F, N+1, D) of F frames (`StateConditioning`):
+        standardised states (B, F, S), keypoint maps (B, F, P, h, w) for keypoint models."""
+        if self.conditioning is None:
+            raise ValueError("this model has no state track (dynamics.state_track=null)")
+        return self.conditioning(states.to(self.mask_embedding.dtype), maps)
+
+    def _check_conditioning(self, cond: torch.Tensor | None, frames: int, batch: int) -> None:
+        if (cond is None) != (self.conditioning is None):
+            need = "pass the frames' conditioning (frame_conditioning)" if cond is None else ""
+            raise ValueError(
+                need or "this model has no state track: it takes no frame conditioning"
+            )
+        n, d = self.cfg.tokens_per_frame, self.cfg.width
+        if cond is not None and tuple(cond.shape) != (batch, frames, n + 1, d):
+            raise ValueError(
+                f"frame conditioning must be (B, F, N+1, D) = {(batch, frames, n + 1, d)}, "
+                f"got {tuple(cond.shape)}"
+            )
+
     def _frame_positions(self, time: int, action: bool = True) -> torch.Tensor:
         """Positions (N [+1], 3) of frame ``time``, led by its action token at (time, -1, -1)."""
         grid = self.grid
@@ -103,14 +132,20 @@ class ARTransformer(nn.Module):
         actions: torch.Tensor,
         masked: torch.Tensor | None = None,
         start_time: int = 0,
+        cond: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs (B, L, D) and positions (L, 3) of [f0, a0, ..., f_{F-1}], L = F*N + F-1;
-        ``masked`` (B, N) bool replaces those tokens of the last frame by [MASK]."""
+        ``masked`` (B, N) bool replaces those tokens of the last frame by [MASK]; ``cond``
+        (B, F, N+1, D) is the frames' conditioning (`frame_conditioning`)."""
+        self._check_conditioning(cond, tokens.shape[1], tokens.shape[0])
         frames = self._token_features(tokens)  # (B, F, N, D)
         if masked is not None:
             last = torch.where(masked[..., None], self.mask_embedding, frames[:, -1])
             frames = torch.cat([frames[:, :-1], last[:, None]], 1)
         acts = self._action_features(actions)[:, :, None]  # (B, F-1, 1, D)
+        if cond is not None:
+            frames = frames + cond[:, :, 1:]
+            acts = acts + cond[:, 1:, :1]  # a_t leads to frame t+1
         blocks = torch.cat([acts, frames[:, 1:]], 2).flatten(1, 2)  # (B, (F-1)(N+1), D)
         x = torch.cat([frames[:, 0], blocks], 1)  # (B, L, D)
         pos = self._positions(tokens.shape[1], start_time)
@@ -169,45 +204,59 @@ class ARTransformer(nn.Module):
         """Hidden (..., D) -> one logits tensor (..., levels[i]) per digit."""
         return list(self.head(self.norm(h)).split(self.cfg.levels, dim=-1))
 
-    def forward(self, tokens: torch.Tensor, actions: torch.Tensor) -> list[torch.Tensor]:
+    def forward(
+        self, tokens: torch.Tensor, actions: torch.Tensor, cond: torch.Tensor | None = None
+    ) -> list[torch.Tensor]:
         """Teacher-forced logits of frames 1..F-1: per digit (B, F-1, N, levels[i]).
 
-        tokens (B, F, N) int64, actions (B, F-1, A); frame t token j is predicted from
-        everything before it (the action token a_{t-1} predicts token 0).
+        tokens (B, F, N) int64, actions (B, F-1, A), state-track models' conditioning
+        ``cond`` (B, F, N+1, D); frame t token j is predicted from everything before it
+        (the action token a_{t-1} predicts token 0).
         """
         self._check_inputs(tokens, actions, min_frames=2)
         b, f, n = tokens.shape
-        x, pos = self._embed_sequence(tokens, actions)
+        x, pos = self._embed_sequence(tokens, actions, cond=cond)
         h = self._run(x, pos)  # (B, L, D)
         # Blocks [a_{t-1}, f_t] for t >= 1; their first N inputs predict f_t[0..N-1].
         h = h[:, n:].reshape(b, f - 1, n + 1, -1)[:, :, :n]  # (B, F-1, N, D)
         return self._logits(h)
 
     def forward_parallel(
-        self, tokens: torch.Tensor, actions: torch.Tensor, masked: torch.Tensor
+        self,
+        tokens: torch.Tensor,
+        actions: torch.Tensor,
+        masked: torch.Tensor,
+        cond: torch.Tensor | None = None,
     ) -> list[torch.Tensor]:
         """Parallel-mode logits of the last frame, per digit (B, N, levels[i]), each token
         predicted at its own position; its ``masked`` (B, N) bool tokens are replaced by
         [MASK]. The mask is block-causal: a token sees all earlier frames and its whole
         frame (with the action token that leads to it)."""
         self._check_inputs(tokens, actions, min_frames=2)
-        x, pos = self._embed_sequence(tokens, actions, masked)
+        x, pos = self._embed_sequence(tokens, actions, masked, cond=cond)
         h = self._run(x, pos, block=True)
         return self._logits(h[:, -self.cfg.tokens_per_frame :])
 
     # ----- losses ------------------------------------------------------------------------
 
-    def loss(self, tokens: torch.Tensor, actions: torch.Tensor) -> dict[str, torch.Tensor]:
+    def loss(
+        self, tokens: torch.Tensor, actions: torch.Tensor, cond: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """Teacher-forced losses over every frame after the first (each frame t >= 1 is
         predicted from frames < t, so one window trains all context lengths 1..F-1).
 
         Returns `losses.token_losses`' ``loss``, ``ce``, ``z_loss`` and ``accuracy``.
         """
         cfg = self.cfg
-        return token_losses(self.forward(tokens, actions), tokens[:, 1:], cfg.levels, cfg.z_loss)
+        logits = self.forward(tokens, actions, cond)
+        return token_losses(logits, tokens[:, 1:], cfg.levels, cfg.z_loss)
 
     def loss_parallel(
-        self, tokens: torch.Tensor, actions: torch.Tensor, generator: torch.Generator | None = None
+        self,
+        tokens: torch.Tensor,
+        actions: torch.Tensor,
+        generator: torch.Generator | None = None,
+        cond: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Parallel-mode (MaskGIT) losses, same keys as ``loss``, over the masked tokens of
         the last frame, hidden by `masking.training_mask` (the cosine schedule)."""
@@ -220,177 +269,5 @@ class ARTransformer(nn.Module):
             generator,
             tokens.device,
         )
-        logits = self.forward_parallel(tokens, actions, masked)
+        logits = self.forward_parallel(tokens, actions, masked, cond)
         return token_losses(logits, tokens[:, -1], cfg.levels, cfg.z_loss, masked)
-
-    # ----- decoding ----------------------------------------------------------------------
-
-    def _sample_tokens(
-        self, logits: list[torch.Tensor], generator: torch.Generator | None, **kw
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-digit logits (..., levels[i]) -> sampled tokens (...) and their digits
-        (..., L); each digit drawn independently with ``sample_logits``."""
-        d = torch.stack([sample_logits(lg, generator, **kw) for lg in logits], -1)
-        return indices(d, self.cfg.levels), d
-
-    def _end_frame(self, cache: KVCache) -> None:
-        """After a frame is in the cache: advance time, keep only the last K frames."""
-        cache.next_time += 1
-        stride = self.cfg.tokens_per_frame + 1
-        frames = (len(cache) + 1) // stride
-        if frames > self.cfg.context:
-            cache.crop_front((frames - self.cfg.context) * stride)
-
-    def _check_cache(self, cache: KVCache, mode: str, action: torch.Tensor) -> None:
-        if cache.mode != mode:
-            raise ValueError(
-                f"this decoder needs a {mode!r} cache, got {cache.mode!r}: "
-                f"prefill with parallel={mode == 'block'}"
-            )
-        if tuple(action.shape) != (cache.batch_size, self.cfg.action_dim):
-            raise ValueError(
-                f"action must be (B, A) = {(cache.batch_size, self.cfg.action_dim)}"
-                f", got {tuple(action.shape)}"
-            )
-
-    @torch.no_grad()
-    def prefill(
-        self,
-        tokens: torch.Tensor,
-        actions: torch.Tensor,
-        start_time: int = 0,
-        parallel: bool = False,
-    ) -> KVCache:
-        """A cache of k <= context frames (B, k, N) and the k-1 actions (B, k-1, A) between
-        them, frame i at time ``start_time + i``. ``parallel`` builds it with the
-        block-causal mask, for ``decode_frame_parallel``."""
-        self._check_inputs(tokens, actions, min_frames=1)
-        if tokens.shape[1] > self.cfg.context:
-            raise ValueError(
-                f"prefill takes at most context={self.cfg.context} frames, got "
-                f"{tokens.shape[1]}; pass the last ones"
-            )
-        b, (h, dh) = tokens.shape[0], (self.cfg.heads, self.cfg.width // self.cfg.heads)
-        empty = self.mask_embedding.new_zeros(b, h, 0, dh)
-        depth = self.cfg.depth
-        cache = KVCache([empty] * depth, [empty] * depth, mode="block" if parallel else "causal")
-        x, pos = self._embed_sequence(tokens, actions, start_time=start_time)
-        self._run(x, pos, cache, append=True, block=parallel)
-        cache.next_time = start_time + tokens.shape[1]
-        return cache
-
-    @torch.no_grad()
-    def decode_frame(
-        self,
-        cache: KVCache,
-        action: torch.Tensor,
-        generator: torch.Generator | None = None,
-        temperature: float = 1.0,
-        top_k: int = 0,
-        top_p: float = 1.0,
-    ) -> torch.Tensor:
-        """Next frame's tokens (B, N) after ``action`` (B, A), one token at a time.
-
-        Feeds the action token, then each sampled token, one per step through the (causal)
-        cache; the finished frame stays in the cache, which then keeps the last ``context``
-        frames (the oldest frame's keys still carry what it saw of older frames, as in
-        Transformer-XL). Randomness only from ``generator``.
-        """
-        self._check_cache(cache, "causal", action)
-        kw = dict(temperature=temperature, top_k=top_k, top_p=top_p)
-        n = self.cfg.tokens_per_frame
-        pos = self._frame_positions(cache.next_time)  # (N+1, 3): action, then the grid
-        slots = self.slot_embedding(self._slots(pos))  # (N+1, D)
-        x = self._action_features(action)[:, None] + slots[0]  # (B, 1, D)
-        out = torch.empty(cache.batch_size, n, dtype=torch.long, device=action.device)
-        for j in range(n + 1):
-            h = self._run(x, pos[j : j + 1], cache, append=True)  # (B, 1, D)
-            if j == n:  # the last token only had to enter the cache
-                break
-            out[:, j : j + 1] = self._sample_tokens(self._logits(h), generator, **kw)[0]
-            x = self._token_features(out[:, j : j + 1]) + slots[j + 1]
-        self._end_frame(cache)
-        return out
-
-    @torch.no_grad()
-    def decode_frame_nocache(
-        self,
-        tokens: torch.Tensor,
-        actions: torch.Tensor,
-        generator: torch.Generator | None = None,
-        temperature: float = 1.0,
-        top_k: int = 0,
-        top_p: float = 1.0,
-    ) -> torch.Tensor:
-        """Reference for ``decode_frame``: the next frame (B, N) after context ``tokens``
-        (B, k, N) and ``actions`` (B, k, A) (the last one leads to the new frame),
-        recomputing the whole sequence for every token. Same draws from ``generator``."""
-        kw = dict(temperature=temperature, top_k=top_k, top_p=top_p)
-        b, _, n = tokens.shape
-        out = torch.zeros(b, 1, n, dtype=torch.long, device=tokens.device)
-        for j in range(n):  # positions > j are placeholders the causal mask hides
-            logits = self.forward(torch.cat([tokens, out], 1), actions)
-            out[:, 0, j] = self._sample_tokens([lg[:, -1, j] for lg in logits], generator, **kw)[0]
-        return out[:, 0]
-
-    def _frame_block(
-        self, action: torch.Tensor, tokens: torch.Tensor, masked: torch.Tensor | None, time: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inputs (B, N+1, D) and positions (N+1, 3) of [a, frame] at ``time``, the
-        ``masked`` (B, N) tokens replaced by [MASK]."""
-        frame = self._token_features(tokens)  # (B, N, D)
-        if masked is not None:
-            frame = torch.where(masked[..., None], self.mask_embedding, frame)
-        x = torch.cat([self._action_features(action)[:, None], frame], 1)
-        pos = self._frame_positions(time)
-        return x + self.slot_embedding(self._slots(pos)), pos
-
-    @torch.no_grad()
-    def predict_masked(
-        self, cache: KVCache, action: torch.Tensor, tokens: torch.Tensor, masked: torch.Tensor
-    ) -> list[torch.Tensor]:
-        """Parallel-mode logits, per digit (B, N, levels[i]), of the frame after ``action``
-        (B, A) given a block cache, its tokens (B, N) with ``masked`` (B, N) ones hidden.
-        The frame's N+1 inputs attend to the cache and to each other; nothing is cached."""
-        self._check_cache(cache, "block", action)
-        x, pos = self._frame_block(action, tokens, masked, cache.next_time)
-        return self._logits(self._run(x, pos, cache, block=True)[:, 1:])
-
-    @torch.no_grad()
-    def decode_frame_parallel(
-        self,
-        cache: KVCache,
-        action: torch.Tensor,
-        generator: torch.Generator | None = None,
-        steps: int = 8,
-        temperature: float = 1.0,
-        top_k: int = 0,
-        top_p: float = 1.0,
-        choice_temperature: float = 0.0,
-    ) -> torch.Tensor:
-        """Next frame's tokens (B, N) after ``action`` (B, A) in ``steps`` MaskGIT passes.
-
-        Starts all-masked; each pass samples every masked token (``predict_masked``: the
-        frame's N+1 inputs against the cached context, recomputed each pass), keeps the
-        most confident (sum of the digits' log-probabilities, plus Gumbel noise scaled by
-        ``choice_temperature * (1 - progress)``) and re-masks the other
-        ``floor(N * cos(pi/2 * (s+1)/steps))``. A last pass puts the finished frame in the
-        cache (``cache`` must come from ``prefill(..., parallel=True)``).
-        """
-        kw = dict(temperature=temperature, top_k=top_k, top_p=top_p)
-        b, n = cache.batch_size, self.cfg.tokens_per_frame
-        tokens = torch.zeros(b, n, dtype=torch.long, device=action.device)
-        masked = torch.ones(b, n, dtype=torch.bool, device=action.device)
-        for s in range(steps):
-            logits = self.predict_masked(cache, action, tokens, masked)
-            sampled, d = self._sample_tokens(logits, generator, **kw)  # (B, N), (B, N, L)
-            conf = sum(
-                lg.float().log_softmax(-1).gather(-1, d[..., i : i + 1])[..., 0]
-                for i, lg in enumerate(logits)
-            )  # (B, N)
-            tokens = torch.where(masked, sampled, tokens)
-            masked = remask(conf, masked, s, steps, choice_temperature, generator)
-        x, pos = self._frame_block(action, tokens, None, cache.next_time)
-        self._run(x, pos, cache, append=True, block=True)
-        self._end_frame(cache)
-        return tokens

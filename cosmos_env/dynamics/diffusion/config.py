@@ -8,6 +8,31 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from cosmos_env.dynamics.track_config import (
+    TRACK_NESTED,
+    ContactConfig,
+    FrameHeadConfig,
+    IntegratorConfig,
+    KeypointsConfig,
+    OutcomeHeadsConfig,
+    StateTrackConfig,
+    build_config,
+    check_track,
+    keypoint_channels,
+)
+
+__all__ = [  # the track's parts, re-exported: releases and tests name them from here
+    "ContactConfig",
+    "DiTConfig",
+    "DiffusionConfig",
+    "EDMConfig",
+    "FrameHeadConfig",
+    "IntegratorConfig",
+    "KeypointsConfig",
+    "OutcomeHeadsConfig",
+    "StateTrackConfig",
+]
+
 
 @dataclass
 class DiTConfig:
@@ -34,70 +59,6 @@ class EDMConfig:
     rho: float = 7.0
     context_noise: float = 0.1  # max std of the augmentation noise on context latents
     action_dropout: float = 0.1  # drop the action for classifier-free guidance
-
-
-@dataclass
-class IntegratorConfig:
-    """End-effector integrator: this 3-D position slot moves exactly by the end effector's
-    delta action channels (the StateSpec's ``end_effector.action_delta``), clipped to the
-    range the training states span; the state MLP learns only what is left (controller
-    lag, contacts). An MLP alone drifts by centimetres over 16 steps."""
-
-    slot: str
-
-
-@dataclass
-class ContactConfig:
-    """Contact features: the state MLP also reads these 3-D slots' offsets from the end
-    effector in every context frame and their last one-step change. On absolute positions
-    alone it learns "the cube moves when the arm does", which a planner exploits."""
-
-    slots: list[str]
-
-
-@dataclass
-class KeypointsConfig:
-    """Keypoint maps: these 3-D position slots, projected by ``camera`` (a (3, 4) matrix,
-    row-major, from the StateSpec; training fills it in), drawn as Gaussian blobs of std
-    ``sigma`` tokens on the token grid for every context frame and the next."""
-
-    slots: list[str]
-    camera: list[float] = field(default_factory=list)
-    sigma: float = 0.75
-
-
-@dataclass
-class FrameHeadConfig:
-    """Gripper-frame head: the planar motion of these objects (slots ``<name>_pos`` and
-    ``<name>_quat``) predicted in the frame of the end effector's yaw (orientation slot
-    ``quat``) from shift- and turn-invariant features, then rotated back."""
-
-    objects: list[str]
-    quat: str
-    width: int = 256
-
-
-@dataclass
-class StateTrackConfig:
-    """A learned state dynamics carries the task state from step to step, and the denoiser
-    is conditioned on the context's and the next frame's states, so the arm and the objects
-    are drawn where the state says they are. The parts below switch on from the StateSpec's
-    roles (``dynamics/state_features.py``) or by naming their slots."""
-
-    width: int = 512  # hidden width of the state-dynamics MLP
-    noise: float = 0.1  # max std of augmentation noise on conditioning states (std units)
-    integrator: IntegratorConfig | None = None
-    contact: ContactConfig | None = None
-    keypoints: KeypointsConfig | None = None
-    frame_head: FrameHeadConfig | None = None
-
-
-@dataclass
-class OutcomeHeadsConfig:
-    """Learned reward / termination / success heads on the state before and after a step
-    and its action: what an env scores with when its world has no function for them."""
-
-    width: int = 256
 
 
 @dataclass
@@ -135,7 +96,7 @@ class DiffusionConfig:
         if self.context < 1:
             raise ValueError(f"context must be >= 1 frame, got {self.context}")
         if self.state_track is not None:
-            _check_track(self.state_track)
+            check_track(self.state_track)
         for name in ("action_low", "action_high"):
             bounds = getattr(self, name)
             if bounds and len(bounds) != self.action_dim:
@@ -147,10 +108,7 @@ class DiffusionConfig:
     @property
     def keypoint_channels(self) -> int:
         """Map channels (K+1 frames x keypoints) the network reads; 0 until a camera is set."""
-        keypoints = self.state_track.keypoints if self.state_track else None
-        if not (keypoints and keypoints.slots and keypoints.camera):
-            return 0
-        return (self.context + 1) * len(keypoints.slots)
+        return keypoint_channels(self.state_track, self.context)
 
     @property
     def tokens(self) -> int:
@@ -164,36 +122,7 @@ class DiffusionConfig:
         """Build from ``to_dict()``'s layout, or from the flat one of older releases."""
         if "net" not in data:
             data = flat_to_composed(data)
-        return _build(cls, data, "dynamics")
-
-
-def _check_track(track: StateTrackConfig) -> None:
-    if track.contact and not track.integrator:
-        raise ValueError("contact offsets are taken from the end effector: set the integrator")
-    if track.frame_head and not track.contact:
-        raise ValueError(
-            "frame_head objects are predicted from the contact features' offsets: set contact"
-        )
-    if track.frame_head and not track.frame_head.quat:
-        raise ValueError("frame_head needs the end effector's orientation slot: set its quat")
-    camera = track.keypoints.camera if track.keypoints else []
-    if camera and len(camera) != 12:
-        raise ValueError(f"camera must be a (3, 4) projection (12 numbers), got {len(camera)}")
-
-
-def _build(cls: type, data: dict, where: str) -> Any:
-    """``cls(**data)`` with nested dataclasses built from their dicts; unknown keys raise."""
-    known = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise ValueError(f"unknown {where} config keys {unknown}")
-    nested = _NESTED.get(cls, {})
-    values = {}
-    for key, value in data.items():
-        if key in nested and isinstance(value, dict):
-            value = _build(nested[key], value, f"{where}.{key}")
-        values[key] = list(value) if isinstance(value, tuple) else value
-    return cls(**values)
+        return build_config(cls, data, "dynamics", _NESTED)
 
 
 _NESTED: dict[type, dict[str, type]] = {
@@ -203,12 +132,7 @@ _NESTED: dict[type, dict[str, type]] = {
         "state_track": StateTrackConfig,
         "outcome_heads": OutcomeHeadsConfig,
     },
-    StateTrackConfig: {
-        "integrator": IntegratorConfig,
-        "contact": ContactConfig,
-        "keypoints": KeypointsConfig,
-        "frame_head": FrameHeadConfig,
-    },
+    **TRACK_NESTED,
 }
 
 

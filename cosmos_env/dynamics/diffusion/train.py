@@ -34,6 +34,7 @@ from cosmos_env.dynamics.diffusion.train_config import TrainDynamicsConfig
 from cosmos_env.dynamics.evaluate import evaluate_dynamics
 from cosmos_env.dynamics.release import release_training_run
 from cosmos_env.dynamics.state_features import resolve_state_features
+from cosmos_env.dynamics.state_track import extra_track_loss
 from cosmos_env.precision import autocast
 from cosmos_env.tokenizer.release import load_tokenizer
 from cosmos_env.training import Board, file_logger, fit, fit_machine, reseeder
@@ -57,22 +58,6 @@ def _unrolled_batch(
     }
 
 
-def _extra_losses(model, batcher: WindowBatcher, cfg: TrainDynamicsConfig, rng) -> torch.Tensor:
-    """The state track's and the outcome heads' losses on extra state-only windows
-    (cheap: no latents), ``cfg.state_batch`` of them (at least 256 for the heads)."""
-    total = torch.zeros(())
-    size = max(cfg.state_batch, 256 if model.outcome is not None else 0)
-    if not size or (model.state_dynamics is None and model.outcome is None):
-        return total
-    extra = batcher.sample_states(size, rng)
-    targets = extra.pop("outcomes")
-    if cfg.state_batch and model.state_dynamics is not None:
-        total = total + model.state_loss(**extra)
-    if model.outcome is not None:
-        total = total + cfg.outcome_weight * model.outcome_loss(**extra, targets=targets)
-    return total
-
-
 def _step(model, batcher: WindowBatcher, cfg: TrainDynamicsConfig, rng, gen, amp: bool):
     """One training step's objective and its logged terms (diffusion, probe, state)."""
     if rng.random() < cfg.unroll_fraction:
@@ -83,7 +68,7 @@ def _step(model, batcher: WindowBatcher, cfg: TrainDynamicsConfig, rng, gen, amp
         losses = model.losses(**batch, generator=gen)
     total = losses["diffusion"] + cfg.probe_weight * losses["probe"]
     total = total + losses.get("state", 0.0)
-    total = total + _extra_losses(model, batcher, cfg, rng)
+    total = total + extra_track_loss(model, batcher, cfg.state_batch, cfg.outcome_weight, rng)
     return total, {k: v.detach() for k, v in losses.items()}
 
 
