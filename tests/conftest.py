@@ -57,12 +57,14 @@ def make_tiny_world_model(directory, seed: int = 0, state_track: bool = True):
     )
 
 
-def make_tiny_ar_world_model(directory, seed: int = 0):
+def make_tiny_ar_world_model(directory, seed: int = 0, state_track: bool = False):
     """A tiny random discrete tokenizer (DI8x8 layout, 12 tokens) and a tiny autoregressive
-    token model paired with it; returns the release directory."""
+    token model paired with it (with a state track where ``state_track``); returns the
+    release directory."""
     from cosmos_env.dynamics.autoregressive.config import ARConfig
     from cosmos_env.dynamics.autoregressive.model import TokenDynamics
     from cosmos_env.dynamics.release import save_world_model
+    from cosmos_env.dynamics.track_config import StateTrackConfig
     from cosmos_env.tokenizer import Tokenizer, TokenizerConfig
     from cosmos_env.tokenizer.release import load_tokenizer, save_tokenizer
 
@@ -80,7 +82,9 @@ def make_tiny_ar_world_model(directory, seed: int = 0):
     )
     save_tokenizer(directory / "tokenizer", Tokenizer(tok_cfg))
     tokenizer = load_tokenizer(directory / "tokenizer")
-    dyn = TokenDynamics(ARConfig(levels=levels, width=16, depth=1, heads=2, probe_width=8))
+    track = StateTrackConfig(width=16) if state_track else None
+    cfg = ARConfig(levels=levels, width=16, depth=1, heads=2, probe_width=8, state_track=track)
+    dyn = TokenDynamics(cfg)
     with torch.no_grad():
         for p in dyn.parameters():
             p.add_(torch.randn_like(p) * 0.05)
@@ -103,6 +107,13 @@ def make_tiny_ar_world_model(directory, seed: int = 0):
 def tiny_ar_world_model_dir(tmp_path_factory):
     """Release directory of a tiny random autoregressive world model."""
     return make_tiny_ar_world_model(tmp_path_factory.mktemp("tiny_ar_world_model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_ar_track_world_model_dir(tmp_path_factory):
+    """Release directory of a tiny random autoregressive world model with a state track."""
+    directory = tmp_path_factory.mktemp("tiny_ar_track_world_model")
+    return make_tiny_ar_world_model(directory, state_track=True)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """The autoregressive backend behind the same envs: the env contracts (Gymnasium and SB3
-checkers, seeding, bad input), backend selection and token-space resets, on a tiny random
-AR world model."""
+checkers, seeding, bad input), backend selection, token-space resets and the shared state
+track, on tiny random AR world models."""
 
 import functools
 
@@ -123,3 +123,31 @@ def test_the_shipped_ar_model_is_the_default_of_backend_ar():
         assert all(np.array_equal(f, g) for f, g in zip(frames, again, strict=True))
     finally:
         env.close()
+
+
+@pytest.fixture
+def make_tracked(open_envs, tiny_ar_track_world_model_dir):
+    return functools.partial(open_envs, tiny_ar_track_world_model_dir)
+
+
+def test_checkers_pass_on_an_ar_model_with_a_state_track(make_tracked):
+    gym_check_env(make_tracked().unwrapped, skip_render_check=False)
+    sb3_check_env(make_tracked().unwrapped, warn=True)
+
+
+@pytest.mark.parametrize("sampler", ["parallel", "autoregressive"])
+def test_the_ar_env_steps_its_state_with_the_track(make_tracked, sampler):
+    env = make_tracked(sampler=sampler, sampler_steps=2, terminate_on_success=False)
+    _, info = env.reset(seed=0)
+    action = actions(1)[0]
+    obs, _, _, _, after = env.step(action)
+    dynamics = env.unwrapped.core.wm.dynamics
+    k = dynamics.cfg.context
+    ctx = torch.from_numpy(np.repeat(info["state"][None, None], k, axis=1)).float()
+    acts = torch.zeros(1, k, 7)
+    acts[0, -1] = torch.from_numpy(action)
+    expected = dynamics.predict_next_state(ctx, acts)[0].numpy()
+    np.testing.assert_allclose(after["state"], expected, atol=1e-4)
+    # the probe would read a different state off the decoded frame
+    tokens = env.unwrapped.core.wm.encode(torch.from_numpy(obs[None]))
+    assert not np.allclose(dynamics.predict_state(tokens)[0].numpy(), expected, atol=1e-3)
