@@ -130,7 +130,7 @@ COMMANDS: dict[str, Command] = {
         _hydra(
             "refit_state",
             "cosmos_env.dynamics.diffusion.train_config:RefitStateConfig",
-            "cosmos_env.dynamics.diffusion.refit_state:refit_state_track",
+            "cosmos_env.dynamics.refit_state:refit_state_track",
         ),
     ),
     "make-world-model": Command(

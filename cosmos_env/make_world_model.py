@@ -140,8 +140,8 @@ def _refit_state(cfg: MakeWorldModelConfig, data: Path, release: Path, out: Path
         return release
     refitted = out / "release"
     if not (refitted / "config.json").exists():
-        from cosmos_env.dynamics.diffusion.refit_state import refit_state_track
         from cosmos_env.dynamics.diffusion.train_config import RefitStateConfig
+        from cosmos_env.dynamics.refit_state import refit_state_track
 
         stage = cfg.state_refit
         overrides = [f"world_model={release}", f"data={data}", "stores=*", f"out={out}"]

@@ -24,7 +24,7 @@ from cosmos_env.dynamics.autoregressive.train_config import TrainARConfig
 from cosmos_env.dynamics.data import LatentEpisodes, load_latent_episodes, select_stores
 from cosmos_env.dynamics.diffusion.config import OutcomeHeadsConfig
 from cosmos_env.dynamics.diffusion.train_config import TrainDynamicsConfig
-from cosmos_env.dynamics.release import RESET_FILE
+from cosmos_env.dynamics.release import RESET_FILE, load_world_model
 from cosmos_env.generate import generate
 from cosmos_env.tokenizer import Tokenizer, TokenizerConfig
 from cosmos_env.tokenizer.cache import load_cache
@@ -268,6 +268,37 @@ def test_train_ar_command_releases_and_resumes(token_data, tmp_path, capsys):
     log = (out / "train.log").read_text()
     assert "resumed from step 4" in log and "finished: 6 steps" in log
     assert json.loads((release / "config.json").read_text())["steps"] == 6
+
+
+def test_train_ar_fills_the_state_track_from_the_roles_and_refits_it(token_data, tmp_path, capsys):
+    """The AR release carries the shared state track, its parts switched on from the
+    store's StateSpec roles as for diffusion, and refit-state-track retrains only it."""
+    data, tok_dir = token_data
+    out = tmp_path / "run"
+    assert main(ar_args(data, tok_dir, out, steps=2)) == 0
+    capsys.readouterr()
+    config = json.loads((out / "release" / "config.json").read_text())
+    track = config["dynamics"]["state_track"]
+    assert track["integrator"] == {"slot": "gripper_pos"}
+    assert track["contact"]["slots"] and track["keypoints"]["camera"]
+    assert track["frame_head"]["quat"] == "gripper_quat"
+    assert "reward" in config["outcomes"]  # the heads learn what the store records
+    refit = ["refit-state-track", f"world_model={out / 'release'}", "steps=2", "batch_size=8"]
+    refit += [f"data={data}", "stores=*", "val_fraction=0.25", "threads=1", "eval_windows=4"]
+    refit += ["warmup_steps=1", "frame_head=null", f"out={tmp_path / 'refit'}"]
+    assert main(refit) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert "cube_cm_next" in result["after"] and "ce" in result["before"]
+    old = load_world_model(out / "release").dynamics
+    new = load_world_model(tmp_path / "refit" / "release").dynamics
+    assert isinstance(new, TokenDynamics) and new.frame_head is None
+    before, after = old.state_dict(), new.state_dict()
+    for key, value in before.items():
+        if key.startswith(("transformer.", "probe.")):
+            torch.testing.assert_close(after[key], value)  # only the track is new
+    assert not torch.equal(
+        after["state_dynamics.net.0.weight"], before["state_dynamics.net.0.weight"]
+    )
 
 
 def test_train_ar_refuses_a_tokenizer_that_does_not_fit(token_data, tmp_path):

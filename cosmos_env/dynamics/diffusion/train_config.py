@@ -61,8 +61,8 @@ class TrainDynamicsConfig:
 
 @dataclass
 class RefitStateConfig:
-    """``refit-state-track``: train a released diffusion world model's state track anew
-    (``dynamics/diffusion/refit_state.py``); ``frame_head`` sets the new track's gripper-frame
+    """``refit-state-track``: train a released world model's state track anew
+    (``dynamics/refit_state.py``); ``frame_head`` sets the new track's gripper-frame
     head (``null``: the state MLP alone). It runs the one training loop (``training.fit``):
     resumable, with a wall-clock budget; ``ema_decay`` 0 keeps no average (the release is
     the trained track itself)."""

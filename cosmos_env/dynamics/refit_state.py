@@ -1,12 +1,14 @@
 """``python -m cosmos_env refit-state-track world_model=diffusion-push data=PATH``: train a
-released diffusion world model's state track anew, keeping everything else.
+released world model's state track anew (either backend: the track is shared,
+``dynamics/state_track.py``), keeping everything else.
 
 The state track (the state MLP and, with a ``frame_head``, the gripper-frame head) is a
-small network beside the denoiser: it trains on states and actions alone in minutes, while
-the denoiser takes half an hour. The denoiser is conditioned on states, not on the track's
-weights, so a new track (a new architecture, more data) needs no new denoiser. The release
-keeps the denoiser, the probe, the normalisation and the reset frames of ``world_model``,
-and its card gains a section with both tracks' held-out scores.
+small network beside the frame generator (the denoiser or the AR transformer): it trains on
+states and actions alone in minutes, while the generator takes half an hour or more. The
+generator is conditioned on states, not on the track's weights, so a new track (a new
+architecture, more data) needs no new generator. The release keeps the generator, the
+probe, the normalisation and the reset frames of ``world_model``, and its card gains a
+section with both tracks' held-out scores.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ import numpy as np
 import torch
 
 from cosmos_env import checkpoint
+from cosmos_env.dynamics.autoregressive.evaluate import evaluate_ar
 from cosmos_env.dynamics.data import WindowBatcher, load_latent_episodes, select_stores
-from cosmos_env.dynamics.diffusion.model import LatentDynamics
 from cosmos_env.dynamics.diffusion.train_config import RefitStateConfig
 from cosmos_env.dynamics.evaluate import evaluate_dynamics
 from cosmos_env.dynamics.release import load_world_model, save_world_model
+from cosmos_env.dynamics.state_track import StateTrackModel
 from cosmos_env.machine import set_torch_threads
 from cosmos_env.tokenizer.data import store_paths
 from cosmos_env.training import Board, file_logger, fit, reseeder
@@ -31,7 +34,7 @@ from cosmos_env.training import Board, file_logger, fit, reseeder
 TRACK_PREFIXES = ("state_dynamics.", "frame_head.")
 
 
-def _new_track_model(old: LatentDynamics, cfg: RefitStateConfig) -> LatentDynamics:
+def _new_track_model(old: StateTrackModel, cfg: RefitStateConfig) -> StateTrackModel:
     """A copy of ``old`` with the state-track architecture of ``cfg``: every weight and
     buffer outside the track is copied, the track starts fresh."""
     if old.cfg.state_track is None:
@@ -41,7 +44,7 @@ def _new_track_model(old: LatentDynamics, cfg: RefitStateConfig) -> LatentDynami
     head = replace(cfg.frame_head, objects=list(cfg.frame_head.objects)) if cfg.frame_head else None
     dynamics_cfg = replace(old.cfg, state_track=replace(old.cfg.state_track, frame_head=head))
     torch.manual_seed(cfg.seed)
-    model = LatentDynamics(dynamics_cfg)
+    model = type(old)(dynamics_cfg)  # the same backend
     kept = {k: v for k, v in old.state_dict().items() if not k.startswith(TRACK_PREFIXES)}
     missing, unexpected = model.load_state_dict(kept, strict=False)
     stray = [k for k in missing if not k.startswith(TRACK_PREFIXES)] + list(unexpected)
@@ -50,13 +53,13 @@ def _new_track_model(old: LatentDynamics, cfg: RefitStateConfig) -> LatentDynami
     return model
 
 
-def _track_parameters(model: LatentDynamics) -> list[torch.nn.Parameter]:
+def _track_parameters(model: StateTrackModel) -> list[torch.nn.Parameter]:
     modules = [model.state_dynamics, model.frame_head]
     return [p for m in modules if m is not None for p in m.parameters()]
 
 
 def _train_track(
-    model: LatentDynamics, batcher: WindowBatcher, cfg: RefitStateConfig, out: Path, log, score
+    model: StateTrackModel, batcher: WindowBatcher, cfg: RefitStateConfig, out: Path, log, score
 ) -> tuple[dict[str, float], float, int]:
     """Train only ``model``'s state track on state windows in the one training loop;
     return the held-out scores after, the wall seconds and the steps."""
@@ -116,7 +119,7 @@ def _card(old_card: str, cfg: RefitStateConfig, model, before, after, wall) -> s
         f"batch {cfg.batch_size} of state windows from the stores above{also} (same held-out "
         "split), "
         f"AdamW lr {cfg.lr} cosine; {wall / 60:.1f} min on {torch.get_num_threads()} CPU "
-        "threads. The denoiser, the probe and the normalisation are unchanged.\n\n"
+        "threads. The frame generator, the probe and the normalisation are unchanged.\n\n"
         "Held-out windows, before and after (`<object>_cm_h16`: the error of the model's own "
         "object position after 16 open-loop steps):\n\n| metric | before | after |\n"
         "|---|---|---|\n" + rows + "\n"
@@ -132,17 +135,16 @@ def refit_state_track(cfg: RefitStateConfig) -> dict:
     set_torch_threads(cfg.threads)
     log.info("config %s", asdict(cfg))
     world = load_world_model(cfg.world_model)
-    if world.discrete:
-        raise ValueError(f"{cfg.world_model} is a token (AR) model; it has no state track")
     paths = select_stores(cfg.data, cfg.stores)
     paths += store_paths(cfg.extra_data) if cfg.extra_data else []
     train = load_latent_episodes(paths, world.tokenizer, "train", cfg.val_fraction, cfg.seed)
     val = load_latent_episodes(paths, world.tokenizer, "val", cfg.val_fraction, cfg.seed)
 
-    def score(model: LatentDynamics) -> dict[str, float]:
-        return evaluate_dynamics(
-            model, world.tokenizer, val, cfg.eval_windows, world.sampler, world.sampler_steps
-        )
+    def score(model: StateTrackModel) -> dict[str, float]:
+        steps, sampler = world.sampler_steps, world.sampler
+        if world.discrete:
+            return evaluate_ar(model, val, cfg.eval_windows, sampler, steps)
+        return evaluate_dynamics(model, world.tokenizer, val, cfg.eval_windows, sampler, steps)
 
     before = score(world.dynamics)
     log.info("before %s", {k: round(v, 4) for k, v in before.items()})
