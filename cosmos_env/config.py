@@ -134,6 +134,7 @@ class MakeWorldModelConfig:
     max_steps: int | None = None
     workers: int = 0
     executor: str = "local"  # where generate's episodes run: local | ray
+    backend: str = "diffusion"  # the world model trained: diffusion | ar (discrete tokens)
     tokenizer: str = "CI8x8"  # the shipped tokenizer to use or to fine-tune from
     tokenizer_min_psnr: float = 30.0  # dB on this world's held-out frames: below it, fine-tune
     tokenizer_minutes: float = 10.0

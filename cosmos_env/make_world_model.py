@@ -26,7 +26,7 @@ from cosmos_env.config import (
     override_value,
 )
 from cosmos_env.data.store import EpisodeStore
-from cosmos_env.dynamics.diffusion.train_config import TrainDynamicsConfig
+from cosmos_env.dynamics.backends import get_backend
 from cosmos_env.stages import StageClock
 from cosmos_env.tokenizer.cache import encode_store
 from cosmos_env.tokenizer.data import load_clips, store_paths
@@ -109,19 +109,37 @@ def _base_tokenizer(cfg: MakeWorldModelConfig, data: Path, log: dict) -> str:
     return base.tokenizer["source"]
 
 
+def _check_backend(cfg: MakeWorldModelConfig) -> None:
+    """Before anything is recorded: the backend exists and reads what the tokenizer makes
+    (AR: discrete tokens, diffusion: continuous latents); a base is a diffusion base."""
+    backend = get_backend(cfg.backend)  # a clear error for an unknown name
+    if cfg.base:
+        if backend.name != "diffusion":
+            raise ValueError(f"base={cfg.base} is a diffusion base: use backend=diffusion")
+        return
+    kind = load_tokenizer(cfg.tokenizer).cfg.kind
+    if (backend.name == "ar") != (kind == "discrete"):
+        want = "a discrete one (DI8x8)" if backend.name == "ar" else "a continuous one (CI8x8)"
+        raise ValueError(
+            f"backend={backend.name} needs {want}, and tokenizer={cfg.tokenizer} is {kind}"
+        )
+
+
 def _dynamics(cfg: MakeWorldModelConfig, data: Path, tokenizer: str, out: Path) -> Path:
+    """Train the backend's world model on the stores (unless released already)."""
     release = out / "release"
     if not (release / "config.json").exists():
-        from cosmos_env.dynamics.diffusion.train import train_dynamics
-
+        backend = get_backend(cfg.backend)
         overrides = [f"data={data}", "stores=*", f"out={out}", f"tokenizer={tokenizer}"]
         overrides += [f"max_minutes={cfg.budget_minutes}", f"seed={cfg.seed}"]
         overrides += ["dynamics.outcome_heads.width=256", *cfg.dynamics_overrides]
         if cfg.base:
             overrides += [f"+post_train.base={cfg.base}"]
             overrides += [f"+post_train.adapter_rank={cfg.adapter_rank}"]
-        plain = ("tokenizer",)
-        train_dynamics(load_config("train_dynamics", TrainDynamicsConfig, overrides, plain))
+        train_config = load_config(
+            backend.train_conf, backend.load("train_config"), overrides, ("tokenizer",)
+        )
+        backend.load("trainer")(train_config)
     return release
 
 
@@ -182,6 +200,7 @@ def make_world_model(cfg: MakeWorldModelConfig) -> dict:
     each, the tokenizer decision and the release directory."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    _check_backend(cfg)
     clock = StageClock(out / "make_world_model.json", "make-world-model")
     summary, timed = clock.summary, clock.run
 
@@ -254,6 +273,7 @@ def _settings(cfg: MakeWorldModelConfig) -> str:
     if cfg.base:
         where += f" base={cfg.base} adapter_rank={cfg.adapter_rank}"
     else:
+        where += "" if cfg.backend == "diffusion" else f" backend={cfg.backend}"
         where += f" tokenizer={cfg.tokenizer}"
     where += f" budget_minutes={cfg.budget_minutes}"
     if cfg.state_refit is None:

@@ -231,3 +231,55 @@ def test_play_episodes_need_a_world_not_stores(tmp_path):
     )
     with pytest.raises(ValueError, match="set state_refit.play_episodes=0"):
         _play_store(cfg, tmp_path / "refit", None)
+
+
+TINY_AR = [
+    "steps=3",
+    "batch_size=4",
+    "state_batch=8",
+    "eval_every=1000",
+    "save_every=1000",
+    "eval_windows=4",
+    "reset_frames=2",
+    "val_fraction=0.25",
+    "sampler_steps=2",
+    "dynamics.width=16",
+    "dynamics.depth=1",
+    "dynamics.heads=2",
+    "dynamics.probe_width=8",
+    "dynamics.state_track.width=16",
+    "dynamics.outcome_heads.width=16",
+]
+
+
+def test_backend_ar_makes_a_token_world_model_with_the_state_track(bridge_world_model, tmp_path):
+    """The same command makes the AR world model from the same stores: DI8x8 tokens, the
+    shared state track from the StateSpec roles, and an env that steps on it."""
+    overrides = ",".join(f"'{o}'" for o in TINY_AR)
+    args = ["make-world-model", f"data={bridge_world_model / 'data'}", f"out={tmp_path}"]
+    args += ["backend=ar", "tokenizer=DI8x8", "tokenizer_min_psnr=0"]
+    assert main([*args, f"dynamics_overrides=[{overrides}]"]) == 0
+    release = tmp_path / "dynamics" / "release"
+    config = json.loads((release / "config.json").read_text())
+    assert config["dynamics"]["kind"] == "autoregressive"
+    assert config["dynamics"]["state_track"]["integrator"]["slot"] == "ee_pos"
+    card = (release / "card.md").read_text()
+    assert card.startswith("# Autoregressive world model") and "backend=ar" in card
+    env = WorldModelEnv(checkpoint=str(release))
+    _, info = env.reset(seed=0)
+    obs, reward, _, _, info = env.step(env.action_space.sample())
+    assert obs.shape == (64, 64, 3) and np.isfinite(reward) and info["state"].shape == (7,)
+    env.close()
+
+
+def test_a_backend_and_tokenizer_that_do_not_fit_are_refused_before_recording(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match="backend=ar needs a discrete one .* is continuous"):
+        main(["make-world-model", "backend=ar", "tokenizer=CI8x8", f"out={out}"])
+    with pytest.raises(ValueError, match="backend=diffusion needs a continuous one"):
+        main(["make-world-model", "tokenizer=DI8x8", f"out={out}"])
+    with pytest.raises(ValueError, match="is a diffusion base: use backend=diffusion"):
+        main(["make-world-model", "backend=ar", "base=base-64", f"out={out}"])
+    with pytest.raises(ValueError, match="backend 'transformer' unknown"):
+        main(["make-world-model", "backend=transformer", f"out={out}"])
+    assert not (out / "data").exists()  # nothing was recorded

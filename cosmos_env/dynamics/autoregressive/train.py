@@ -37,16 +37,11 @@ SAMPLERS = TokenDynamics.samplers
 
 
 def _check_pair(cfg: TrainARConfig, tokenizer: Tokenizer, train: LatentEpisodes) -> None:
-    """The model config must match the tokenizer's tokens and the stores' actions/states."""
+    """The model's token grid and its action and state dims come from the data (whatever
+    the config says, as for diffusion); its FSQ levels must be the tokenizer's."""
     d, name = cfg.dynamics, tokenizer.cfg.name
-    found = {
-        "latent_size": train.latents.shape[-1],
-        "action_dim": train.actions.shape[1],
-        "state_dim": train.states.shape[1],
-    }
-    for key, value in found.items():
-        if getattr(d, key) != value:
-            raise ValueError(f"dynamics.{key}={getattr(d, key)} but the data has {value}; set it")
+    d.latent_size = int(train.latents.shape[-1])
+    d.action_dim, d.state_dim = int(train.actions.shape[1]), int(train.states.shape[1])
     if list(tokenizer.cfg.fsq_levels) != d.levels:
         raise ValueError(
             f"dynamics.levels={d.levels} but {name} has fsq_levels {tokenizer.cfg.fsq_levels}; "
