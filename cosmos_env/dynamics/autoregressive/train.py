@@ -186,12 +186,8 @@ def train_ar(cfg: TrainARConfig) -> dict:
     opt = _optimizer(model, cfg)
     log.info("config %s", asdict(cfg))
     n_params = sum(p.numel() for p in model.parameters())
-    log.info(
-        "data: %d train windows, %d val frames; model %.2fM parameters",
-        len(batcher),
-        val.n_frames,
-        n_params / 1e6,
-    )
+    log.info("data: %d train windows, %d val frames", len(batcher), val.n_frames)
+    log.info("model %.2fM parameters", n_params / 1e6)
     rng, gen = np.random.default_rng(cfg.seed), torch.Generator().manual_seed(cfg.seed)
 
     def train_step() -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
