@@ -8,7 +8,7 @@ import gymnasium as gym
 from cosmos_env.sim.tasks import TASKS
 
 # Env id suffix for each task, e.g. cosmos_env/Tabletop-PickPlace-v0.
-TASK_IDS = {"push": "Push", "pick_place": "PickPlace"}
+TASK_IDS = {"push": "Push", "pick_place": "PickPlace", "instruct": "Instruct"}
 
 # Any release: gymnasium.make(GENERIC_ID, checkpoint=DIR); spaces come from the release.
 GENERIC_ID = "cosmos_env/WorldModel-v0"
@@ -43,7 +43,7 @@ def register_envs() -> None:
             continue
         gym.register(
             id=env_id,
-            entry_point="cosmos_env.sim.tabletop_env:TabletopEnv",
+            entry_point=TASKS[task].entry_point,
             max_episode_steps=TASKS[task].max_episode_steps,
             kwargs={"task": task},
         )

@@ -63,7 +63,9 @@ class StateSpec:
 
     ``objects`` names objects whose position slot is ``<name>_pos`` (3-D) and, optionally,
     orientation slot ``<name>_quat``; ``cameras`` maps a camera name to its (3, 4) world ->
-    image projection, row-major (12 floats; image coordinates in [-1, 1], u right, v down).
+    image projection, row-major (12 floats; image coordinates in [-1, 1], u right, v down);
+    ``instruction`` maps one-hot flag slots that carry an episode's instruction to what each
+    of their entries means (e.g. ``instruction_object`` -> ("gripper", "cube", ...)).
     """
 
     slots: tuple[StateSlot, ...]
@@ -71,6 +73,7 @@ class StateSpec:
     objects: tuple[str, ...] = ()
     cameras: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     landmarks: tuple[str, ...] = ()
+    instruction: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "slots", tuple(self.slots))
@@ -94,6 +97,10 @@ class StateSpec:
             self.position_slot(f"{obj}_pos", f"object {obj!r}")
         for mark in self.landmarks:
             self.position_slot(f"{mark}_pos", f"landmark {mark!r}")
+        role = {str(k): tuple(str(v) for v in values) for k, values in self.instruction.items()}
+        object.__setattr__(self, "instruction", role)
+        for name, values in role.items():
+            self._slot_of_kind(name, "flag", len(values), f"instruction slot {name!r}")
 
     # -- lookups ------------------------------------------------------------------------
     @property
@@ -177,23 +184,32 @@ class StateSpec:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
         ee = self.end_effector
-        return {
-            "slots": [[s.name, s.size, s.kind, s.unit] for s in self.slots],
-            "end_effector": None
-            if ee is None
-            else {
-                "position": ee.position,
-                "orientation": ee.orientation,
-                "action_delta": list(ee.action_delta),
-            },
-            "objects": list(self.objects),
-            "cameras": {k: list(v) for k, v in self.cameras.items()},
-        } | ({"landmarks": list(self.landmarks)} if self.landmarks else {})
+        return (
+            {
+                "slots": [[s.name, s.size, s.kind, s.unit] for s in self.slots],
+                "end_effector": None
+                if ee is None
+                else {
+                    "position": ee.position,
+                    "orientation": ee.orientation,
+                    "action_delta": list(ee.action_delta),
+                },
+                "objects": list(self.objects),
+                "cameras": {k: list(v) for k, v in self.cameras.items()},
+            }
+            | ({"landmarks": list(self.landmarks)} if self.landmarks else {})
+            | (
+                {"instruction": {k: list(v) for k, v in self.instruction.items()}}
+                if self.instruction
+                else {}
+            )
+        )
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> StateSpec:
         """Inverse of `to_dict`; unknown keys raise."""
-        unknown = set(d) - {"slots", "end_effector", "objects", "cameras", "landmarks"}
+        known = {"slots", "end_effector", "objects", "cameras", "landmarks", "instruction"}
+        unknown = set(d) - known
         if unknown or "slots" not in d:
             raise ValueError(f"StateSpec dict: unknown keys {sorted(unknown)} or no 'slots'")
         bad = [e for e in d["slots"] if not isinstance(e, (list, tuple)) or not 1 <= len(e) <= 4]
@@ -206,7 +222,8 @@ class StateSpec:
             raise ValueError(f"StateSpec dict: unknown end_effector keys {sorted(ee_unknown)}")
         end_effector = None if ee is None else EndEffector(**ee)
         objects, landmarks = tuple(d.get("objects", ())), tuple(d.get("landmarks", ()))
-        return cls(slots, end_effector, objects, d.get("cameras", {}), landmarks)
+        instruction = d.get("instruction", {})
+        return cls(slots, end_effector, objects, d.get("cameras", {}), landmarks, instruction)
 
     @classmethod
     def flat(cls, names: Sequence[str], kind: str = "other") -> StateSpec:

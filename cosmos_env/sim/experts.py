@@ -8,9 +8,12 @@ grades them from expert (0) to uniformly random (1) for the policy-evaluation be
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from cosmos_env.sim import state_layout as sl
+from cosmos_env.sim.instructions import Instruction, decode_instruction
 from cosmos_env.sim.tasks import CUBE_HALF, get_task
 
 MAX_STEP = 0.04  # metres per action at full scale (BRIDGE_ACTION_SPEC)
@@ -42,11 +45,12 @@ def move_towards(gripper: np.ndarray, target: np.ndarray, yaw_error: float, grip
     return action
 
 
-def push_expert(state: np.ndarray) -> np.ndarray:
-    """Closed-gripper push of the cube along the line from cube to zone; (7,) in [-1, 1]."""
+def push_object(state: np.ndarray, obj: str, goal: np.ndarray) -> np.ndarray:
+    """Closed-gripper push of object slot ``obj`` along the line from it to the table
+    point ``goal`` (x, y); (7,) in [-1, 1]."""
     g = sl.get(state, "gripper_pos").astype(np.float64)
-    cube = sl.get(state, "cube_pos").astype(np.float64)
-    zone = sl.get(state, "zone_pos").astype(np.float64)
+    cube = sl.get(state, f"{obj}_pos").astype(np.float64)
+    zone = np.asarray(goal, np.float64)
     to_zone = zone - cube[:2]
     direction = to_zone / max(np.linalg.norm(to_zone), 1e-6)
     # Face the push direction with the fingers' closed side (gripper x axis along it).
@@ -71,14 +75,30 @@ def push_expert(state: np.ndarray) -> np.ndarray:
     return move_towards(g, np.r_[pre_push, z], yaw_error, CLOSE)
 
 
-def pick_place_expert(state: np.ndarray) -> np.ndarray:
-    """Grasp the cube from above, carry it over the bowl, release; (7,) in [-1, 1]."""
+def push_expert(state: np.ndarray) -> np.ndarray:
+    """The push task's expert: the cube into the zone; (7,) in [-1, 1]."""
+    return push_object(state, "cube", sl.get(state, "zone_pos"))
+
+
+def place_object(
+    state: np.ndarray,
+    obj: str,
+    goal: np.ndarray,
+    release_z: float,
+    done: bool,
+    grasp_period: float = np.pi / 2,
+    grasp_offset: float = 0.0,
+) -> np.ndarray:
+    """Grasp object slot ``obj`` from above (the gripper turned to its yaw plus
+    ``grasp_offset``, modulo ``grasp_period``), carry it over the table point ``goal``
+    (x, y), release it at gripper height ``release_z``; once ``done``, open and rise.
+    (7,) in [-1, 1]."""
     g = sl.get(state, "gripper_pos").astype(np.float64)
-    cube = sl.get(state, "cube_pos").astype(np.float64)
-    bowl = sl.get(state, "bowl_pos").astype(np.float64)
+    cube = sl.get(state, f"{obj}_pos").astype(np.float64)
+    bowl = np.asarray(goal, np.float64)
     opening = float(sl.get(state, "gripper_opening")[0])
     gripper_yaw = _yaw(sl.get(state, "gripper_quat"))
-    if get_task("pick_place").success(state):
+    if done:
         return move_towards(g, np.r_[g[:2], SAFE_Z + 0.03], 0.0, OPEN)
     near_xy = np.linalg.norm(g[:2] - cube[:2])
     grasped = 0.015 < opening < 0.045 and near_xy < 0.02 and abs(g[2] - cube[2]) < 0.025
@@ -87,8 +107,10 @@ def pick_place_expert(state: np.ndarray) -> np.ndarray:
             return move_towards(g, np.r_[g[:2], SAFE_Z + 0.03], 0.0, CLOSE)
         if np.linalg.norm(cube[:2] - bowl) > 0.012:
             return move_towards(g, np.r_[bowl, SAFE_Z + 0.03], 0.0, CLOSE)
-        return move_towards(g, np.r_[bowl, 0.07], 0.0, OPEN if g[2] < 0.08 else CLOSE)
-    yaw_error = _yaw_error(_yaw(sl.get(state, "cube_quat")), gripper_yaw, np.pi / 2)
+        grip = OPEN if g[2] < release_z + 0.01 else CLOSE
+        return move_towards(g, np.r_[bowl, release_z], 0.0, grip)
+    object_yaw = _yaw(sl.get(state, f"{obj}_quat")) + grasp_offset
+    yaw_error = _yaw_error(object_yaw, gripper_yaw, grasp_period)
     grasp_z = max(GRASP_Z, cube[2])
     low = g[2] - grasp_z < 0.008
     if near_xy < 0.012 and low:
@@ -102,7 +124,55 @@ def pick_place_expert(state: np.ndarray) -> np.ndarray:
     return move_towards(g, np.r_[cube[:2], SAFE_Z], yaw_error, OPEN)
 
 
-EXPERTS = {"push": push_expert, "pick_place": pick_place_expert}
+def pick_place_expert(state: np.ndarray) -> np.ndarray:
+    """The pick-place task's expert: the cube into the bowl; (7,) in [-1, 1]."""
+    done = bool(get_task("pick_place").success(state))
+    return place_object(state, "cube", sl.get(state, "bowl_pos"), 0.07, done)
+
+
+# Gripper height at which an object is let go over each place: above the bowl's rim, or
+# just above the zone's table surface.
+RELEASE_Z = {"bowl": 0.07, "zone": 0.045}
+# (period, offset) of the yaw the grasp turns to: the bar-shaped block (long along its y)
+# is held across its narrow side; the cube and the upright cylinder at any quarter turn.
+GRASP_YAW = {"block": (np.pi, np.pi / 2)}
+
+
+def instruction_expert(instruction: Instruction) -> Callable[[np.ndarray], np.ndarray]:
+    """The stateless expert that carries out ``instruction`` (`sim/instructions.py`): a
+    function of the state returning (7,) in [-1, 1]."""
+    if instruction.task == "push":
+
+        def act(state: np.ndarray) -> np.ndarray:
+            return push_object(state, instruction.object, instruction.target_xy(state))
+
+    elif instruction.task == "put":
+        release = RELEASE_Z[instruction.goal]
+        period, offset = GRASP_YAW.get(instruction.object, (np.pi / 2, 0.0))
+
+        def act(state: np.ndarray) -> np.ndarray:
+            done = bool(instruction.success(state))
+            goal = instruction.target_xy(state)
+            obj = instruction.object
+            return place_object(state, obj, goal, release, done, period, offset)
+
+    else:  # reach: over the spot beside the goal, high enough to clear every object
+
+        def act(state: np.ndarray) -> np.ndarray:
+            g = sl.get(state, "gripper_pos").astype(np.float64)
+            target = np.r_[instruction.target_xy(state), SAFE_Z]
+            return move_towards(g, target, 0.0, OPEN)
+
+    return act
+
+
+def follow_instruction(state: np.ndarray) -> np.ndarray:
+    """The instructed tabletop's expert: carries out the instruction the state carries
+    (`decode_instruction`); (7,) in [-1, 1]."""
+    return instruction_expert(decode_instruction(state))(state)
+
+
+EXPERTS = {"push": push_expert, "pick_place": pick_place_expert, "instruct": follow_instruction}
 
 
 class ScriptedExpert:

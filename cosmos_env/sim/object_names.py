@@ -42,7 +42,11 @@ def colour_name(rgba: Sequence[float]) -> str:
 
 
 def object_phrase(look: ObjectLook) -> str:
-    """The object's colour and shape, e.g. "blue ball"; a look without a colour raises."""
+    """The object's colour and shape, e.g. "blue ball" ("purple block" for an elongated
+    box); a look without a colour raises."""
     if look.rgba is None:
         raise ValueError("object_phrase needs a look with its colour (rgba)")
-    return f"{colour_name(look.rgba)} {SHAPE_NOUNS[look.shape]}"
+    noun = SHAPE_NOUNS[look.shape]
+    if look.shape == "box" and max(look.size) > 1.5 * min(look.size):
+        noun = "block"  # an elongated box (the block slot's bar) is no cube to the eye
+    return f"{colour_name(look.rgba)} {noun}"

@@ -74,7 +74,7 @@ class TabletopEnv(gym.Env):
         self.action_spec = BRIDGE_ACTION_SPEC
         self.state_names = sl.state_names()
         # only the front camera is fixed to the world; the wrist camera moves with the gripper
-        self.state_spec = sl.tabletop_state_spec(self.world.projection("front"))
+        self.state_spec = self.task.state_spec(self.world.projection("front"))
         self.action_space = spaces.Box(-1.0, 1.0, (7,), np.float32)
         frame = spaces.Box(0, 255, (image_size, image_size, 3), np.uint8)
         if proprio:

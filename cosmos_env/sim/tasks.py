@@ -12,12 +12,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from cosmos_env.sim import state_layout as sl
-
-TABLE_TOP_Z = 0.0
-CUBE_HALF = 0.02
-ZONE_RADIUS = 0.05
-BOWL_RADIUS = 0.06
-BOWL_RIM_Z = 0.035
+from cosmos_env.sim.instructions import INSTRUCT_STEPS, instructed_reward, instructed_success
+from cosmos_env.sim.instructions import instructed_state_spec as _instructed_spec
+from cosmos_env.sim.tabletop_geometry import (  # noqa: F401  (their home for older imports)
+    BOWL_RADIUS,
+    BOWL_RIM_Z,
+    CUBE_HALF,
+    TABLE_TOP_Z,
+    ZONE_RADIUS,
+)
 
 
 def _xy_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -60,7 +63,9 @@ def pick_place_dense_reward(state: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class Task:
     """A task: its name, instruction, time limit and state-based scoring functions;
-    ``template`` names the task object ``{object}`` for scenes that draw it anew."""
+    ``template`` names the task object ``{object}`` for scenes that draw it anew;
+    ``state_spec`` (projection -> StateSpec) describes its states and ``entry_point`` is its
+    Gymnasium env class."""
 
     name: str
     instruction: str
@@ -68,6 +73,8 @@ class Task:
     success: callable
     dense_reward: callable
     template: str = "{object}"
+    state_spec: callable = sl.tabletop_state_spec
+    entry_point: str = "cosmos_env.sim.tabletop_env:TabletopEnv"
 
     def instruction_for(self, task_object: str) -> str:
         """The instruction for a task object described as ``task_object`` ("blue ball")."""
@@ -96,6 +103,16 @@ TASKS: dict[str, Task] = {
         pick_place_success,
         pick_place_dense_reward,
         "put the {object} in the yellow bowl",
+    ),
+    # A new instruction each episode (``sim/instructions.py``), carried in the state.
+    "instruct": Task(
+        "instruct",
+        "follow the episode's instruction",
+        INSTRUCT_STEPS,
+        instructed_success,
+        instructed_reward,
+        state_spec=_instructed_spec,
+        entry_point="cosmos_env.sim.instructed_env:InstructedTabletopEnv",
     ),
 }
 

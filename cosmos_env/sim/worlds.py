@@ -15,7 +15,6 @@ import gymnasium as gym
 import numpy as np
 
 from cosmos_env.data.state_spec import StateSpec
-from cosmos_env.sim import state_layout as sl
 from cosmos_env.sim.experts import ScriptedExpert
 from cosmos_env.sim.gym_world import GymMujocoWorld, gym_mujoco_world
 from cosmos_env.sim.scene import SceneRanges
@@ -64,7 +63,7 @@ class TabletopTaskWorld:
         self.max_episode_steps = self.task.max_episode_steps
         world = TabletopWorld(n_objects=self.n_objects)
         try:  # the nominal front camera: fixed to the table, the same for every layout
-            self.state_spec: StateSpec = sl.tabletop_state_spec(world.projection("front"))
+            self.state_spec: StateSpec = self.task.state_spec(world.projection("front"))
         finally:
             world.close()
         self._live: dict[int, gym.Env] = {}

@@ -57,3 +57,10 @@ def test_generate_stores_each_episodes_own_instruction(tmp_path):
         i.startswith("push the ") and i.endswith(" into the green zone") for i in instructions
     )
     assert len(set(instructions)) > 1  # the drawn objects differ
+
+
+def test_an_elongated_box_is_a_block_not_a_cube():
+    from cosmos_env.sim.scene import SLOT_DEFAULTS
+
+    assert object_phrase(SLOT_DEFAULTS["block"]) == "purple block"  # a 3 x 6 x 3 cm bar
+    assert object_phrase(SLOT_DEFAULTS["cube"]) == "red cube"
