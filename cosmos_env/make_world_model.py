@@ -30,7 +30,7 @@ from cosmos_env.dynamics.backends import get_backend
 from cosmos_env.stages import StageClock
 from cosmos_env.tokenizer.cache import encode_store
 from cosmos_env.tokenizer.data import load_clips, store_paths
-from cosmos_env.tokenizer.release import load_tokenizer
+from cosmos_env.tokenizer.release import load_tokenizer, tokenizer_config
 from cosmos_env.tokenizer.train import evaluate as tokenizer_scores
 from cosmos_env.tokenizer.train_config import TrainTokenizerConfig
 
@@ -117,7 +117,7 @@ def _check_backend(cfg: MakeWorldModelConfig) -> None:
         if backend.name != "diffusion":
             raise ValueError(f"base={cfg.base} is a diffusion base: use backend=diffusion")
         return
-    kind = load_tokenizer(cfg.tokenizer).cfg.kind
+    kind = tokenizer_config(cfg.tokenizer).kind  # the config alone: no weights yet
     if (backend.name == "ar") != (kind == "discrete"):
         want = "a discrete one (DI8x8)" if backend.name == "ar" else "a continuous one (CI8x8)"
         raise ValueError(

@@ -27,7 +27,7 @@ bridge_fixtures = sys.modules["bridge_fixtures_mwm"] = importlib.util.module_fro
 _spec.loader.exec_module(bridge_fixtures)  # registered first: its dataclasses look it up
 
 # A few optimisation steps of a tiny network: the pipeline, not the model, is under test.
-TINY = [
+RUN_TINY = [  # either backend's training: a few steps, no intermediate evals or saves
     "steps=3",
     "batch_size=4",
     "state_batch=8",
@@ -36,6 +36,9 @@ TINY = [
     "eval_windows=4",
     "reset_frames=2",
     "val_fraction=0.25",
+]
+TINY = [
+    *RUN_TINY,
     "dynamics.net.width=32",
     "dynamics.net.depth=1",
     "dynamics.net.heads=2",
@@ -234,14 +237,7 @@ def test_play_episodes_need_a_world_not_stores(tmp_path):
 
 
 TINY_AR = [
-    "steps=3",
-    "batch_size=4",
-    "state_batch=8",
-    "eval_every=1000",
-    "save_every=1000",
-    "eval_windows=4",
-    "reset_frames=2",
-    "val_fraction=0.25",
+    *RUN_TINY,
     "sampler_steps=2",
     "dynamics.width=16",
     "dynamics.depth=1",

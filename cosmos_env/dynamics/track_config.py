@@ -98,6 +98,20 @@ TRACK_NESTED: dict[type, dict[str, type]] = {
 }
 
 
+def check_state_parts(cfg) -> None:
+    """A model config's state parts (either backend's): its ``state_track`` must fit
+    together (`check_track`) and ``action_low``/``action_high``, when set, give one value
+    per action channel."""
+    if cfg.state_track is not None:
+        check_track(cfg.state_track)
+    for name in ("action_low", "action_high"):
+        bounds = getattr(cfg, name)
+        if bounds and len(bounds) != cfg.action_dim:
+            raise ValueError(
+                f"{name} needs one value per action channel ({cfg.action_dim}), got {len(bounds)}"
+            )
+
+
 def keypoint_channels(track: StateTrackConfig | None, context: int) -> int:
     """Keypoint-map channels (K+1 frames x keypoints) a network reads; 0 until a camera is
     set."""

@@ -23,6 +23,7 @@ it carries the objects.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -102,10 +103,9 @@ class Instruction:
         objects = ("gripper",) if self.task.startswith("reach") else OBJECTS
         if self.object not in objects:
             raise ValueError(f"{self.task} takes an object in {list(objects)}, not {self.object!r}")
-        if self.goal not in GOALS[self.task] or self.goal == self.object:
+        if self.goal not in GOALS[self.task]:
             raise ValueError(
-                f"{self.task} takes a goal in {list(GOALS[self.task])} other than its object, "
-                f"not {self.goal!r}"
+                f"{self.task} takes a goal in {list(GOALS[self.task])}, not {self.goal!r}"
             )
 
     @property
@@ -160,14 +160,13 @@ class Instruction:
         return -0.5 * reach - _xy_dist(pos, self.target_xy(state)) + bonus
 
 
+@functools.cache
 def all_instructions() -> tuple[Instruction, ...]:
-    """Every valid (task, object, goal) triple, in a fixed order."""
+    """Every valid (task, object, goal) triple, in a fixed order (built once)."""
     out = []
     for task, goals in GOALS.items():
         objects = ("gripper",) if task.startswith("reach") else OBJECTS
-        for obj, goal in itertools.product(objects, goals):
-            if obj != goal:
-                out.append(Instruction(task, obj, goal))
+        out += [Instruction(task, obj, goal) for obj, goal in itertools.product(objects, goals)]
     return tuple(out)
 
 
@@ -223,9 +222,18 @@ def decode_instruction(state: np.ndarray) -> Instruction:
     return Instruction(*names)
 
 
+@functools.cache
+def _instruction_codes() -> np.ndarray:
+    """The one-hot codes (I, E) of ``all_instructions()``, built once: the task functions
+    run on every env step."""
+    codes = np.stack([encode_instruction(i) for i in all_instructions()])
+    codes.flags.writeable = False  # shared by every call
+    return codes
+
+
 def _instruction_weights(states: np.ndarray) -> np.ndarray:
     """(..., I): 1 where a state carries instruction i of ``all_instructions()``."""
-    codes = np.stack([encode_instruction(i) for i in all_instructions()])  # (I, E)
+    codes = _instruction_codes()  # (I, E)
     found = np.asarray(states)[..., sl.STATE_DIM :]
     if found.shape[-1] != codes.shape[1]:
         raise ValueError(

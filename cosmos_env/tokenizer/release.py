@@ -12,9 +12,8 @@ from cosmos_env.tokenizer.config import TokenizerConfig
 from cosmos_env.tokenizer.model import Tokenizer
 
 
-def load_tokenizer(name_or_path: str | Path) -> Tokenizer:
-    """A shipped tokenizer by name (``CI8x8``, ``DI8x8``) or a release directory, in eval
-    mode, with ``.checksum`` (of its weights) and ``.source`` (its directory) set."""
+def tokenizer_config(name_or_path: str | Path) -> TokenizerConfig:
+    """The config of a shipped tokenizer or release directory, its weights not read."""
     directory = checkpoint.resolve(name_or_path)
     raw = checkpoint.read_config(directory)
     if "tokenizer" not in raw:
@@ -22,10 +21,16 @@ def load_tokenizer(name_or_path: str | Path) -> Tokenizer:
             f"{directory}/config.json has no 'tokenizer' section: not a tokenizer checkpoint"
         )
     try:
-        cfg = TokenizerConfig.from_dict(raw["tokenizer"])
+        return TokenizerConfig.from_dict(raw["tokenizer"])
     except (TypeError, ValueError) as e:
         raise checkpoint.CheckpointError(f"{directory}/config.json is invalid: {e}") from e
-    model = Tokenizer(cfg)
+
+
+def load_tokenizer(name_or_path: str | Path) -> Tokenizer:
+    """A shipped tokenizer by name (``CI8x8``, ``DI8x8``) or a release directory, in eval
+    mode, with ``.checksum`` (of its weights) and ``.source`` (its directory) set."""
+    directory = checkpoint.resolve(name_or_path)
+    model = Tokenizer(tokenizer_config(directory))
     digest = checkpoint.load_weights(directory, model)  # checked against config.json
     model.eval().requires_grad_(False)
     model.checksum = digest[:12]  # = checkpoint.weights_checksum(directory)

@@ -13,7 +13,7 @@ from cosmos_env.dynamics.track_config import (
     OutcomeHeadsConfig,
     StateTrackConfig,
     build_config,
-    check_track,
+    check_state_parts,
     keypoint_channels,
 )
 
@@ -91,15 +91,7 @@ class ARConfig:
                 "need 0 <= mask_prob_min <= mask_prob_max <= 1 and mask_prob_max > 0, got "
                 f"{self.mask_prob_min}, {self.mask_prob_max}"
             )
-        if self.state_track is not None:
-            check_track(self.state_track)
-        for name in ("action_low", "action_high"):
-            bounds = getattr(self, name)
-            if bounds and len(bounds) != self.action_dim:
-                raise ValueError(
-                    f"{name} needs one value per action channel ({self.action_dim}), got "
-                    f"{len(bounds)}"
-                )
+        check_state_parts(self)
         if self.state_dim < 0 or self.probe_width < 1:
             raise ValueError(
                 f"need state_dim >= 0 and probe_width >= 1, got {self.state_dim}, "

@@ -17,7 +17,7 @@ from cosmos_env.dynamics.track_config import (
     OutcomeHeadsConfig,
     StateTrackConfig,
     build_config,
-    check_track,
+    check_state_parts,
     keypoint_channels,
 )
 
@@ -95,15 +95,7 @@ class DiffusionConfig:
             raise ValueError(f"latent_size {self.latent_size} not divisible by patch {net.patch}")
         if self.context < 1:
             raise ValueError(f"context must be >= 1 frame, got {self.context}")
-        if self.state_track is not None:
-            check_track(self.state_track)
-        for name in ("action_low", "action_high"):
-            bounds = getattr(self, name)
-            if bounds and len(bounds) != self.action_dim:
-                raise ValueError(
-                    f"{name} needs one value per action channel ({self.action_dim}), got "
-                    f"{len(bounds)}"
-                )
+        check_state_parts(self)
 
     @property
     def keypoint_channels(self) -> int:
