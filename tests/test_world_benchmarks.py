@@ -16,6 +16,15 @@ def tiny(tiny_world_model_dir):
     return load_world_model(tiny_world_model_dir)
 
 
+def test_worlds_only_names_a_world_it_knows(tmp_path, monkeypatch):
+    worlds = load_benchmark("worlds")
+    argv = ["worlds.py", "--only", "cosmos_env/WorldModel-Nowhere-v0", "--out", str(tmp_path)]
+    monkeypatch.setattr("sys.argv", argv)
+    with pytest.raises(SystemExit, match="WorldModel-Nowhere-v0.*not among the worlds"):
+        worlds.main()
+    assert not (tmp_path / "worlds.json").exists()
+
+
 def test_worlds_measures_fidelity_rewards_and_speed(tiny):
     worlds = load_benchmark("worlds")
     row = worlds.measure(tiny, episodes=2, seconds=0.01)

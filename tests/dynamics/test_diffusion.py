@@ -8,6 +8,7 @@ import pytest
 import torch
 from tiny_diffusion import TINY_NET
 
+from cosmos_env.dynamics.conditioning import Conditioning
 from cosmos_env.dynamics.diffusion.config import DiffusionConfig
 from cosmos_env.dynamics.diffusion.denoiser import Denoiser
 from cosmos_env.dynamics.diffusion.model import LatentDynamics
@@ -101,11 +102,11 @@ def test_edm_scalings(sigma_data):
 def test_denoiser_output_shape_and_small_sigma_identity():
     den = randomised(Denoiser(tiny_cfg()))
     x, context, actions = inputs()
-    out = den(x, torch.full((B,), 1.0), context, actions)
+    out = den(x, torch.full((B,), 1.0), context, Conditioning(actions))
     assert out.shape == (B, C, S, S) and out.dtype == torch.float32
     assert torch.isfinite(out).all()
     # As sigma -> 0 the denoiser returns its input whatever the network says.
-    near_clean = den(x, torch.full((B,), 1e-5), context, actions)
+    near_clean = den(x, torch.full((B,), 1e-5), context, Conditioning(actions))
     torch.testing.assert_close(near_clean, x, atol=1e-3, rtol=0)
 
 
@@ -120,7 +121,7 @@ def test_loss_is_a_finite_scalar_and_decreases_on_a_fixed_batch():
     losses = []
     for _ in range(30):
         # Same sigmas and noise every step: a fixed objective that must go down.
-        loss = den.loss(target, context, actions, torch.Generator().manual_seed(2))
+        loss = den.loss(target, context, Conditioning(actions), torch.Generator().manual_seed(2))
         assert loss.shape == () and torch.isfinite(loss)
         opt.zero_grad()
         loss.backward()
@@ -132,9 +133,9 @@ def test_loss_is_a_finite_scalar_and_decreases_on_a_fixed_batch():
 def test_loss_depends_only_on_the_generator():
     den = randomised(Denoiser(tiny_cfg()))
     x, context, actions = inputs()
-    a = den.loss(x, context, actions, torch.Generator().manual_seed(5))
-    b = den.loss(x, context, actions, torch.Generator().manual_seed(5))
-    c = den.loss(x, context, actions, torch.Generator().manual_seed(6))
+    a = den.loss(x, context, Conditioning(actions), torch.Generator().manual_seed(5))
+    b = den.loss(x, context, Conditioning(actions), torch.Generator().manual_seed(5))
+    c = den.loss(x, context, Conditioning(actions), torch.Generator().manual_seed(6))
     assert a.item() == b.item() and a.item() != c.item()
 
 
@@ -164,7 +165,7 @@ def test_euler_with_one_step_returns_the_denoised_estimate():
     noise = x * sigmas[0]
 
     def denoise(x, sigma):
-        return den(x, sigma, context, actions)
+        return den(x, sigma, context, Conditioning(actions))
 
     expected = denoise(noise, torch.full((B,), 5.0))
     out = sample_euler(denoise, noise, sigmas)
@@ -225,7 +226,7 @@ def test_guidance():
 def test_dit_output_shape(patch):
     net = randomised(DiT(tiny_cfg(patch=patch)))
     x, context, actions = inputs()
-    out = net(x, torch.zeros(B), context, actions)
+    out = net(x, torch.zeros(B), context, Conditioning(actions))
     assert out.shape == (B, C, S, S)
 
 
@@ -233,7 +234,7 @@ def test_fresh_dit_outputs_zero():
     """AdaLN-zero: a fresh network's output layer is zero, so training starts from the
     skip connection alone."""
     x, context, actions = inputs()
-    out = DiT(tiny_cfg())(x, torch.zeros(B), context, actions)
+    out = DiT(tiny_cfg())(x, torch.zeros(B), context, Conditioning(actions))
     assert torch.count_nonzero(out) == 0
 
 
@@ -241,14 +242,14 @@ def test_dit_is_conditioned_on_actions_context_and_noise():
     net = randomised(DiT(tiny_cfg()))
     x, context, actions = inputs()
     c_noise = torch.zeros(B)
-    out = net(x, c_noise, context, actions)
-    assert not torch.allclose(out, net(x, c_noise, context, -actions), atol=1e-5)
-    assert not torch.allclose(out, net(x, c_noise, context + 1.0, actions), atol=1e-5)
-    assert not torch.allclose(out, net(x, c_noise + 1.0, context, actions), atol=1e-5)
+    out = net(x, c_noise, context, Conditioning(actions))
+    assert not torch.allclose(out, net(x, c_noise, context, Conditioning(-actions)), atol=1e-5)
+    assert not torch.allclose(out, net(x, c_noise, context + 1.0, Conditioning(actions)), atol=1e-5)
+    assert not torch.allclose(out, net(x, c_noise + 1.0, context, Conditioning(actions)), atol=1e-5)
     # Each sample's output depends on its own action only.
     other = actions.clone()
     other[0] = -other[0]
-    changed = net(x, c_noise, context, other)
+    changed = net(x, c_noise, context, Conditioning(other))
     assert not torch.allclose(out[0], changed[0], atol=1e-5)
     torch.testing.assert_close(out[1:], changed[1:])
 
@@ -257,12 +258,13 @@ def test_dropped_actions_do_not_matter():
     net = randomised(DiT(tiny_cfg()))
     x, context, actions = inputs()
     mask = torch.tensor([False, True, False])
-    a = net(x, torch.zeros(B), context, actions, mask)
-    b = net(x, torch.zeros(B), context, torch.rand(B, K, A) * 2 - 1, mask)
+    a = net(x, torch.zeros(B), context, Conditioning(actions, mask))
+    b = net(x, torch.zeros(B), context, Conditioning(torch.rand(B, K, A) * 2 - 1, mask))
     torch.testing.assert_close(a[~mask], b[~mask])
     assert not torch.allclose(a[mask], b[mask], atol=1e-5)
     # A dropped action is the same as giving no action input at all
-    zeros = net(x, torch.zeros(B), context, torch.zeros_like(actions), torch.zeros(B, dtype=bool))
+    no_actions = Conditioning(torch.zeros_like(actions), torch.zeros(B, dtype=bool))
+    zeros = net(x, torch.zeros(B), context, no_actions)
     torch.testing.assert_close(a[~mask], zeros[~mask])
 
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cosmos_env.dynamics.diffusion.network import RMSNorm
+from cosmos_env.dynamics.norms import RMSNorm
 
 
 def _basis(levels: list[int], device: torch.device) -> torch.Tensor:

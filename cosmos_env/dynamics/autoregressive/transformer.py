@@ -30,7 +30,7 @@ from cosmos_env.dynamics.autoregressive.kv_cache import KVCache
 from cosmos_env.dynamics.autoregressive.layers import Block, Rotary, digits
 from cosmos_env.dynamics.autoregressive.losses import token_losses
 from cosmos_env.dynamics.autoregressive.masking import training_mask
-from cosmos_env.dynamics.diffusion.network import RMSNorm
+from cosmos_env.dynamics.norms import RMSNorm
 
 
 class ARTransformer(FrameDecoding, nn.Module):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from cosmos_env.dynamics.text_conditioning import TextConfig
 from cosmos_env.dynamics.track_config import (
     TRACK_NESTED,
     ContactConfig,
@@ -20,6 +21,7 @@ from cosmos_env.dynamics.track_config import (
     check_state_parts,
     keypoint_channels,
 )
+from cosmos_env.text.encoder import TextEncoderConfig
 
 __all__ = [  # the track's parts, re-exported: releases and tests name them from here
     "ContactConfig",
@@ -31,6 +33,7 @@ __all__ = [  # the track's parts, re-exported: releases and tests name them from
     "KeypointsConfig",
     "OutcomeHeadsConfig",
     "StateTrackConfig",
+    "TextConfig",
 ]
 
 
@@ -82,6 +85,7 @@ class DiffusionConfig:
     probe_width: int = 128  # the convolutional state probe
     state_track: StateTrackConfig | None = None
     outcome_heads: OutcomeHeadsConfig | None = None
+    text: TextConfig | None = None  # instruction conditioning (cross-attention on text)
     # What the state's dims mean (``StateSpec.to_dict()``): slot names are looked up in it.
     state_spec: Any = None
 
@@ -123,7 +127,9 @@ _NESTED: dict[type, dict[str, type]] = {
         "edm": EDMConfig,
         "state_track": StateTrackConfig,
         "outcome_heads": OutcomeHeadsConfig,
+        "text": TextConfig,
     },
+    TextConfig: {"encoder": TextEncoderConfig},
     **TRACK_NESTED,
 }
 

@@ -6,15 +6,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cosmos_env.dynamics.conditioning import Conditioning
 from cosmos_env.dynamics.diffusion.config import DiffusionConfig
 from cosmos_env.dynamics.diffusion.network import DiT
 
 
 class Denoiser(nn.Module):
-    """D(x; sigma, context, actions) = c_skip * x + c_out * F(c_in * x, c_noise, ...).
+    """D(x; sigma, context, cond) = c_skip * x + c_out * F(c_in * x, c_noise, context, cond).
 
     All latents here are standardised (unit std per channel, ``sigma_data`` = 1):
-    ``x`` (B, C, h, w), ``context`` (B, K, C, h, w); ``actions`` (B, K, A) in [-1, 1].
+    ``x`` (B, C, h, w), ``context`` (B, K, C, h, w); ``cond`` the `Conditioning`.
     """
 
     def __init__(self, cfg: DiffusionConfig) -> None:
@@ -32,18 +33,11 @@ class Denoiser(nn.Module):
         return c_skip, c_out, c_in, c_noise
 
     def forward(
-        self,
-        x: torch.Tensor,
-        sigma: torch.Tensor,
-        context: torch.Tensor,
-        actions: torch.Tensor,
-        action_mask: torch.Tensor | None = None,
-        states: torch.Tensor | None = None,
-        maps: torch.Tensor | None = None,
+        self, x: torch.Tensor, sigma: torch.Tensor, context: torch.Tensor, cond: Conditioning
     ) -> torch.Tensor:
         """The denoised estimate of the next latent, (B, C, h, w)."""
         c_skip, c_out, c_in, c_noise = (s[:, None, None, None] for s in self.scalings(sigma))
-        f = self.net(x * c_in, c_noise.flatten(), context, actions, action_mask, states, maps)
+        f = self.net(x * c_in, c_noise.flatten(), context, cond)
         return c_skip * x + c_out * f.float()
 
     def sample_sigma(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -55,17 +49,16 @@ class Denoiser(nn.Module):
         self,
         target: torch.Tensor,
         context: torch.Tensor,
-        actions: torch.Tensor,
+        cond: Conditioning,
         generator: torch.Generator | None = None,
-        states: torch.Tensor | None = None,
-        maps: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """EDM loss on one next-latent prediction per sample (scalar).
 
         The weighting lambda(sigma) = 1 / c_out^2 makes it an unweighted MSE on the network
         output against its effective target. Context latents get a small random noise
         (no loss on them), so rollouts tolerate the model's own imperfect frames; actions
-        are dropped with probability ``action_dropout`` for classifier-free guidance.
+        are dropped with probability ``action_dropout`` for classifier-free guidance, unless
+        ``cond`` already says which rows keep them.
         """
         b = target.shape[0]
         sigma = self.sample_sigma(b, generator)
@@ -73,7 +66,10 @@ class Denoiser(nn.Module):
         noisy = target + sigma[:, None, None, None] * torch.randn(target.shape, generator=generator)
         ctx_std = self.edm.context_noise * torch.rand(b, 1, 1, 1, 1, generator=generator)
         context = context + ctx_std * torch.randn(context.shape, generator=generator)
-        mask = torch.rand(b, generator=generator) >= self.edm.action_dropout
-        f = self.net(noisy * c_in, c_noise.flatten(), context, actions, mask, states, maps)
+        if cond.action_mask is None:  # the caller may have drawn it (instruction models)
+            cond = cond.with_(
+                action_mask=torch.rand(b, generator=generator) >= self.edm.action_dropout
+            )
+        f = self.net(noisy * c_in, c_noise.flatten(), context, cond)
         effective_target = (target - c_skip * noisy) / c_out
         return (f.float() - effective_target).pow(2).mean()

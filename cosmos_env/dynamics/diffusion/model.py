@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import torch
 
+from cosmos_env.dynamics.conditioning import Conditioning, TextIds
 from cosmos_env.dynamics.diffusion.config import DiffusionConfig
 from cosmos_env.dynamics.diffusion.denoiser import Denoiser
 from cosmos_env.dynamics.diffusion.samplers import SAMPLERS, get_sampler, guided, karras_sigmas
 from cosmos_env.dynamics.state_probe import StateProbe
 from cosmos_env.dynamics.state_track import StateTrackModel
+from cosmos_env.dynamics.text_conditioning import TextConditioner
 from cosmos_env.machine import CXX_COMPILERS, has_cxx_compiler
 
 
@@ -25,7 +27,8 @@ class LatentDynamics(StateTrackModel):
 
     With a ``cfg.state_track`` it also carries the task state: ``predict_next_state`` steps
     it with a learned state dynamics, and ``predict_next`` draws the frame that goes with
-    it (states (B, K+1, S): the context's and the next frame's).
+    it (states (B, K+1, S): the context's and the next frame's). With a ``cfg.text`` it
+    follows instructions: the denoiser cross-attends to the encoded text.
     """
 
     samplers = tuple(SAMPLERS)  # what ``predict_next`` samples with
@@ -44,6 +47,7 @@ class LatentDynamics(StateTrackModel):
         ):
             self.register_buffer(name, torch.full((size,), value))
         self._build_state_parts(cfg)  # the state track, outcome heads, keypoints
+        self.text = TextConditioner(cfg.text) if cfg.text is not None else None
 
     def set_normalisation(
         self,
@@ -96,10 +100,12 @@ class LatentDynamics(StateTrackModel):
         target_state: torch.Tensor,
         generator: torch.Generator | None = None,
         context_states: torch.Tensor | None = None,
+        text: TextIds | None = None,
     ) -> dict[str, torch.Tensor]:
         """Training losses on raw latents: context (B, K, C, h, w), actions (B, K, A),
         target (B, C, h, w) and its state (B, S); a state-track model also takes the
-        context's states (B, K, S) and adds a "state" loss."""
+        context's states (B, K, S) and adds a "state" loss; an instruction model takes the
+        instructions' token ids."""
         target_std, context_std = self.standardise(target), self.standardise(context)
         delta = (target_std - context_std[:, -1]) / self.delta_std[:, None, None]
         state_std = (target_state - self.state_mean) / self.state_std
@@ -113,8 +119,26 @@ class LatentDynamics(StateTrackModel):
             losses["state"] = self.state_loss(context_states, actions, target_state)
             cond = self.noisy_conditioning_states(context_states, target_state, generator)
             maps = self.keypoint_maps(cond * self.state_std + self.state_mean)
-        losses["diffusion"] = self.denoiser.loss(delta, context_std, actions, generator, cond, maps)
+        conditioning = Conditioning(actions, states=cond, maps=maps)
+        if self.text is not None:
+            # Guidance drops the actions and the instruction of the same rows, so that the
+            # unconditional prediction it needs is trained as often as either.
+            keep = torch.rand(len(target), generator=generator) >= self.cfg.edm.action_dropout
+            tokens, mask = self._text_tokens(text, len(target), dropped=~keep)
+            conditioning = conditioning.with_(action_mask=keep, text=tokens, text_mask=mask)
+        losses["diffusion"] = self.denoiser.loss(delta, context_std, conditioning, generator)
         return losses
+
+    def _text_tokens(
+        self, text: TextIds | None, batch: int, dropped: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Text tokens (B, L, D) and mask (B, L) of ``text`` (the null text where
+        ``dropped``; everywhere when ``text`` is None)."""
+        if text is None:
+            return self.text.null(batch)
+        if text.ids.shape[0] != batch:
+            raise ValueError(f"text has {text.ids.shape[0]} rows for a batch of {batch}")
+        return self.text(text.ids, text.mask, dropped)
 
     @torch.no_grad()
     def predict_next(
@@ -126,11 +150,14 @@ class LatentDynamics(StateTrackModel):
         sampler: str = "euler",
         guidance: float = 1.0,
         states: torch.Tensor | None = None,
+        text: TextIds | None = None,
     ) -> torch.Tensor:
         """Sample the next raw latent (B, C, h, w) given raw context latents
         (B, K, C, h, w), oldest first, and the actions (B, K, A) in [-1, 1] taken after
         each of them; a state-track model also takes the task states (B, K+1, S) of the
-        context frames and of the next frame, in world units. Randomness comes only from
+        context frames and of the next frame, in world units; an instruction model the
+        instructions' token ids (None: the null text). ``guidance`` is classifier-free
+        guidance on the actions and the instruction together. Randomness comes only from
         ``generator``."""
         cfg = self.cfg
         ctx = self.standardise(context)
@@ -144,13 +171,19 @@ class LatentDynamics(StateTrackModel):
         shape = (b, cfg.latent_channels, cfg.latent_size, cfg.latent_size)
         sigmas = karras_sigmas(steps, cfg.edm.sigma_min, cfg.edm.sigma_max, cfg.edm.rho)
         x = torch.randn(shape, generator=generator) * sigmas[0]
-        no_action = torch.zeros(b, dtype=torch.bool)
+        full = Conditioning(actions, states=state_cond, maps=maps)
+        empty = full.with_(action_mask=torch.zeros(b, dtype=torch.bool))
+        if self.text is not None:
+            tokens, mask = self._text_tokens(text, b)
+            full = full.with_(text=tokens, text_mask=mask)
+            tokens, mask = self.text.null(b)
+            empty = empty.with_(text=tokens, text_mask=mask)
 
         def cond(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-            return self.denoiser(x, sigma, ctx, actions, None, state_cond, maps)
+            return self.denoiser(x, sigma, ctx, full)
 
         def uncond(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-            return self.denoiser(x, sigma, ctx, actions, no_action, state_cond, maps)
+            return self.denoiser(x, sigma, ctx, empty)
 
         delta = get_sampler(sampler)(guided(cond, uncond, guidance), x, sigmas, generator)
         return self.unstandardise(ctx[:, -1] + delta * self.delta_std[:, None, None])

@@ -11,7 +11,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from cosmos_env.dynamics.action_embedding import ActionEmbedding
+from cosmos_env.dynamics.conditioning import Conditioning
 from cosmos_env.dynamics.diffusion.config import DiffusionConfig
+from cosmos_env.dynamics.norms import RMSNorm
+from cosmos_env.dynamics.text_conditioning import TextCrossAttention
 
 
 class NoiseEmbedding(nn.Module):
@@ -26,20 +29,6 @@ class NoiseEmbedding(nn.Module):
     def forward(self, c_noise: torch.Tensor) -> torch.Tensor:
         angles = c_noise[:, None] * self.freqs  # (B, F)
         return self.mlp(torch.cat([angles.cos(), angles.sin()], dim=1))
-
-
-class RMSNorm(nn.Module):
-    """RMS normalisation over the last dim, written out so that under bf16 autocast it
-    neither warns nor falls back to torch's slow mixed-dtype path."""
-
-    def __init__(self, dim: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scale = torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + self.eps)
-        return (x.float() * scale * self.weight).to(x.dtype)
 
 
 class Attention(nn.Module):
@@ -92,10 +81,14 @@ class DiTBlock(nn.Module):
     """AdaLN-zero transformer block; its modulation is a low-rank map of the conditioning
     embedding plus a global term shared by all blocks (AdaLN-LoRA, as in Cosmos)."""
 
-    def __init__(self, width: int, heads: int, mlp_ratio: float, rank: int, side: int) -> None:
+    def __init__(
+        self, width: int, heads: int, mlp_ratio: float, rank: int, side: int, text_width: int = 0
+    ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.attn = Attention(width, heads)
+        # Instruction models: the tokens read the text after attending to each other.
+        self.cross = TextCrossAttention(width, text_width, heads) if text_width else None
         self.norm2 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.mlp = ConvMLP(width, int(width * mlp_ratio), side)
         self.adaln = nn.Sequential(
@@ -104,22 +97,29 @@ class DiTBlock(nn.Module):
         nn.init.zeros_(self.adaln[-1].weight)
         nn.init.zeros_(self.adaln[-1].bias)
 
-    def forward(self, x: torch.Tensor, emb: torch.Tensor, shared: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        emb: torch.Tensor,
+        shared: torch.Tensor,
+        text: torch.Tensor | None = None,
+        text_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         mod = (self.adaln(emb) + shared).chunk(6, dim=1)  # 6 x (B, D)
         shift1, scale1, gate1, shift2, scale2, gate2 = mod
         x = x + gate1[:, None] * self.attn(_modulate(self.norm1(x), shift1, scale1))
+        if self.cross is not None:
+            x = self.cross(x, text, text_mask)
         return x + gate2[:, None] * self.mlp(_modulate(self.norm2(x), shift2, scale2))
 
 
 class DiT(nn.Module):
-    """F(c_in * x, c_noise, context, actions) -> (B, C, h, w), the EDM network output.
+    """F(c_in * x, c_noise, context, cond) -> (B, C, h, w), the EDM network output.
 
     Inputs: ``x`` (B, C, h, w) noisy latent already scaled by c_in; ``c_noise`` (B,);
-    ``context`` (B, K, C, h, w) standardised past latents; ``actions`` (B, K, A) in [-1, 1]
-    (the action after each context frame, the last one leads to ``x``); ``action_mask``
-    (B,) bool or None (False drops the action); ``states`` (B, K+1, S) standardised task
-    states of the context frames and of the frame being denoised (state-track models only);
-    ``maps`` (B, M, h, w) their keypoint maps, read with the frames (keypoint models only).
+    ``context`` (B, K, C, h, w) standardised past latents; ``cond`` the `Conditioning`:
+    actions (through AdaLN), task states (AdaLN; state-track models), keypoint maps (read
+    with the frames; keypoint models) and text tokens (cross-attention; instruction models).
     """
 
     def __init__(self, cfg: DiffusionConfig) -> None:
@@ -142,8 +142,11 @@ class DiT(nn.Module):
             if cfg.state_track is not None
             else None
         )
+        text_width = cfg.text.encoder.width if cfg.text is not None else 0
         self.blocks = nn.ModuleList(
-            DiTBlock(d, net.heads, net.mlp_ratio, net.adaln_rank, side if net.conv_mlp else 0)
+            DiTBlock(
+                d, net.heads, net.mlp_ratio, net.adaln_rank, side if net.conv_mlp else 0, text_width
+            )
             for _ in range(net.depth)
         )
         self.final_norm = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
@@ -154,36 +157,31 @@ class DiT(nn.Module):
             nn.init.zeros_(layer.bias)
 
     def forward(
-        self,
-        x: torch.Tensor,
-        c_noise: torch.Tensor,
-        context: torch.Tensor,
-        actions: torch.Tensor,
-        action_mask: torch.Tensor | None = None,
-        states: torch.Tensor | None = None,
-        maps: torch.Tensor | None = None,
+        self, x: torch.Tensor, c_noise: torch.Tensor, context: torch.Tensor, cond: Conditioning
     ) -> torch.Tensor:
         b, c, h, w = x.shape
         p = self.cfg.net.patch
         planes = [context.flatten(1, 2), x]
         if self.cfg.keypoint_channels:
-            if maps is None:
+            if cond.maps is None:
                 raise ValueError("this model reads keypoint maps; pass maps (B, M, h, w)")
-            planes.insert(1, maps.to(x.dtype))
+            planes.insert(1, cond.maps.to(x.dtype))
         frames = torch.cat(planes, dim=1)  # (B, (K+1)C [+ M], h, w)
         tokens = F.pixel_unshuffle(frames, p).flatten(2).transpose(1, 2)  # (B, N, (K+1)Cp^2)
         pos = (self.pos_row + self.pos_col).flatten(0, 1)  # (N, D)
         x_tok = self.embed(tokens) + pos
-        act_time, act_adaln = self.action_embedding(actions, action_mask)
+        act_time, act_adaln = self.action_embedding(cond.actions, cond.action_mask)
         emb = self.noise_embedding(c_noise) + act_time  # (B, D)
         if self.state_embedding is not None:
-            if states is None:
+            if cond.states is None:
                 raise ValueError("this model conditions on task states; pass states (B, K+1, S)")
-            state_time, state_adaln = self.state_embedding(states)
+            state_time, state_adaln = self.state_embedding(cond.states)
             emb, act_adaln = emb + state_time, act_adaln + state_adaln
+        if self.cfg.text is not None and cond.text is None:
+            raise ValueError("this model follows instructions; pass text tokens (B, L, D)")
         shared = self.shared_adaln(emb) + act_adaln  # (B, 6D)
         for block in self.blocks:
-            x_tok = block(x_tok, emb, shared)
+            x_tok = block(x_tok, emb, shared, cond.text, cond.text_mask)
         shift, scale = self.final_adaln(emb).chunk(2, dim=1)
         out = self.out(_modulate(self.final_norm(x_tok), shift, scale))  # (B, N, Cp^2)
         out = out.transpose(1, 2).reshape(b, c * p * p, h // p, w // p)
