@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cosmos_env.dynamics.conditioning import TextIds
 from cosmos_env.dynamics.norms import RMSNorm
 from cosmos_env.text.encoder import TextEncoder, TextEncoderConfig
 from cosmos_env.text.vocabulary import Vocabulary
@@ -22,13 +23,24 @@ from cosmos_env.text.vocabulary import Vocabulary
 
 @dataclass
 class TextConfig:
-    """The instruction encoder and its vocabulary (``words``; training fills it in from
-    the stores' instructions). Guidance drops the text of the same training windows whose
-    actions it drops (the backend's own dropout rate), so that the unconditional
-    prediction classifier-free guidance needs is learned."""
+    """The instruction encoder, its vocabulary (``words``; training fills it in from the
+    stores' instructions) and ``dropout``: the share of training windows whose instruction
+    is swapped for the null text, so that the unconditional prediction classifier-free
+    guidance needs is learned. The diffusion backend drops those windows' actions with it
+    (for an instruction model this rate replaces ``edm.action_dropout``), so that guidance
+    is on the instruction and the actions together."""
 
     encoder: TextEncoderConfig = field(default_factory=TextEncoderConfig)
     words: list[str] = field(default_factory=list)
+    dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"text.dropout must be in [0, 1), got {self.dropout}")
+
+
+# How `track_config.build_config` builds a TextConfig from a release's config.json.
+TEXT_NESTED: dict[type, dict[str, type]] = {TextConfig: {"encoder": TextEncoderConfig}}
 
 
 class TextCrossAttention(nn.Module):
@@ -93,3 +105,15 @@ class TextConditioner(nn.Module):
     def null(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The unconditional text (B, 1, D) and its mask (B, 1)."""
         return self.encoder.null(batch)
+
+    def tokens(
+        self, text: TextIds | None, batch: int, dropped: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Text tokens (B, L, D) and mask (B, L) of ``text`` for a batch of ``batch`` rows:
+        the null text where ``dropped`` (B,) is True, and everywhere when ``text`` is None
+        (no instruction)."""
+        if text is None:
+            return self.null(batch)
+        if text.ids.shape[0] != batch:
+            raise ValueError(f"text has {text.ids.shape[0]} rows for a batch of {batch}")
+        return self(text.ids, text.mask, dropped)

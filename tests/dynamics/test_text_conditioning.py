@@ -112,6 +112,8 @@ def test_config_round_trips_and_needs_its_vocabulary():
     assert cfg.text.encoder.width == 16
     with pytest.raises(ValueError, match="text.words is empty"):
         TextConditioner(TextConfig())
+    with pytest.raises(ValueError, match=r"text.dropout must be in \[0, 1\)"):
+        TextConfig(dropout=1.0)
 
 
 def test_instructions_pass_the_guard_before_any_model_sees_them():

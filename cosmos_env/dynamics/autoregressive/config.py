@@ -8,6 +8,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from cosmos_env.dynamics.text_conditioning import TEXT_NESTED, TextConfig
 from cosmos_env.dynamics.track_config import (
     TRACK_NESTED,
     OutcomeHeadsConfig,
@@ -58,6 +59,7 @@ class ARConfig:
     # success are read from it. None: frames only, the probe reads the state.
     state_track: StateTrackConfig | None = None
     outcome_heads: OutcomeHeadsConfig | None = None
+    text: TextConfig | None = None  # instruction conditioning (cross-attention on text)
     # What the state's dims mean (``StateSpec.to_dict()``); training fills it in.
     state_spec: Any = None
 
@@ -127,6 +129,11 @@ class ARConfig:
 
 
 _NESTED: dict[type, dict[str, type]] = {
-    ARConfig: {"state_track": StateTrackConfig, "outcome_heads": OutcomeHeadsConfig},
+    ARConfig: {
+        "state_track": StateTrackConfig,
+        "outcome_heads": OutcomeHeadsConfig,
+        "text": TextConfig,
+    },
+    **TEXT_NESTED,
     **TRACK_NESTED,
 }

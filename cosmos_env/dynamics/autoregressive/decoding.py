@@ -26,6 +26,25 @@ class FrameDecoding:
         d = torch.stack([sample_logits(lg, generator, **kw) for lg in logits], -1)
         return indices(d, self.cfg.levels), d
 
+    @staticmethod
+    def _guided(logits: list[torch.Tensor], cache: KVCache) -> list[torch.Tensor]:
+        """Per-digit logits of a guided cache's 2B rows -> B rows: classifier-free guidance,
+        u + g * (c - u) on log-probabilities (c: the first B rows, u: the unconditioned
+        rest). An unguided cache's logits pass unchanged."""
+        if cache.guidance is None:
+            return logits
+        out = []
+        for lg in logits:
+            cond, uncond = lg.float().log_softmax(-1).chunk(2)
+            out.append(uncond + cache.guidance * (cond - uncond))
+        return out
+
+    @staticmethod
+    def _paired(x: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """B rows of what was sampled -> the guided cache's 2B rows (both halves go on from
+        the same tokens)."""
+        return x if cache.guidance is None else torch.cat([x, x])
+
     def _end_frame(self, cache: KVCache) -> None:
         """After a frame is in the cache: advance time, keep only the last K frames."""
         cache.next_time += 1
@@ -54,10 +73,17 @@ class FrameDecoding:
         start_time: int = 0,
         parallel: bool = False,
         cond: torch.Tensor | None = None,
+        text: tuple[torch.Tensor, torch.Tensor] | None = None,
+        guidance: float | None = None,
     ) -> KVCache:
         """A cache of k <= context frames (B, k, N) and the k-1 actions (B, k-1, A) between
         them (and their conditioning (B, k, N+1, D)), frame i at time ``start_time + i``.
-        ``parallel`` builds it with the block-causal mask, for ``decode_frame_parallel``."""
+        ``parallel`` builds it with the block-causal mask, for ``decode_frame_parallel``.
+        Instruction models keep ``text`` (tokens (B, L, D), mask (B, L)) in it. With
+        ``guidance`` the B rows are 2 x B': the conditioned rows, then the same without
+        their conditioning, and the decoders return B' rows."""
+        if guidance is not None and tokens.shape[0] % 2:
+            raise ValueError("a guided cache holds 2 x B rows: conditioned, then not")
         self._check_inputs(tokens, actions, min_frames=1)
         if tokens.shape[1] > self.cfg.context:
             raise ValueError(
@@ -67,7 +93,8 @@ class FrameDecoding:
         b, (h, dh) = tokens.shape[0], (self.cfg.heads, self.cfg.width // self.cfg.heads)
         empty = self.mask_embedding.new_zeros(b, h, 0, dh)
         depth = self.cfg.depth
-        cache = KVCache([empty] * depth, [empty] * depth, mode="block" if parallel else "causal")
+        mode = "block" if parallel else "causal"
+        cache = KVCache([empty] * depth, [empty] * depth, mode=mode, text=text, guidance=guidance)
         x, pos = self._embed_sequence(tokens, actions, start_time=start_time, cond=cond)
         self._run(x, pos, cache, append=True, block=parallel)
         cache.next_time = start_time + tokens.shape[1]
@@ -105,10 +132,11 @@ class FrameDecoding:
             h = self._run(x, pos[j : j + 1], cache, append=True)  # (B, 1, D)
             if j == n:  # the last token only had to enter the cache
                 break
-            out[:, j : j + 1] = self._sample_tokens(self._logits(h), generator, **kw)[0]
+            logits = self._guided(self._logits(h), cache)
+            out[:, j : j + 1] = self._paired(self._sample_tokens(logits, generator, **kw)[0], cache)
             x = self._token_features(out[:, j : j + 1]) + slots[..., j + 1 : j + 2, :]
         self._end_frame(cache)
-        return out
+        return out[: len(out) // 2] if cache.guidance is not None else out
 
     @torch.no_grad()
     def decode_frame_nocache(
@@ -120,16 +148,18 @@ class FrameDecoding:
         top_k: int = 0,
         top_p: float = 1.0,
         cond: torch.Tensor | None = None,
+        text: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """Reference for ``decode_frame``: the next frame (B, N) after context ``tokens``
-        (B, k, N) and ``actions`` (B, k, A) (the last one leads to the new frame; ``cond``
-        (B, k+1, N+1, D) conditions the k frames and the new one), recomputing the whole
-        sequence for every token. Same draws from ``generator``."""
+        """Reference for ``decode_frame`` (unguided): the next frame (B, N) after context
+        ``tokens`` (B, k, N) and ``actions`` (B, k, A) (the last one leads to the new frame;
+        ``cond`` (B, k+1, N+1, D) conditions the k frames and the new one; ``text`` as in
+        ``forward``), recomputing the whole sequence for every token. Same draws from
+        ``generator``."""
         kw = dict(temperature=temperature, top_k=top_k, top_p=top_p)
         b, _, n = tokens.shape
         out = torch.zeros(b, 1, n, dtype=torch.long, device=tokens.device)
         for j in range(n):  # positions > j are placeholders the causal mask hides
-            logits = self.forward(torch.cat([tokens, out], 1), actions, cond)
+            logits = self.forward(torch.cat([tokens, out], 1), actions, cond, text)
             out[:, 0, j] = self._sample_tokens([lg[:, -1, j] for lg in logits], generator, **kw)[0]
         return out[:, 0]
 
@@ -192,12 +222,15 @@ class FrameDecoding:
         cache (``cache`` must come from ``prefill(..., parallel=True)``).
         """
         kw = dict(temperature=temperature, top_k=top_k, top_p=top_p)
-        b, n = cache.batch_size, self.cfg.tokens_per_frame
-        self._check_conditioning(None if cond is None else cond[:, None], 1, b)
+        rows, n = cache.batch_size, self.cfg.tokens_per_frame
+        self._check_conditioning(None if cond is None else cond[:, None], 1, rows)
+        b = rows // 2 if cache.guidance is not None else rows  # the rows sampled
         tokens = torch.zeros(b, n, dtype=torch.long, device=action.device)
         masked = torch.ones(b, n, dtype=torch.bool, device=action.device)
+        pair = lambda x: self._paired(x, cache)  # noqa: E731
         for s in range(steps):
-            logits = self.predict_masked(cache, action, tokens, masked, cond)
+            logits = self.predict_masked(cache, action, pair(tokens), pair(masked), cond)
+            logits = self._guided(logits, cache)
             sampled, d = self._sample_tokens(logits, generator, **kw)  # (B, N), (B, N, L)
             conf = sum(
                 lg.float().log_softmax(-1).gather(-1, d[..., i : i + 1])[..., 0]
@@ -205,7 +238,7 @@ class FrameDecoding:
             )  # (B, N)
             tokens = torch.where(masked, sampled, tokens)
             masked = remask(conf, masked, s, steps, choice_temperature, generator)
-        x, pos = self._frame_block(action, tokens, None, cache.next_time, cond)
+        x, pos = self._frame_block(action, pair(tokens), None, cache.next_time, cond)
         self._run(x, pos, cache, append=True, block=True)
         self._end_frame(cache)
         return tokens

@@ -18,12 +18,18 @@ class KVCache:
     whole frame), and the decoders check it. All batch rows have the same length: to reset
     some rows, prefill their new context to the same length (e.g. the first frame repeated
     ``context`` times, with ``start_time=cache.next_time - context``) and ``set_rows``.
+
+    Instruction models keep each row's text tokens (B, L, D) and mask (B, L) here, read by
+    every decoding step; ``guidance`` (classifier-free, on the text and actions) means the
+    cache holds 2B rows: the conditioned ones, then the same rows unconditioned.
     """
 
     keys: list[torch.Tensor]
     values: list[torch.Tensor]
     next_time: int = 0
     mode: str = "causal"
+    text: tuple[torch.Tensor, torch.Tensor] | None = None
+    guidance: float | None = None
 
     def __len__(self) -> int:
         return self.keys[0].shape[2]
@@ -46,9 +52,9 @@ class KVCache:
 
     def index_select(self, rows: torch.Tensor) -> KVCache:
         """A new cache holding batch rows ``rows`` (long indices or a bool mask), copied."""
-        return KVCache(
-            [k[rows] for k in self.keys], [v[rows] for v in self.values], self.next_time, self.mode
-        )
+        text = None if self.text is None else (self.text[0][rows], self.text[1][rows])
+        keys, values = [k[rows] for k in self.keys], [v[rows] for v in self.values]
+        return KVCache(keys, values, self.next_time, self.mode, text, self.guidance)
 
     def set_rows(self, rows: torch.Tensor, other: KVCache) -> None:
         """Overwrite batch rows ``rows`` with ``other``'s rows, in place. ``other`` must
@@ -62,3 +68,7 @@ class KVCache:
         for i in range(len(self.keys)):
             self.keys[i][rows] = other.keys[i]
             self.values[i][rows] = other.values[i]
+        if self.text is not None:
+            if other.text is None or other.text[0].shape[1:] != self.text[0].shape[1:]:
+                raise ValueError("the new rows need text tokens of the cache's shape (B, L, D)")
+            self.text[0][rows], self.text[1][rows] = other.text

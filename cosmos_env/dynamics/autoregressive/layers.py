@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cosmos_env.dynamics.norms import RMSNorm
+from cosmos_env.dynamics.text_conditioning import TextCrossAttention
 
 
 def _basis(levels: list[int], device: torch.device) -> torch.Tensor:
@@ -100,12 +101,14 @@ class SwiGLU(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
+    """Pre-norm transformer block: x + attn(norm(x)), then (instruction models) the text
+    cross-attention, then x + mlp(norm(x))."""
 
-    def __init__(self, width: int, heads: int, hidden: int) -> None:
+    def __init__(self, width: int, heads: int, hidden: int, text_width: int = 0) -> None:
         super().__init__()
         self.norm1 = RMSNorm(width)
         self.attn = Attention(width, heads)
+        self.cross = TextCrossAttention(width, text_width, heads) if text_width else None
         self.norm2 = RMSNorm(width)
         self.mlp = SwiGLU(width, hidden)
 
@@ -116,7 +119,12 @@ class Block(nn.Module):
         past: tuple[torch.Tensor, torch.Tensor] | None,
         mask: torch.Tensor | None,
         causal: bool,
+        text: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         h, k, v = self.attn(self.norm1(x), rope, past, mask, causal)
         x = x + h
+        if self.cross is not None:
+            if text is None:
+                raise ValueError("this model follows instructions; pass text tokens (B, L, D)")
+            x = self.cross(x, *text)
         return x + self.mlp(self.norm2(x)), k, v

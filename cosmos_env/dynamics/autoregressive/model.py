@@ -5,12 +5,15 @@ world model needs besides its tokenizer (the AR counterpart of ``LatentDynamics`
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from cosmos_env.dynamics.autoregressive.config import ARConfig
 from cosmos_env.dynamics.autoregressive.layers import digits
 from cosmos_env.dynamics.autoregressive.transformer import ARTransformer
+from cosmos_env.dynamics.conditioning import TextIds
 from cosmos_env.dynamics.state_probe import StateProbe
 from cosmos_env.dynamics.state_track import StateTrackModel
+from cosmos_env.dynamics.text_conditioning import TextConditioner
 
 
 class TokenDynamics(StateTrackModel):
@@ -24,7 +27,8 @@ class TokenDynamics(StateTrackModel):
 
     With a ``cfg.state_track`` it carries the task state as the diffusion model does
     (`StateTrackModel`): ``predict_next_state`` steps it, and ``predict_next`` draws the
-    tokens that go with it (states (B, K+1, S): the context's and the next frame's).
+    tokens that go with it (states (B, K+1, S): the context's and the next frame's). With
+    a ``cfg.text`` it follows instructions: the transformer cross-attends to the text.
     """
 
     samplers = ("parallel", "autoregressive")  # what ``predict_next`` decodes with
@@ -36,6 +40,7 @@ class TokenDynamics(StateTrackModel):
         self.transformer = ARTransformer(cfg)
         self.probe = StateProbe(len(cfg.levels), cfg.latent_size, s, cfg.probe_width)
         self._build_state_parts(cfg)  # state standardisation, track, outcome heads
+        self.text = TextConditioner(cfg.text) if cfg.text is not None else None
         half = torch.tensor(cfg.levels) // 2
         self.register_buffer("code_half", half.float(), persistent=False)  # (L,)
 
@@ -84,6 +89,7 @@ class TokenDynamics(StateTrackModel):
         actions: torch.Tensor,
         states: torch.Tensor,
         generator: torch.Generator | None = None,
+        text: TextIds | None = None,
     ) -> dict[str, torch.Tensor]:
         """Training losses on a window: tokens (B, F, h, w) int64, actions (B, F-1, A)
         (``actions[:, t]`` taken after frame t) and the frames' states (B, F, S).
@@ -94,8 +100,9 @@ class TokenDynamics(StateTrackModel):
         MaskGIT losses on the last frame's masked tokens (random masks from
         ``generator``); ``probe`` the MSE of the standardised state read from the last
         frame; with a state track, ``state`` its loss and the token losses conditioned on
-        the windows' states (with noise, as at inference they come from the track). The
-        caller weighs and sums them.
+        the windows' states (with noise, as at inference they come from the track).
+        Instruction models read the windows' instructions (``text``; ``cfg.text.dropout``
+        of them swapped for the null text, for guidance). The caller weighs and sums them.
         """
         flat = tokens.flatten(2)  # (B, F, N)
         cond, extra = None, {}
@@ -104,8 +111,12 @@ class TokenDynamics(StateTrackModel):
             cond = self.conditioning(
                 self.noisy_conditioning_states(states[:, :-1], states[:, -1], generator)
             )
-        tf = self.transformer.loss(flat, actions, cond)
-        par = self.transformer.loss_parallel(flat, actions, generator, cond)
+        words = None
+        if self.text is not None:
+            dropped = torch.rand(len(tokens), generator=generator) < self.cfg.text.dropout
+            words = self.text.tokens(text, len(tokens), dropped)
+        tf = self.transformer.loss(flat, actions, cond, words)
+        par = self.transformer.loss_parallel(flat, actions, generator, cond, words)
         target = (states[:, -1] - self.state_mean) / self.state_std  # (B, S)
         return {
             **extra,
@@ -127,6 +138,8 @@ class TokenDynamics(StateTrackModel):
         steps: int = 8,
         sampler: str = "parallel",
         states: torch.Tensor | None = None,
+        text: TextIds | None = None,
+        guidance: float = 1.0,
         **sampling,
     ) -> torch.Tensor:
         """Sample the next frame's tokens (B, h, w) int64 given context tokens
@@ -135,8 +148,9 @@ class TokenDynamics(StateTrackModel):
         of the context frames and of the next frame, in world units. ``sampler``
         "parallel": ``steps`` MaskGIT passes;
         "autoregressive": token by token (``steps`` unused). ``sampling``: temperature
-        (default ``cfg.temperature``), top_k, top_p. Stateless (builds a fresh KV cache);
-        randomness only from ``generator``."""
+        (default ``cfg.temperature``), top_k, top_p. An instruction model reads ``text``
+        (None: the null text), and ``guidance`` != 1 is classifier-free guidance on it.
+        Stateless (builds a fresh KV cache); randomness only from ``generator``."""
         sampling.setdefault("temperature", self.cfg.temperature)
         if sampler not in self.samplers:
             raise ValueError(f"sampler must be one of {self.samplers}, got {sampler!r}")
@@ -152,8 +166,21 @@ class TokenDynamics(StateTrackModel):
                 )
             cond = self.conditioning(self.standardise_state(states.float()))
         ar, parallel = self.transformer, sampler == "parallel"
+        tokens, words, scale = context.flatten(2), None, None
+        if self.text is not None:
+            words = self.text.tokens(text, b)
+            if guidance != 1.0:  # 2B rows: as given, then with the null text
+                words = _stack_texts(words, self.text.null(b))
+                tokens, actions, scale = (
+                    torch.cat([tokens, tokens]),
+                    torch.cat([actions, actions]),
+                    guidance,
+                )
+                cond = None if cond is None else torch.cat([cond, cond])
         past = None if cond is None else cond[:, :-1]
-        cache = ar.prefill(context.flatten(2), actions[:, :-1], parallel=parallel, cond=past)
+        cache = ar.prefill(
+            tokens, actions[:, :-1], parallel=parallel, cond=past, text=words, guidance=scale
+        )
         last = None if cond is None else cond[:, -1]
         if parallel:
             out = ar.decode_frame_parallel(
@@ -168,3 +195,18 @@ class TokenDynamics(StateTrackModel):
         """Task state (B, S) in world units (layout: ``sim/state_layout.py``) from token
         indices (B, h, w)."""
         return self._probe(tokens) * self.state_std + self.state_mean
+
+
+def _stack_texts(
+    first: tuple[torch.Tensor, torch.Tensor], second: tuple[torch.Tensor, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two batches of text tokens (B, L, D) and masks (B, L), padded to one length and
+    stacked: (2B, L', D), (2B, L')."""
+    length = max(first[0].shape[1], second[0].shape[1])
+
+    def pad(tokens: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        extra = length - tokens.shape[1]
+        return F.pad(tokens, (0, 0, 0, extra)), F.pad(mask, (0, extra))
+
+    (a, am), (b, bm) = pad(*first), pad(*second)
+    return torch.cat([a, b]), torch.cat([am, bm])

@@ -61,7 +61,10 @@ class ARTransformer(FrameDecoding, nn.Module):
             self.conditioning = StateConditioning(cfg.state_dim, cfg.keypoints_per_frame, d, n)
         self.rotary = Rotary(d // cfg.heads, cfg.rope_base)
         hidden = round(d * cfg.mlp_ratio)
-        self.blocks = nn.ModuleList(Block(d, cfg.heads, hidden) for _ in range(cfg.depth))
+        text_width = cfg.text.encoder.width if cfg.text is not None else 0
+        self.blocks = nn.ModuleList(
+            Block(d, cfg.heads, hidden, text_width) for _ in range(cfg.depth)
+        )
         self.norm = RMSNorm(d)
         self.head = nn.Linear(d, sum(cfg.levels), bias=False)  # the L digit heads, stacked
         self.apply(self._init_weights)
@@ -69,6 +72,8 @@ class ARTransformer(FrameDecoding, nn.Module):
         for block in self.blocks:  # GPT-2: residual branches scaled down with depth
             for layer in (block.attn.proj, block.mlp.down):
                 nn.init.normal_(layer.weight, std=0.02 / math.sqrt(2 * cfg.depth))
+            if block.cross is not None:  # zero: a base that gains text predicts as before
+                nn.init.zeros_(block.cross.proj.weight)
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -174,13 +179,17 @@ class ARTransformer(FrameDecoding, nn.Module):
         cache: KVCache | None = None,
         append: bool = False,
         block: bool = False,
+        text: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Hidden states (B, n, D) of new inputs x (B, n, D) at positions pos (n, 3).
 
         They attend to every cached token and, among themselves, causally (``block``
         False) or block-causally (``block`` True: to every token of their own or an earlier
-        time index). ``append`` adds their keys and values to the cache.
+        time index). ``append`` adds their keys and values to the cache. Instruction
+        models read ``text`` (tokens (B, L, D), mask (B, L)), or the cache's.
         """
+        if text is None and cache is not None:
+            text = cache.text
         n, m = x.shape[1], len(cache) if cache is not None else 0
         mask, causal = None, False
         if n > 1:
@@ -195,7 +204,7 @@ class ARTransformer(FrameDecoding, nn.Module):
         rope = self.rotary(pos)
         for i, layer in enumerate(self.blocks):
             past = None if cache is None or m == 0 else (cache.keys[i], cache.values[i])
-            x, k, v = layer(x, rope, past, mask, causal)
+            x, k, v = layer(x, rope, past, mask, causal, text)
             if append:
                 cache.append(i, k, v)
         return x
@@ -205,18 +214,23 @@ class ARTransformer(FrameDecoding, nn.Module):
         return list(self.head(self.norm(h)).split(self.cfg.levels, dim=-1))
 
     def forward(
-        self, tokens: torch.Tensor, actions: torch.Tensor, cond: torch.Tensor | None = None
+        self,
+        tokens: torch.Tensor,
+        actions: torch.Tensor,
+        cond: torch.Tensor | None = None,
+        text: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> list[torch.Tensor]:
         """Teacher-forced logits of frames 1..F-1: per digit (B, F-1, N, levels[i]).
 
         tokens (B, F, N) int64, actions (B, F-1, A), state-track models' conditioning
-        ``cond`` (B, F, N+1, D); frame t token j is predicted from everything before it
-        (the action token a_{t-1} predicts token 0).
+        ``cond`` (B, F, N+1, D), instruction models' ``text`` (tokens (B, L, Dt), mask
+        (B, L)); frame t token j is predicted from everything before it (the action token
+        a_{t-1} predicts token 0).
         """
         self._check_inputs(tokens, actions, min_frames=2)
         b, f, n = tokens.shape
         x, pos = self._embed_sequence(tokens, actions, cond=cond)
-        h = self._run(x, pos)  # (B, L, D)
+        h = self._run(x, pos, text=text)  # (B, L, D)
         # Blocks [a_{t-1}, f_t] for t >= 1; their first N inputs predict f_t[0..N-1].
         h = h[:, n:].reshape(b, f - 1, n + 1, -1)[:, :, :n]  # (B, F-1, N, D)
         return self._logits(h)
@@ -227,6 +241,7 @@ class ARTransformer(FrameDecoding, nn.Module):
         actions: torch.Tensor,
         masked: torch.Tensor,
         cond: torch.Tensor | None = None,
+        text: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> list[torch.Tensor]:
         """Parallel-mode logits of the last frame, per digit (B, N, levels[i]), each token
         predicted at its own position; its ``masked`` (B, N) bool tokens are replaced by
@@ -234,13 +249,17 @@ class ARTransformer(FrameDecoding, nn.Module):
         frame (with the action token that leads to it)."""
         self._check_inputs(tokens, actions, min_frames=2)
         x, pos = self._embed_sequence(tokens, actions, masked, cond=cond)
-        h = self._run(x, pos, block=True)
+        h = self._run(x, pos, block=True, text=text)
         return self._logits(h[:, -self.cfg.tokens_per_frame :])
 
     # ----- losses ------------------------------------------------------------------------
 
     def loss(
-        self, tokens: torch.Tensor, actions: torch.Tensor, cond: torch.Tensor | None = None
+        self,
+        tokens: torch.Tensor,
+        actions: torch.Tensor,
+        cond: torch.Tensor | None = None,
+        text: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
         """Teacher-forced losses over every frame after the first (each frame t >= 1 is
         predicted from frames < t, so one window trains all context lengths 1..F-1).
@@ -248,7 +267,7 @@ class ARTransformer(FrameDecoding, nn.Module):
         Returns `losses.token_losses`' ``loss``, ``ce``, ``z_loss`` and ``accuracy``.
         """
         cfg = self.cfg
-        logits = self.forward(tokens, actions, cond)
+        logits = self.forward(tokens, actions, cond, text)
         return token_losses(logits, tokens[:, 1:], cfg.levels, cfg.z_loss)
 
     def loss_parallel(
@@ -257,6 +276,7 @@ class ARTransformer(FrameDecoding, nn.Module):
         actions: torch.Tensor,
         generator: torch.Generator | None = None,
         cond: torch.Tensor | None = None,
+        text: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
         """Parallel-mode (MaskGIT) losses, same keys as ``loss``, over the masked tokens of
         the last frame, hidden by `masking.training_mask` (the cosine schedule)."""
@@ -269,5 +289,5 @@ class ARTransformer(FrameDecoding, nn.Module):
             generator,
             tokens.device,
         )
-        logits = self.forward_parallel(tokens, actions, masked, cond)
+        logits = self.forward_parallel(tokens, actions, masked, cond, text)
         return token_losses(logits, tokens[:, -1], cfg.levels, cfg.z_loss, masked)

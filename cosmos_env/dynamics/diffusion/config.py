@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from cosmos_env.dynamics.text_conditioning import TextConfig
+from cosmos_env.dynamics.text_conditioning import TEXT_NESTED, TextConfig
 from cosmos_env.dynamics.track_config import (
     TRACK_NESTED,
     ContactConfig,
@@ -21,7 +21,6 @@ from cosmos_env.dynamics.track_config import (
     check_state_parts,
     keypoint_channels,
 )
-from cosmos_env.text.encoder import TextEncoderConfig
 
 __all__ = [  # the track's parts, re-exported: releases and tests name them from here
     "ContactConfig",
@@ -129,7 +128,7 @@ _NESTED: dict[type, dict[str, type]] = {
         "outcome_heads": OutcomeHeadsConfig,
         "text": TextConfig,
     },
-    TextConfig: {"encoder": TextEncoderConfig},
+    **TEXT_NESTED,
     **TRACK_NESTED,
 }
 

@@ -123,22 +123,11 @@ class LatentDynamics(StateTrackModel):
         if self.text is not None:
             # Guidance drops the actions and the instruction of the same rows, so that the
             # unconditional prediction it needs is trained as often as either.
-            keep = torch.rand(len(target), generator=generator) >= self.cfg.edm.action_dropout
-            tokens, mask = self._text_tokens(text, len(target), dropped=~keep)
+            keep = torch.rand(len(target), generator=generator) >= self.cfg.text.dropout
+            tokens, mask = self.text.tokens(text, len(target), dropped=~keep)
             conditioning = conditioning.with_(action_mask=keep, text=tokens, text_mask=mask)
         losses["diffusion"] = self.denoiser.loss(delta, context_std, conditioning, generator)
         return losses
-
-    def _text_tokens(
-        self, text: TextIds | None, batch: int, dropped: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Text tokens (B, L, D) and mask (B, L) of ``text`` (the null text where
-        ``dropped``; everywhere when ``text`` is None)."""
-        if text is None:
-            return self.text.null(batch)
-        if text.ids.shape[0] != batch:
-            raise ValueError(f"text has {text.ids.shape[0]} rows for a batch of {batch}")
-        return self.text(text.ids, text.mask, dropped)
 
     @torch.no_grad()
     def predict_next(
@@ -174,7 +163,7 @@ class LatentDynamics(StateTrackModel):
         full = Conditioning(actions, states=state_cond, maps=maps)
         empty = full.with_(action_mask=torch.zeros(b, dtype=torch.bool))
         if self.text is not None:
-            tokens, mask = self._text_tokens(text, b)
+            tokens, mask = self.text.tokens(text, b)
             full = full.with_(text=tokens, text_mask=mask)
             tokens, mask = self.text.null(b)
             empty = empty.with_(text=tokens, text_mask=mask)
