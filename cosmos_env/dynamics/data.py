@@ -9,6 +9,7 @@ actions, the same padding the world-model env uses when it resets from one frame
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +31,8 @@ class LatentEpisodes:
     int32 for a discrete tokenizer (float16 cannot hold indices up to 64000), actions
     (N, A) float32, states (N, S) float32, the outcome columns ``outcomes`` (N, 3) float32
     (reward, is_terminal, is_success of the row; a store without a flag column gives 0),
-    and ``starts``/``ends`` (E,) row bounds of each episode."""
+    ``starts``/``ends`` (E,) row bounds of each episode and ``instructions`` (E,) each
+    episode's language instruction ("" where the store has none)."""
 
     latents: np.ndarray
     actions: np.ndarray
@@ -38,10 +40,13 @@ class LatentEpisodes:
     starts: np.ndarray
     ends: np.ndarray
     outcomes: np.ndarray | None = None
+    instructions: list[str] | None = None
 
     def __post_init__(self) -> None:
         if self.outcomes is None:  # no outcome columns: rewards and flags read as 0
             self.outcomes = np.zeros((len(self.latents), len(OUTCOMES)), np.float32)
+        if self.instructions is None:
+            self.instructions = [""] * len(self.starts)
 
     @property
     def n_frames(self) -> int:
@@ -102,6 +107,7 @@ def load_latent_episodes(
         "outcomes": [],
     }
     lengths: list[int] = []
+    instructions: list[str] = []
     for path in paths:
         store = EpisodeStore.open(path)
         cache = load_cache(store, tokenizer)
@@ -114,6 +120,7 @@ def load_latent_episodes(
             lo, hi = store.episode_bounds(int(ep))
             parts["latents"].append(all_latents[lo:hi].astype(dtype))
             lengths.append(hi - lo)
+            instructions.append(store.instruction(int(ep)))
             if action_free:
                 for key in ("actions", "states"):
                     parts[key].append(np.zeros((hi - lo, 0), np.float32))
@@ -132,6 +139,7 @@ def load_latent_episodes(
         **{k: np.concatenate(v) for k, v in parts.items()},
         starts=ends - np.asarray(lengths),
         ends=ends,
+        instructions=instructions,
     )
 
 
@@ -157,16 +165,21 @@ def window_rows(t: np.ndarray, starts: np.ndarray, context: int) -> tuple[np.nda
 
 
 class WindowBatcher:
-    """Random batches of (context, actions, target, target_state, context_states) tensors."""
+    """Random batches of (context, actions, target, target_state, context_states) tensors,
+    and ``text`` (the windows' instructions as token ids) once ``instruction_ids`` is set:
+    a function from episode indices (B,) to `TextIds` (an instruction model's
+    `InstructionTable`)."""
 
     def __init__(self, episodes: LatentEpisodes, context: int) -> None:
         self.episodes, self.context = episodes, context
+        self.instruction_ids: Callable[[np.ndarray], object] | None = None
         lengths = episodes.ends - episodes.starts
         # Every row that has a successor in its episode can end a context.
         self.anchor_rows = np.concatenate(
             [np.arange(s, e - 1) for s, e in zip(episodes.starts, episodes.ends, strict=True)]
         )
         self.anchor_starts = np.repeat(episodes.starts, lengths - 1)
+        self.anchor_episodes = np.repeat(np.arange(len(lengths)), lengths - 1)
 
     def __len__(self) -> int:
         return len(self.anchor_rows)
@@ -182,7 +195,13 @@ class WindowBatcher:
             "target": torch.from_numpy(ep.latents[t + 1].astype(np.float32)),  # (B, C, h, w)
             "target_state": torch.from_numpy(ep.states[t + 1]),  # (B, S)
             "context_states": torch.from_numpy(ep.states[rows]),  # (B, K, S), padding repeats
+            **self._text(indices),
         }
+
+    def _text(self, indices: np.ndarray) -> dict:
+        if self.instruction_ids is None:
+            return {}
+        return {"text": self.instruction_ids(self.anchor_episodes[indices])}
 
     def sample_states(self, batch_size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         """Uniform windows of states and actions only (no latents): ``context_states``

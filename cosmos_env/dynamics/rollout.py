@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from cosmos_env.dynamics.conditioning import TextIds
 from cosmos_env.dynamics.diffusion.model import LatentDynamics
 
 
@@ -18,7 +19,9 @@ def _pad_front(x: torch.Tensor, length: int) -> torch.Tensor:
 
 class LatentContext:
     """The last K latents (B, K, C, h, w) and the K-1 actions between them (B, K-1, A),
-    and for state-track models the K task states (B, K, S) that go with the latents.
+    for state-track models the K task states (B, K, S) that go with the latents, and for
+    instruction models each row's instruction (``text``, token ids (B, L) padded to the
+    model's length, so that rows can be replaced).
 
     Built from k >= 1 initial latents: missing older rows repeat the first latent (and
     state) and carry zero actions (the padding training uses at episode starts); actions
@@ -32,6 +35,7 @@ class LatentContext:
         action_dim: int,
         past_actions: torch.Tensor | None = None,
         states: torch.Tensor | None = None,
+        text: TextIds | None = None,
     ) -> None:
         """``past_actions`` (B, k-1, A): the actions between the k given latents, when known
         (a window of a recorded episode); None leaves them zero (unknown). ``states``
@@ -43,6 +47,9 @@ class LatentContext:
             latents = latents[:, -context:]
             if past_actions is not None:
                 past_actions = past_actions[:, past_actions.shape[1] - (context - 1) :]
+        if text is not None and text.ids.shape[0] != b:
+            raise ValueError(f"{text.ids.shape[0]} instructions for {b} rows")
+        self.text = text
         self.states = None if states is None else _pad_front(states.float(), context)
         self.latents = _pad_front(latents, context)
         self.actions = torch.zeros(b, context - 1, action_dim)
@@ -78,6 +85,9 @@ class LatentContext:
         self.actions = self.actions.index_copy(0, rows, other.actions)
         if self.states is not None and other.states is not None:
             self.states = self.states.index_copy(0, rows, other.states)
+        if self.text is not None and other.text is not None:
+            ids = self.text.ids.index_copy(0, rows, other.text.ids)
+            self.text = TextIds(ids, self.text.mask.index_copy(0, rows, other.text.mask))
 
 
 def initial_context(
@@ -85,18 +95,25 @@ def initial_context(
     latents: torch.Tensor,
     past_actions: torch.Tensor | None = None,
     states: torch.Tensor | None = None,
+    instructions: list[str] | None = None,
 ) -> LatentContext:
     """The context a rollout starts from: raw latents (B, k, C, h, w) (or token indices
     (B, k, h, w) for a token model), the k-1 actions
     between them if known, and for a state-track model their states (B, k, S) in world
-    units; without states the probe reads them from the latents."""
+    units; without states the probe reads them from the latents. An instruction model
+    takes one instruction per row (each through the pre-guard; None: the null text)."""
     cfg = model.cfg
     track = getattr(cfg, "state_track", None) is not None  # token models (AR) have none
     if track and states is None:
         states = model.predict_state(latents.flatten(0, 1)).view(*latents.shape[:2], -1)
     if not track:
         states = None
-    return LatentContext(latents, cfg.context, cfg.action_dim, past_actions, states)
+    text = None
+    if instructions is not None:
+        if getattr(model, "text", None) is None:
+            raise ValueError("this world model follows no instructions (dynamics.text=null)")
+        text = TextIds(*model.text.token_ids(instructions, pad=True))
+    return LatentContext(latents, cfg.context, cfg.action_dim, past_actions, states, text)
 
 
 @torch.no_grad()
@@ -107,19 +124,24 @@ def step_context(
     generator: torch.Generator | None = None,
     steps: int = 1,
     sampler: str = "euler",
+    guidance: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One step of every row: the next raw latent (B, C, h, w) and the task state (B, S)
     after ``action`` (B, A); ``ctx`` moves on by one frame. The state is the state track's
-    for state-track models, else the probe's reading of the new latent."""
+    for state-track models, else the probe's reading of the new latent. ``guidance``:
+    classifier-free guidance (on the instruction, for instruction models)."""
     step_actions = ctx.with_action(action)
+    given = {"guidance": guidance} if guidance != 1.0 else {}
+    if getattr(model, "text", None) is not None:
+        given["text"] = ctx.text
     if ctx.states is not None:
         state = model.predict_next_state(ctx.states, step_actions)
         states = ctx.with_state(state)
         latent = model.predict_next(
-            ctx.latents, step_actions, generator, steps, sampler, states=states
+            ctx.latents, step_actions, generator, steps, sampler, states=states, **given
         )
     else:
-        latent = model.predict_next(ctx.latents, step_actions, generator, steps, sampler)
+        latent = model.predict_next(ctx.latents, step_actions, generator, steps, sampler, **given)
         state = model.predict_state(latent)
     ctx.push(latent, step_actions, state)
     return latent, state
@@ -135,15 +157,17 @@ def rollout(
     sampler: str = "euler",
     past_actions: torch.Tensor | None = None,
     initial_states: torch.Tensor | None = None,
+    instructions: list[str] | None = None,
+    guidance: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Predict latents (B, T, C, h, w) and task states (B, T, S) for actions (B, T, A) in
     [-1, 1] from initial raw latents (B, k, C, h, w) (with the k-1 actions between them,
-    if known, and their states (B, k, S), if known), open loop: the model's own
-    predictions become its context."""
-    ctx = initial_context(model, initial, past_actions, initial_states)
+    if known, their states (B, k, S), if known, and one instruction per row for an
+    instruction model), open loop: the model's own predictions become its context."""
+    ctx = initial_context(model, initial, past_actions, initial_states, instructions)
     latents, states = [], []
     for t in range(actions.shape[1]):
-        latent, state = step_context(model, ctx, actions[:, t], generator, steps, sampler)
+        latent, state = step_context(model, ctx, actions[:, t], generator, steps, sampler, guidance)
         latents.append(latent)
         states.append(state)
     return torch.stack(latents, dim=1), torch.stack(states, dim=1)

@@ -86,11 +86,19 @@ class TextConditioner(nn.Module):
         self.vocabulary = Vocabulary(tuple(cfg.words))
         self.encoder = TextEncoder(cfg.encoder, len(self.vocabulary))
 
-    def token_ids(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    def token_ids(
+        self, texts: Sequence[str], pad: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Token ids (B, L) and mask (B, L) of ``texts``, each through the pre-guard first
-        (a refused text raises `TextRefused` before any model sees it)."""
+        (a refused text raises `TextRefused` before any model sees it); L is the longest
+        text's length, or the encoder's ``max_len`` with ``pad`` (rows of a rollout that
+        are replaced one by one keep one shape)."""
         ids, mask = self.vocabulary.encode(texts, self.cfg.encoder.max_len)
-        return torch.from_numpy(ids), torch.from_numpy(mask)
+        ids, mask = torch.from_numpy(ids), torch.from_numpy(mask)
+        if pad:
+            extra = self.cfg.encoder.max_len - ids.shape[1]
+            ids, mask = F.pad(ids, (0, extra)), F.pad(mask, (0, extra))
+        return ids, mask
 
     def forward(
         self, ids: torch.Tensor, mask: torch.Tensor, dropped: torch.Tensor | None = None
@@ -117,3 +125,37 @@ class TextConditioner(nn.Module):
         if text.ids.shape[0] != batch:
             raise ValueError(f"text has {text.ids.shape[0]} rows for a batch of {batch}")
         return self(text.ids, text.mask, dropped)
+
+
+def vocabulary_words(instructions: Sequence[str]) -> list[str]:
+    """The vocabulary (sorted distinct words, each text guarded) of training episodes'
+    instructions; an error when they have none."""
+    given = [t for t in instructions if t.strip()]
+    if not given:
+        raise ValueError(
+            "an instruction model trains on stores with instructions (meta/instruction), "
+            "and these have none: record them with task=instruct, or set dynamics.text=null"
+        )
+    return list(Vocabulary.from_texts(given).words)
+
+
+class InstructionTable:
+    """Token ids of every training episode's instruction, guarded and encoded once:
+    called with episode indices (B,), returns their `TextIds`. An episode without an
+    instruction is an error that names it."""
+
+    def __init__(self, conditioner: TextConditioner, instructions: Sequence[str]) -> None:
+        missing = [i for i, t in enumerate(instructions) if not t.strip()]
+        if missing:
+            raise ValueError(
+                f"{len(missing)} training episodes (e.g. {missing[:3]}) have no instruction; "
+                "an instruction model needs one per episode"
+            )
+        distinct = sorted(set(instructions))
+        self.ids, self.mask = conditioner.token_ids(distinct)  # (T, L)
+        position = {t: i for i, t in enumerate(distinct)}
+        self.index = torch.tensor([position[t] for t in instructions])  # (E,)
+
+    def __call__(self, episodes) -> TextIds:
+        rows = self.index[torch.as_tensor(episodes)]
+        return TextIds(self.ids[rows], self.mask[rows])

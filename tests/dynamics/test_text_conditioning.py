@@ -1,14 +1,23 @@
 """Instruction conditioning in the diffusion backend: cross-attention on text tokens, the
 null text and classifier-free guidance on it, the config round trip, the guard in front."""
 
+import numpy as np
 import pytest
 import torch
 from tiny_diffusion import TINY_NET
 
 from cosmos_env.dynamics.conditioning import TextIds
+from cosmos_env.dynamics.data import LatentEpisodes, WindowBatcher
 from cosmos_env.dynamics.diffusion.config import DiffusionConfig
 from cosmos_env.dynamics.diffusion.model import LatentDynamics
-from cosmos_env.dynamics.text_conditioning import TextConditioner, TextConfig, TextCrossAttention
+from cosmos_env.dynamics.rollout import initial_context, rollout
+from cosmos_env.dynamics.text_conditioning import (
+    InstructionTable,
+    TextConditioner,
+    TextConfig,
+    TextCrossAttention,
+    vocabulary_words,
+)
 from cosmos_env.guardrails.text import TextRefused
 
 B, C, S, K, A = 2, 4, 4, 2, 7
@@ -120,3 +129,67 @@ def test_instructions_pass_the_guard_before_any_model_sees_them():
     model = text_model()
     with pytest.raises(TextRefused, match="nothing was generated"):
         model.text.token_ids(["put the red cube in the bowl", "kill the cube"])
+
+
+def test_rollouts_carry_each_rows_instruction():
+    model = text_model()
+    g = torch.Generator().manual_seed(2)
+    initial, actions = torch.randn(B, 1, C, S, S, generator=g), torch.rand(B, 3, A, generator=g)
+
+    def roll(instructions, guidance=1.0):
+        gen = torch.Generator().manual_seed(0)
+        return rollout(model, initial, actions, gen, instructions=instructions, guidance=guidance)[
+            0
+        ]
+
+    red = roll(["put the red cube in the bowl"] * B)
+    mixed = roll(["put the red cube in the bowl", "put the blue cube in the zone"])
+    torch.testing.assert_close(mixed[0], red[0])
+    assert not torch.allclose(mixed[1], red[1], atol=1e-5)
+    assert not torch.allclose(roll(["put the red cube in the bowl"] * B, 3.0), red, atol=1e-5)
+    # A partial reset replaces a row's instruction with the rest of its context.
+    ctx = initial_context(model, initial, instructions=["put the red cube"] * B)
+    assert ctx.text.ids.shape == (B, 8)  # padded to the encoder's length
+    other = initial_context(model, initial[:1], instructions=["put the blue cube in the zone"])
+    ctx.set_rows(torch.tensor([1]), other)
+    torch.testing.assert_close(ctx.text.ids[1], other.text.ids[0])
+    with pytest.raises(ValueError, match="follows no instructions"):
+        initial_context(text_model(text=None), initial, instructions=["put the red cube"] * B)
+
+
+def test_training_windows_carry_their_episodes_instruction_ids():
+    model = text_model()
+    texts = ["put the red cube in the bowl", "put the blue cube in the zone"]
+    assert vocabulary_words(texts + texts[:1]) == [
+        "blue",
+        "bowl",
+        "cube",
+        "in",
+        "put",
+        "red",
+        "the",
+        "zone",
+    ]
+    lengths = np.array([5, 7])
+    episodes = LatentEpisodes(
+        latents=np.arange(12, dtype=np.float16)[:, None, None, None] * np.ones((1, C, S, S)),
+        actions=np.zeros((12, A), np.float32),
+        states=np.zeros((12, 0), np.float32),
+        starts=np.cumsum(lengths) - lengths,
+        ends=np.cumsum(lengths),
+        instructions=texts,
+    )
+    batcher = WindowBatcher(episodes, K)
+    assert "text" not in batcher.sample(4, np.random.default_rng(0))
+    batcher.instruction_ids = InstructionTable(model.text, episodes.instructions)
+    batch = batcher.sample(64, np.random.default_rng(0))
+    red, blue = (model.text.token_ids([t])[0][0] for t in texts)
+    # Row r's latent holds its row index: rows 0-4 are episode 0's.
+    first = batch["context"][:, -1, 0, 0, 0] < 5
+    assert first.any() and (~first).any()
+    assert (batch["text"].ids[first][:, : len(red)] == red).all()
+    assert (batch["text"].ids[~first][:, : len(blue)] == blue).all()
+    with pytest.raises(ValueError, match="have none: record them with task=instruct"):
+        vocabulary_words(["", " "])
+    with pytest.raises(ValueError, match="1 training episodes .* have no instruction"):
+        InstructionTable(model.text, [texts[0], ""])

@@ -35,6 +35,7 @@ from cosmos_env.dynamics.evaluate import evaluate_dynamics
 from cosmos_env.dynamics.release import release_training_run
 from cosmos_env.dynamics.state_features import resolve_state_features
 from cosmos_env.dynamics.state_track import extra_track_loss
+from cosmos_env.dynamics.text_conditioning import InstructionTable, vocabulary_words
 from cosmos_env.precision import autocast
 from cosmos_env.tokenizer.release import load_tokenizer
 from cosmos_env.training import Board, file_logger, fit, fit_machine, reseeder
@@ -47,14 +48,18 @@ def _unrolled_batch(
     gradient through it), so training sees the errors an open-loop rollout feeds back."""
     b = batcher.sample_unrolled(cfg.batch_size, rng)
     states = torch.cat([b["context_states"], b["next_state"][:, None]], dim=1)  # (B, K+1, S)
+    text = {"text": b["text"]} if "text" in b else {}
     with autocast(amp):
-        first = model.predict_next(b["context"], b["actions"], gen, 1, "euler", states=states)
+        first = model.predict_next(
+            b["context"], b["actions"], gen, 1, "euler", states=states, **text
+        )
     return {
         "context": torch.cat([b["context"][:, 1:], first.float()[:, None]], dim=1),
         "actions": torch.cat([b["actions"][:, 1:], b["next_action"][:, None]], dim=1),
         "target": b["target"],
         "target_state": b["target_state"],
         "context_states": states[:, 1:],
+        **text,
     }
 
 
@@ -80,7 +85,11 @@ def normalised_model(
     torch.manual_seed(cfg.seed)
     if base is not None:
         inherit_config(cfg.dynamics, base.cfg)
+    if cfg.dynamics.text is not None and not cfg.dynamics.text.words:
+        cfg.dynamics.text.words = vocabulary_words(train.instructions)
     model = LatentDynamics(cfg.dynamics)
+    if model.text is not None:
+        batcher.instruction_ids = InstructionTable(model.text, train.instructions)
     sample = batcher.sample(min(16384, len(batcher)), np.random.default_rng(cfg.seed))
     last = sample["context"][:, -1]
     changes = sample["target_state"] - sample["context_states"][:, -1]  # (N, S), one step
