@@ -159,3 +159,17 @@ class InstructionTable:
     def __call__(self, episodes) -> TextIds:
         rows = self.index[torch.as_tensor(episodes)]
         return TextIds(self.ids[rows], self.mask[rows])
+
+
+def fill_vocabulary(dynamics_cfg, instructions: Sequence[str]) -> None:
+    """An instruction model's config (``dynamics_cfg.text``) gains the vocabulary of the
+    training episodes' ``instructions`` unless it has one (a base being post-trained)."""
+    if dynamics_cfg.text is not None and not dynamics_cfg.text.words:
+        dynamics_cfg.text.words = vocabulary_words(instructions)
+
+
+def attach_instructions(model: nn.Module, batcher, instructions: Sequence[str]) -> None:
+    """Training windows of ``batcher`` carry their episode's instruction ids when
+    ``model`` follows instructions (``model.text``)."""
+    if getattr(model, "text", None) is not None:
+        batcher.instruction_ids = InstructionTable(model.text, instructions)

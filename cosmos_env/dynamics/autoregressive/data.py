@@ -32,7 +32,8 @@ class TokenWindowBatcher(WindowBatcher):
     def batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
         """Windows anchored at ``anchor_rows[indices]`` (B,): ``tokens`` (B, F, h, w) int64,
         ``actions`` (B, F-1, A) float32 (zero on padding rows), ``states`` (B, F, S)
-        float32 (padding rows repeat the first frame's)."""
+        float32 (padding rows repeat the first frame's), and ``text`` (their episodes'
+        instruction ids) for an instruction model's batcher."""
         ep = self.episodes
         t, starts = self.anchor_rows[indices], self.anchor_starts[indices]
         rows, valid = window_rows(t, starts, self.context)  # (B, K)
@@ -41,6 +42,7 @@ class TokenWindowBatcher(WindowBatcher):
             "tokens": torch.from_numpy(ep.latents[frames].astype(np.int64)),
             "actions": torch.from_numpy(ep.actions[rows] * valid[..., None]),
             "states": torch.from_numpy(ep.states[frames]),
+            **self._text(indices),
         }
 
     def sample_unrolled(self, batch_size: int, rng: np.random.Generator) -> dict:

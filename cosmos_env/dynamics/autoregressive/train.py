@@ -28,6 +28,7 @@ from cosmos_env.dynamics.data import (
 from cosmos_env.dynamics.release import release_training_run
 from cosmos_env.dynamics.state_features import resolve_state_features
 from cosmos_env.dynamics.state_track import extra_track_loss
+from cosmos_env.dynamics.text_conditioning import attach_instructions, fill_vocabulary
 from cosmos_env.precision import amp_text, autocast
 from cosmos_env.tokenizer.model import Tokenizer
 from cosmos_env.tokenizer.release import load_tokenizer
@@ -154,9 +155,12 @@ def normalised_model(
     cfg: TrainARConfig, batcher: TokenWindowBatcher, train: LatentEpisodes
 ) -> TokenDynamics:
     """A fresh model with the training data's state stats (and, for the state track, the
-    stats of its one-step changes; for the outcome heads, of the rewards) set."""
+    stats of its one-step changes; for the outcome heads, of the rewards) set; an
+    instruction model's vocabulary comes from the episodes' instructions."""
     torch.manual_seed(cfg.seed)
+    fill_vocabulary(cfg.dynamics, train.instructions)
     model = TokenDynamics(cfg.dynamics)
+    attach_instructions(model, batcher, train.instructions)
     sample = batcher.sample_states(min(16384, len(batcher)), np.random.default_rng(cfg.seed))
     changes = sample["target_state"] - sample["context_states"][:, -1]  # (N, S), one step
     model.set_normalisation(torch.from_numpy(train.states), 1e-3, changes)

@@ -35,7 +35,7 @@ from cosmos_env.dynamics.evaluate import evaluate_dynamics
 from cosmos_env.dynamics.release import release_training_run
 from cosmos_env.dynamics.state_features import resolve_state_features
 from cosmos_env.dynamics.state_track import extra_track_loss
-from cosmos_env.dynamics.text_conditioning import InstructionTable, vocabulary_words
+from cosmos_env.dynamics.text_conditioning import attach_instructions, fill_vocabulary
 from cosmos_env.precision import autocast
 from cosmos_env.tokenizer.release import load_tokenizer
 from cosmos_env.training import Board, file_logger, fit, fit_machine, reseeder
@@ -85,11 +85,9 @@ def normalised_model(
     torch.manual_seed(cfg.seed)
     if base is not None:
         inherit_config(cfg.dynamics, base.cfg)
-    if cfg.dynamics.text is not None and not cfg.dynamics.text.words:
-        cfg.dynamics.text.words = vocabulary_words(train.instructions)
+    fill_vocabulary(cfg.dynamics, train.instructions)
     model = LatentDynamics(cfg.dynamics)
-    if model.text is not None:
-        batcher.instruction_ids = InstructionTable(model.text, train.instructions)
+    attach_instructions(model, batcher, train.instructions)
     sample = batcher.sample(min(16384, len(batcher)), np.random.default_rng(cfg.seed))
     last = sample["context"][:, -1]
     changes = sample["target_state"] - sample["context_states"][:, -1]  # (N, S), one step
