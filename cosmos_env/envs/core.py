@@ -20,6 +20,7 @@ from cosmos_env.dynamics.release import WorldModel, default_checkpoint, load_wor
 from cosmos_env.dynamics.rollout import initial_context, step_context
 from cosmos_env.envs.resets import RESET_SOURCES, SimResets, check_frames, check_states
 from cosmos_env.envs.scoring import Scorer
+from cosmos_env.guardrails.text import guard_text
 from cosmos_env.machine import set_torch_threads
 from cosmos_env.precision import AmpSetting, autocast, resolve_amp
 
@@ -100,6 +101,7 @@ class WorldModelCore:
         store: str | None,
         amp: AmpSetting,
         compile: bool = False,
+        guidance: float = 1.0,
     ) -> None:
         if reset_source not in RESET_SOURCES:
             raise ValueError(f"reset_source {reset_source!r} unknown; choose from {RESET_SOURCES}")
@@ -132,6 +134,9 @@ class WorldModelCore:
             )
         self.sampler_steps = check_sampler_steps(sampler_steps, world_model.sampler_steps)
         self.reset_source = reset_source
+        self.guidance = float(guidance)
+        self.follows_text = getattr(world_model.dynamics, "text", None) is not None
+        self.instructions = [""] * num_envs  # each row's, for instruction models
         self.amp = resolve_amp(amp)  # "auto": bf16 only where the CPU has it natively
         set_torch_threads()  # no more threads than usable cores
         size, cfg = world_model.image_size, world_model.dynamics.cfg
@@ -172,16 +177,23 @@ class WorldModelCore:
         rows = rng.integers(0, len(self._pool), num)
         return self._pool[rows][:, None], self._pool_states[rows][:, None]
 
-    def reset_rows(self, mask: np.ndarray, frames: np.ndarray, states=None) -> None:
+    def reset_rows(
+        self, mask: np.ndarray, frames: np.ndarray, states=None, instructions=None
+    ) -> None:
         """Start the rows where ``mask`` (N,) is True from ``frames`` (M, k, H, W, 3) and,
-        when known, their states (M, k, S); unknown states are read by the probe."""
+        when known, their states (M, k, S); unknown states are read by the probe. An
+        instruction model follows ``instructions`` (M texts, or one for all), or else the
+        instruction the states carry."""
         m, k = frames.shape[:2]
+        texts, states = self._instructions(m, states, instructions)
         flat = torch.from_numpy(np.ascontiguousarray(frames.reshape(m * k, *frames.shape[2:])))
         latents = self.wm.encode(flat)
         latents = latents.view(m, k, *latents.shape[1:])
         if states is not None:
             states = torch.as_tensor(np.asarray(states), dtype=torch.float32)
-        new = initial_context(self.wm.dynamics, latents, None, states)
+        new = initial_context(self.wm.dynamics, latents, None, states, texts)
+        for row, text in zip(np.flatnonzero(mask), texts or [], strict=False):
+            self.instructions[row] = text
         if mask.all():
             self.context = new
         elif self.context is None:
@@ -197,6 +209,34 @@ class WorldModelCore:
             self.outcome[key][mask] = value
         self.outcome["is_success"][mask] = self.scorer.initial_success(self.states[mask])
 
+    def _instructions(self, m: int, states, given) -> tuple[list[str] | None, object]:
+        """The M new rows' instructions (None for a model that reads none) and their states
+        with the world's instruction slots set to them, where the world has such slots."""
+        if not self.follows_text:
+            if given is not None:
+                raise ValueError(
+                    f"{self.wm.source} follows no instructions (dynamics.text=null); reset "
+                    "without options['instruction']"
+                )
+            return None, states
+        slots = self.world is not None and hasattr(self.world, "instructed")
+        if given is None:
+            if states is None or not slots:
+                raise ValueError(
+                    f"{self.wm.source} follows instructions: reset(options={{'instruction': "
+                    "text}) (this reset's source carries none)"
+                )
+            return self.world.instructions(np.asarray(states)[:, -1]), states
+        texts = [given] * m if isinstance(given, str) else [str(t) for t in given]
+        texts = [guard_text(t) for t in texts]  # before any world or model reads them
+        if len(texts) != m:
+            raise ValueError(f"{len(texts)} instructions for {m} reset rows")
+        if slots and states is not None:
+            s = np.asarray(states)
+            flat = self.world.instructed(s.reshape(-1, s.shape[-1]), np.repeat(texts, s.shape[1]))
+            states = flat.reshape(s.shape)
+        return texts, states
+
     @torch.inference_mode()
     def step(self, actions: np.ndarray, generator: torch.Generator) -> None:
         """Advance every row by its action (N, A) float32 in [-1, 1], and score the step."""
@@ -204,7 +244,13 @@ class WorldModelCore:
         before = self.states.copy()
         with autocast(self.amp):
             latent, state = step_context(
-                self.wm.dynamics, self.context, action, generator, self.sampler_steps, self.sampler
+                self.wm.dynamics,
+                self.context,
+                action,
+                generator,
+                self.sampler_steps,
+                self.sampler,
+                self.guidance,
             )
         check_finite_prediction(self.wm, self.amp, latent=latent, state=state)
         with autocast(self.amp):  # bf16 decoding: 58 dB from float32 on the shipped worlds

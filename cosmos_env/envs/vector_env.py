@@ -38,7 +38,10 @@ class WorldModelVectorEnv(VectorEnv):
     ending sub-envs' last observation and info are in ``info["final_obs"]`` /
     ``info["final_info"]``. ``reset(options={"reset_mask": mask})`` resets some sub-envs;
     ``options={"frames": uint8 (M, [k,] H, W, 3)}`` gives their initial frames (and
-    ``"states"`` (M, [k,] S) their states, if known).
+    ``"states"`` (M, [k,] S) their states, if known). An instruction model (see
+    `WorldModelEnv`) takes ``options={"instruction": text or M texts}``; autoresets keep a
+    sub-env's given instruction (else take the one its new reset state carries), and
+    ``info["instruction"]`` lists every sub-env's.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 5, "autoreset_mode": None}
@@ -62,6 +65,7 @@ class WorldModelVectorEnv(VectorEnv):
         compile: bool = False,
         render_mode: str | None = "rgb_array",
         world_model: WorldModel | None = None,
+        guidance: float = 1.0,
     ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
@@ -71,8 +75,18 @@ class WorldModelVectorEnv(VectorEnv):
         self.metadata = {**self.metadata, "autoreset_mode": self.autoreset_mode}
         wm = world_model or env_world_model(world, checkpoint, backend, tokenizer)
         self.core = WorldModelCore(
-            wm, num_envs, sparse_reward, sampler, sampler_steps, reset_source, store, amp, compile
+            wm,
+            num_envs,
+            sparse_reward,
+            sampler,
+            sampler_steps,
+            reset_source,
+            store,
+            amp,
+            compile,
+            guidance,
         )
+        self._given = np.zeros(num_envs, bool)  # rows whose instruction the caller gave
         self.num_envs = num_envs
         self.terminate_on_success = terminate_on_success
         self.max_episode_steps = max_episode_steps or wm.world.max_episode_steps
@@ -101,13 +115,17 @@ class WorldModelVectorEnv(VectorEnv):
             mask = _check_mask(options["reset_mask"], self.num_envs)
         if self._generator is None or seed is not None:
             self._generator = torch_generator(self.np_random)
-        self._reset_rows(mask, options.get("frames"), options.get("states"))
+        instruction = options.get("instruction")
+        self._reset_rows(mask, options.get("frames"), options.get("states"), instruction)
+        self._given[mask] = instruction is not None
         return self.core.frames.copy(), self._infos(mask)
 
-    def _reset_rows(self, mask: np.ndarray, frames=None, states=None) -> None:
+    def _reset_rows(self, mask: np.ndarray, frames=None, states=None, instruction=None) -> None:
         num = int(mask.sum())
         initial, initial_states = self.core.initial_frames(self.np_random, num, frames, states)
-        self.core.reset_rows(mask, initial, initial_states)
+        if instruction is None and self._given[mask].all() and self.core.follows_text:
+            instruction = [self.core.instructions[i] for i in np.flatnonzero(mask)]
+        self.core.reset_rows(mask, initial, initial_states, instruction)
         self._elapsed[mask] = 0
         self._needs_reset[mask] = False
 
@@ -144,12 +162,16 @@ class WorldModelVectorEnv(VectorEnv):
         return self.core.frames.copy(), rewards, terminated, truncated, infos
 
     def _infos(self, mask: np.ndarray) -> dict[str, Any]:
-        return {
+        infos = {
             "state": self.core.states.copy(),
             "_state": mask.copy(),
             "is_success": self.core.success(),
             "_is_success": mask.copy(),
         }  # which source scored each quantity: env.unwrapped.core.scorer.sources
+        if self.core.follows_text:
+            infos["instruction"] = np.array(self.core.instructions, dtype=object)
+            infos["_instruction"] = mask.copy()
+        return infos
 
     def render(self) -> np.ndarray | None:
         if self.render_mode is None:

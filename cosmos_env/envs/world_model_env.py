@@ -53,6 +53,13 @@ class WorldModelEnv(gym.Env):
     true state; caller frames without states start it from the probe's reading. Same seed
     and actions give the same frames.
 
+    ## Instructions
+    A release trained with instructions (``dynamics.text``) follows the one of
+    ``reset(options={"instruction": text})``, or else the one its reset state carries (the
+    instructed tabletop's state names it); the text passes the pre-guard first (a refused
+    one raises ``TextRefused``, nothing is generated) and ``info["instruction"]`` carries
+    it. ``guidance`` > 1 is classifier-free guidance on the instruction and the actions.
+
     ## Precision
     ``amp="auto"`` (default) runs the dynamics under bf16 autocast only where the CPU has
     bf16 natively (``cosmos_env.precision``), float32 elsewhere; ``True`` / ``False`` force
@@ -86,12 +93,22 @@ class WorldModelEnv(gym.Env):
         compile: bool = False,
         render_mode: str | None = "rgb_array",
         world_model: WorldModel | None = None,
+        guidance: float = 1.0,
     ) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode {render_mode!r} unsupported; use 'rgb_array'")
         wm = world_model or env_world_model(world, checkpoint, backend, tokenizer)
         self.core = WorldModelCore(
-            wm, 1, sparse_reward, sampler, sampler_steps, reset_source, store, amp, compile
+            wm,
+            1,
+            sparse_reward,
+            sampler,
+            sampler_steps,
+            reset_source,
+            store,
+            amp,
+            compile,
+            guidance,
         )
         self.terminate_on_success = terminate_on_success
         self.max_episode_steps = max_episode_steps or wm.world.max_episode_steps
@@ -114,7 +131,8 @@ class WorldModelEnv(gym.Env):
             states = np.asarray(states)[None]
         initial, initial_states = self.core.initial_frames(self.np_random, 1, frames, states)
         self._generator = torch_generator(self.np_random)
-        self.core.reset_rows(np.ones(1, bool), initial, initial_states)
+        instruction = (options or {}).get("instruction")
+        self.core.reset_rows(np.ones(1, bool), initial, initial_states, instruction)
         self._elapsed = 0
         return self.core.frames[0].copy(), self._info()
 
@@ -132,11 +150,14 @@ class WorldModelEnv(gym.Env):
         return self.core.frames[0].copy(), reward, terminated, truncated, info
 
     def _info(self) -> dict[str, Any]:
-        return {
+        info = {
             "state": self.core.states[0].copy(),
             "is_success": bool(self.core.success()[0]),
             "score_sources": dict(self.core.scorer.sources),
         }
+        if self.core.follows_text:
+            info["instruction"] = self.core.instructions[0]
+        return info
 
     def render(self) -> np.ndarray | None:
         if self.render_mode is None:

@@ -76,12 +76,7 @@ class InstructedTabletopEnv(TabletopEnv):
 
     def phrases(self) -> dict[str, str]:
         """Object slot -> what the camera shows ("cylinder" -> "blue cylinder")."""
-        phrases = {}
-        for name, look in zip(OBJECT_NAMES, self.world.scene.objects, strict=False):
-            if look.rgba is None:  # a drawn look that keeps its slot's own colour
-                look = replace(look, rgba=SLOT_DEFAULTS[name].rgba)
-            phrases[name] = object_phrase(look)
-        return phrases
+        return object_phrases(self.world.scene.objects)
 
     @property
     def instruction(self) -> str:
@@ -91,3 +86,14 @@ class InstructedTabletopEnv(TabletopEnv):
         state = np.concatenate([self.world.state(), encode_instruction(self.current)])
         success = bool(self.current.success(state))
         return {"state": state, "is_success": success, "instruction": self.instruction}
+
+
+def object_phrases(looks) -> dict[str, str]:
+    """Object slot -> what the camera shows of a scene's object ``looks`` in slot order
+    ("cylinder" -> "blue cylinder")."""
+    phrases = {}
+    for name, look in zip(OBJECT_NAMES, looks, strict=False):
+        if look.rgba is None:  # a drawn look that keeps its slot's own colour
+            look = replace(look, rgba=SLOT_DEFAULTS[name].rgba)
+        phrases[name] = object_phrase(look)
+    return phrases

@@ -17,7 +17,10 @@ import numpy as np
 from cosmos_env.data.state_spec import StateSpec
 from cosmos_env.sim.experts import ScriptedExpert
 from cosmos_env.sim.gym_world import GymMujocoWorld, gym_mujoco_world
+from cosmos_env.sim.instructed_env import object_phrases
+from cosmos_env.sim.instructions import decode_instruction, encode_instruction, parse_instruction
 from cosmos_env.sim.scene import SceneRanges
+from cosmos_env.sim.state_layout import STATE_DIM
 from cosmos_env.sim.tabletop_world import BRIDGE_ACTION_SPEC, TabletopWorld
 from cosmos_env.sim.tasks import get_task
 
@@ -67,6 +70,7 @@ class TabletopTaskWorld:
         finally:
             world.close()
         self._live: dict[int, gym.Env] = {}
+        self._object_phrases: dict[str, str] | None = None
 
     def describe(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"task": self.task.name, "n_objects": self.n_objects}
@@ -112,6 +116,38 @@ class TabletopTaskWorld:
         for env in self._live.values():
             env.close()
         self._live.clear()
+
+    # ----- instructions (the instructed task): text <-> the state's instruction slots ----
+
+    def instructions(self, states: np.ndarray) -> list[str]:
+        """The instruction each instructed state (N, S) carries, as the scene names it."""
+        phrases = self._phrases()
+        return [decode_instruction(s).text(phrases) for s in np.asarray(states)]
+
+    def instructed(self, states: np.ndarray, texts: list[str]) -> np.ndarray:
+        """``states`` (N, S) with their instruction slots set to ``texts`` (N,): a
+        ValueError names a text this tabletop does not know."""
+        phrases = self._phrases()
+        out = np.array(states, np.float32)
+        for row, text in zip(out, texts, strict=True):
+            row[STATE_DIM:] = encode_instruction(parse_instruction(text, phrases))
+        return out
+
+    def _phrases(self) -> dict[str, str]:
+        if self.task.name != "instruct":
+            raise ValueError(f"world {self.name!r} takes no instructions (task=instruct does)")
+        if not self.scene.is_default:
+            raise ValueError(
+                "a randomised scene names its objects per episode; instructions at the world "
+                "level need the fixed scene"
+            )
+        if self._object_phrases is None:
+            world = TabletopWorld(n_objects=self.n_objects)
+            try:
+                self._object_phrases = object_phrases(world.scene.objects)
+            finally:
+                world.close()
+        return self._object_phrases
 
 
 def tabletop_world(
