@@ -200,6 +200,7 @@ class CompareConfig:
     sampler: str | None = None  # None: the checkpoint's default
     sampler_steps: int | None = None
     amp: Any = "auto"  # "auto" | true | false: bf16 autocast ("auto": where the CPU has it)
+    guidance: float = 1.0  # classifier-free guidance (instruction models: on the instruction)
     seed: int = 9999  # held out: the training stores use small seeds (0-6)
     video_episodes: int = 4
     upscale: int = 4

@@ -116,6 +116,62 @@ def tiny_ar_track_world_model_dir(tmp_path_factory):
     return make_tiny_ar_world_model(directory, state_track=True)
 
 
+INSTRUCT_RED = "put the red cube in the yellow bowl"
+INSTRUCT_BLUE = "push the blue cylinder into the green zone"
+
+
+def make_tiny_instruct_world_model(directory, seed: int = 0):
+    """A tiny random diffusion release of the instructed tabletop (3 objects) that reads
+    instructions (its vocabulary: the instructions of 20 resets and the two above), with
+    reset frames and states from the simulator; returns the release directory."""
+    from cosmos_env.data.world import WorldInfo
+    from cosmos_env.dynamics.diffusion.config import DiffusionConfig
+    from cosmos_env.dynamics.diffusion.model import LatentDynamics
+    from cosmos_env.dynamics.release import save_world_model
+    from cosmos_env.sim.worlds import tabletop_world
+    from cosmos_env.text.vocabulary import Vocabulary
+    from cosmos_env.tokenizer import Tokenizer, TokenizerConfig
+    from cosmos_env.tokenizer.release import load_tokenizer, save_tokenizer
+
+    world = tabletop_world("instruct", 3)
+    resets = [world.reset(s, 64) for s in range(3)]
+    frames, states = np.stack([f for f, _ in resets]), np.stack([s for _, s in resets])
+    env = world.make_env(64)
+    texts = [env.reset(seed=s)[1]["instruction"] for s in range(20)]
+    env.close()
+    torch.manual_seed(seed)
+    tok_cfg = TokenizerConfig(
+        channels=[8, 16], blocks=[1, 1], decoder_blocks=[1, 1], groups=4, heads=2
+    )
+    save_tokenizer(directory / "tokenizer", Tokenizer(tok_cfg))
+    tokenizer = load_tokenizer(directory / "tokenizer")
+    words = list(Vocabulary.from_texts([INSTRUCT_RED, INSTRUCT_BLUE, *texts]).words)
+    cfg = DiffusionConfig.from_dict(
+        dict(
+            net={"width": 32, "depth": 1, "heads": 2, "adaln_rank": 8},
+            probe_width=8,
+            state_dim=states.shape[1],
+            state_spec=world.state_spec.to_dict(),
+            state_track={"width": 16},
+            text={"encoder": {"width": 16, "depth": 1, "heads": 2}, "words": words},
+        )
+    )
+    dyn = LatentDynamics(cfg)
+    with torch.no_grad():
+        for p in dyn.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    info = WorldInfo(world.name, world.describe(), 40, world.action_spec, world.state_spec)
+    return save_world_model(
+        directory / "dynamics", dyn, tokenizer, info, "euler", 1, frames, states
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_instruct_world_model_dir(tmp_path_factory):
+    """Release directory of a tiny random instruction-following world model."""
+    return make_tiny_instruct_world_model(tmp_path_factory.mktemp("tiny_instruct_model"))
+
+
 @pytest.fixture(scope="session")
 def tiny_world_model_dir(tmp_path_factory):
     """Release directory of a tiny random world model (dynamics + its tokenizer)."""

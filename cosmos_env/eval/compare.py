@@ -127,12 +127,15 @@ def predict(
     history: History | None = None,
     true_initial_states: bool = True,
     world: World | None = None,
+    guidance: float = 1.0,
 ) -> Predictions:
     """Open-loop world-model rollout of ``truth.actions`` from ``truth``'s first frames
     (with ``history`` as extra context), batched over episodes; randomness from a
     generator seeded with ``seed``. A state-track model starts from the simulator's
     states of those frames (both worlds start identical), or with
-    ``true_initial_states=False`` from the probe's reading of the frames alone."""
+    ``true_initial_states=False`` from the probe's reading of the frames alone. An
+    instruction model follows each episode's instruction (the one its first state
+    carries), with classifier-free ``guidance``."""
     n, t1 = truth.frames.shape[:2]
     true_latents = _encode(wm, truth.frames.reshape(n * t1, *truth.frames.shape[2:]))
     recon = _decode(wm, true_latents).reshape(truth.frames.shape)
@@ -148,13 +151,14 @@ def predict(
         initial_states = np.concatenate([history.states, initial_states], axis=1)
     start_states = torch.from_numpy(initial_states).float() if true_initial_states else None
     actions = torch.from_numpy(truth.actions)
+    told = (_instructions(wm, world, truth), guidance)
     with autocast(resolve_amp(amp)):
         warm = (wm.dynamics, initial, actions[:, :1], torch.Generator(), steps, sampler, past)
-        rollout(*warm, start_states)
+        rollout(*warm, start_states, *told)
         generator = torch.Generator().manual_seed(seed)
         start = time.perf_counter()
         run = (wm.dynamics, initial, actions, generator, steps, sampler, past, start_states)
-        latents, states = rollout(*run)
+        latents, states = rollout(*run, *told)
     flat = latents.flatten(0, 1)  # (N * T, C, h, w) or (N * T, h, w) tokens
     flat = flat if wm.discrete else flat.float()
     frames = _decode(wm, flat).reshape(n, t1 - 1, *truth.frames.shape[2:])
@@ -251,6 +255,18 @@ def summarise(per_horizon: dict[str, list[float]]) -> dict[str, float]:
     return summary
 
 
+def _instructions(wm: WorldModel, world: World | None, truth: Rollouts) -> list[str] | None:
+    """Each episode's instruction, for a world model that follows instructions: the one
+    its first state carries in the world's instruction slots."""
+    if getattr(wm.dynamics, "text", None) is None:
+        return None
+    if world is None or not hasattr(world, "instructions"):
+        raise ValueError(
+            f"{wm.source} follows instructions, and its world's states name none to give it"
+        )
+    return world.instructions(truth.states[:, 0])
+
+
 def compare(
     wm: WorldModel,
     truth: Rollouts,
@@ -261,11 +277,13 @@ def compare(
     history: History | None = None,
     true_initial_states: bool = True,
     world: World | None = None,
+    guidance: float = 1.0,
 ) -> tuple[dict, Predictions]:
     """Scores of one world-model setting on ``truth``: per-horizon curves, summary (with
     reward and success agreement where ``truth`` has rewards), timing."""
     world = world or world_of(wm)
-    pred = predict(wm, truth, seed, sampler, steps, amp, history, true_initial_states, world)
+    setting = (amp, history, true_initial_states, world, guidance)
+    pred = predict(wm, truth, seed, sampler, steps, *setting)
     per_horizon = score(truth, pred, wm)
     n_frames = truth.actions.shape[0] * truth.actions.shape[1]
     timing = {
@@ -275,6 +293,7 @@ def compare(
         "world_model_frames_per_s_batched": n_frames / pred.seconds,
     }
     result = {"sampler": sampler, "sampler_steps": steps, "amp": describe_amp(amp)}
+    result["guidance"] = guidance
     result["summary"] = summarise(per_horizon)
     if truth.rewards is not None:
         result["summary"] |= outcome_agreement(truth, pred, world.has_success)
@@ -295,7 +314,9 @@ def run_compare(cfg: CompareConfig, world_model: WorldModel | None = None) -> di
         wm.image_size,
     )  # fmt: skip
     truth, history = window(full, cfg.start, cfg.horizon, wm.dynamics.cfg.context)
-    result, pred = compare(wm, truth, cfg.seed, sampler, steps, cfg.amp, history, world=world)
+    result, pred = compare(
+        wm, truth, cfg.seed, sampler, steps, cfg.amp, history, world=world, guidance=cfg.guidance
+    )
     model = {"source": str(wm.source), "world": wm.world.name}
     result = {"config": asdict(cfg), "model": model} | result
     text = write_outputs(Path(cfg.out), result, truth, pred, cfg)

@@ -6,21 +6,16 @@ autoresets that keep a given instruction, and the Gymnasium and SB3 env checkers
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 
-from cosmos_env.data.world import WorldInfo
-from cosmos_env.dynamics.diffusion.config import DiffusionConfig
-from cosmos_env.dynamics.diffusion.model import LatentDynamics
-from cosmos_env.dynamics.release import load_world_model, save_world_model
+from cosmos_env.dynamics.release import load_world_model
 from cosmos_env.envs.vector_env import WorldModelVectorEnv
 from cosmos_env.envs.world_model_env import WorldModelEnv
 from cosmos_env.guardrails.text import TextRefused
 from cosmos_env.sim.instructions import decode_instruction
 from cosmos_env.sim.worlds import tabletop_world
-from cosmos_env.text.vocabulary import Vocabulary
-from cosmos_env.tokenizer import Tokenizer, TokenizerConfig
-from cosmos_env.tokenizer.release import load_tokenizer, save_tokenizer
 
+# In the tiny release's vocabulary (tests/conftest.py's make_tiny_instruct_world_model); not
+# imported from there: `from conftest import` may find another folder's conftest.
 RED = "put the red cube in the yellow bowl"
 BLUE = "push the blue cylinder into the green zone"
 
@@ -28,40 +23,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def instruct_release(tmp_path_factory):
-    """A tiny random diffusion release of the instructed tabletop (3 objects) that reads
-    instructions, with reset frames and states from the simulator."""
-    root = tmp_path_factory.mktemp("instruct_release")
-    world = tabletop_world("instruct", 3)
-    resets = [world.reset(seed, 64) for seed in range(3)]
-    frames = np.stack([f for f, _ in resets])
-    states = np.stack([s for _, s in resets])
-    env = world.make_env(64)
-    texts = [env.reset(seed=s)[1]["instruction"] for s in range(20)]
-    env.close()
-    torch.manual_seed(0)
-    tok_cfg = TokenizerConfig(
-        channels=[8, 16], blocks=[1, 1], decoder_blocks=[1, 1], groups=4, heads=2
-    )
-    save_tokenizer(root / "tokenizer", Tokenizer(tok_cfg))
-    tokenizer = load_tokenizer(root / "tokenizer")
-    words = list(Vocabulary.from_texts([RED, BLUE, *texts]).words)
-    cfg = DiffusionConfig.from_dict(
-        dict(
-            net={"width": 32, "depth": 1, "heads": 2, "adaln_rank": 8},
-            probe_width=8,
-            state_dim=states.shape[1],
-            state_spec=world.state_spec.to_dict(),
-            state_track={"width": 16},
-            text={"encoder": {"width": 16, "depth": 1, "heads": 2}, "words": words},
-        )
-    )
-    dyn = LatentDynamics(cfg)
-    with torch.no_grad():
-        for p in dyn.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    info = WorldInfo(world.name, world.describe(), 40, world.action_spec, world.state_spec)
-    return save_world_model(root / "dynamics", dyn, tokenizer, info, "euler", 1, frames, states)
+def instruct_release(tiny_instruct_world_model_dir):
+    return tiny_instruct_world_model_dir
 
 
 def test_reset_follows_the_given_instruction_and_says_so(instruct_release):
