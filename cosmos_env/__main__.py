@@ -107,6 +107,10 @@ COMMANDS: dict[str, Command] = {
         "a world model vs its simulator, same first frame and actions (checkpoint=DIR)",
         _hydra("compare", "CompareConfig", "cosmos_env.eval.compare:run_compare", show=False),
     ),
+    "imagine": Command(
+        "an instruction model imagines instruction=TEXT beside the simulator's expert",
+        _hydra("imagine", "CompareConfig", "cosmos_env.eval.compare:run_imagine", show=False),
+    ),
     "train-tokenizer": Command(
         "train a causal video tokenizer (tokenizer=CI8x8 data=PATH [init=NAME])",
         _hydra(

@@ -194,13 +194,14 @@ class CompareConfig:
     policy: str = "scripted"  # scripted (the world's expert) | random
     noise: float = 0.3
     episodes: int = 8
-    checkpoint: str = "diffusion-push"  # shipped world model name or release directory
+    checkpoint: str | None = "diffusion-push"  # shipped world model name or release directory
     horizon: int = 16
     start: int = 0  # first compared frame; > 0 gives the world model real context frames
     sampler: str | None = None  # None: the checkpoint's default
     sampler_steps: int | None = None
     amp: Any = "auto"  # "auto" | true | false: bf16 autocast ("auto": where the CPU has it)
     guidance: float = 1.0  # classifier-free guidance (instruction models: on the instruction)
+    instruction: str | None = None  # instruction models: every episode's (None: each reset's)
     seed: int = 9999  # held out: the training stores use small seeds (0-6)
     video_episodes: int = 4
     upscale: int = 4

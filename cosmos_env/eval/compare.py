@@ -31,6 +31,7 @@ from cosmos_env.eval import report
 from cosmos_env.eval.metrics import position_errors_cm, psnr, ssim, to_unit
 from cosmos_env.eval.policy_ranking import episode_bootstrap_pearson, pearson
 from cosmos_env.eval.simulate import POLICIES, Rollouts, simulate
+from cosmos_env.guardrails.text import guard_text
 from cosmos_env.precision import AmpSetting, autocast, describe_amp, resolve_amp
 
 __all__ = ["Rollouts", "simulate", "compare", "run_compare", "world_of"]
@@ -223,15 +224,22 @@ def outcome_agreement(truth: Rollouts, pred: Predictions, has_success: bool) -> 
     """Pearson r of per-step rewards (with its 95% episode-bootstrap interval: a rare
     reward term, such as a success bonus, makes it swing with the episodes drawn) and of
     episode returns (world model vs simulator, same initial states and actions) and, where
-    the world has success, the share of episodes whose success (at any step) both agree on."""
+    the world has success, the share of episodes whose success (at any step) both agree on
+    and each world's success rate. Across-episode figures need two episodes (NaN below)."""
+    several = len(truth.rewards) > 1
+    nan = float("nan")
     out = {
         "reward_pearson": pearson(pred.rewards.ravel(), truth.rewards.ravel()),
-        "reward_pearson_ci95": episode_bootstrap_pearson(pred.rewards, truth.rewards),
-        "return_pearson": pearson(pred.rewards.sum(1), truth.rewards.sum(1)),
+        "reward_pearson_ci95": episode_bootstrap_pearson(pred.rewards, truth.rewards)
+        if several
+        else [nan, nan],
+        "return_pearson": pearson(pred.rewards.sum(1), truth.rewards.sum(1)) if several else nan,
     }
     if has_success:
         agree = pred.success.any(1) == truth.success.any(1)
         out["success_agreement"] = float(agree.mean())
+        out["success_rate_simulator"] = float(truth.success.any(1).mean())
+        out["success_rate_world_model"] = float(pred.success.any(1).mean())
     return out
 
 
@@ -305,13 +313,20 @@ def run_compare(cfg: CompareConfig, world_model: WorldModel | None = None) -> di
     print the table; returns what ``compare.json`` holds."""
     if cfg.policy not in POLICIES:
         raise ValueError(f"unknown policy {cfg.policy!r}; choose one of {list(POLICIES)}")
+    options = None
+    if cfg.instruction is not None:  # guarded before any world or model reads it
+        options = {"instruction": guard_text(cfg.instruction)}
+    if world_model is None and not cfg.checkpoint:
+        raise ValueError("checkpoint=DIR: which world model (a release directory or shipped name)")
     wm = world_model or load_world_model(cfg.checkpoint)
     world = world_of(wm)
+    if options and getattr(wm.dynamics, "text", None) is None:
+        raise ValueError(f"{wm.source} follows no instructions (dynamics.text=null)")
     sampler = cfg.sampler or wm.sampler
     steps = int(cfg.sampler_steps or wm.sampler_steps)
     full = simulate(
         world, cfg.policy, cfg.noise, cfg.episodes, cfg.start + cfg.horizon, cfg.seed,
-        wm.image_size,
+        wm.image_size, options,
     )  # fmt: skip
     truth, history = window(full, cfg.start, cfg.horizon, wm.dynamics.cfg.context)
     result, pred = compare(
@@ -322,6 +337,15 @@ def run_compare(cfg: CompareConfig, world_model: WorldModel | None = None) -> di
     text = write_outputs(Path(cfg.out), result, truth, pred, cfg)
     print(text)
     return result
+
+
+def run_imagine(cfg: CompareConfig) -> dict:
+    """The ``imagine`` command: an instruction model imagines ``cfg.instruction`` carried
+    out from a simulator reset, beside the world's expert carrying it out in the simulator
+    from the same start (``compare`` with one instruction; files as compare writes them)."""
+    if not cfg.instruction:
+        raise ValueError('imagine needs instruction="..." (what the robot should do)')
+    return run_compare(cfg)
 
 
 def write_outputs(

@@ -59,10 +59,12 @@ def simulate(
     horizon: int,
     seed: int,
     image_size: int = 64,
+    reset_options: dict | None = None,
 ) -> Rollouts:
     """Roll ``policy`` out in ``world``'s simulator for ``horizon`` steps in each of
-    ``episodes`` episodes (episode i reset with ``episode_seed(seed, i)``; episodes run the
-    whole horizon: nothing resets them early)."""
+    ``episodes`` episodes (episode i reset with ``episode_seed(seed, i)`` and
+    ``reset_options``, e.g. the instructed tabletop's ``{"instruction": text}``; episodes
+    run the whole horizon: nothing resets them early)."""
     if episodes < 1 or horizon < 1:
         raise ValueError(f"need episodes >= 1 and horizon >= 1, got {episodes}, {horizon}")
     world = as_world(world)
@@ -74,7 +76,7 @@ def simulate(
         for i in tqdm(range(episodes), desc=f"simulate {world.name}", unit="ep"):
             ep_seed = episode_seed(seed, i)
             act = _policy(world, policy, noise, ep_seed, env.action_space)
-            _, info = env.reset(seed=ep_seed)
+            _, info = env.reset(seed=ep_seed, options=reset_options)
             rows = {"frames": [render_frame(env, image_size)], "states": [read_state(env, info)]}
             rows |= {"actions": [], "rewards": [], "success": []}
             for _ in range(horizon):

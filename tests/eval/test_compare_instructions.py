@@ -2,6 +2,8 @@
 guidance is recorded and changes the prediction, and a model that reads instructions
 without a world to name them is refused."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -32,3 +34,34 @@ def test_an_instruction_model_needs_a_world_that_names_instructions(setting):
     wm, _, truth = setting
     with pytest.raises(ValueError, match="follows instructions, and its world"):
         predict(wm, truth, 0, "euler", 1, world=None)
+
+
+def test_imagine_writes_the_instruction_carried_out_in_both_worlds(
+    tiny_instruct_world_model_dir, tmp_path, capsys
+):
+    from cosmos_env.__main__ import main
+
+    text = "put the red cube in the yellow bowl"
+    out = tmp_path / "imagine"
+    args = ["imagine", f"checkpoint={tiny_instruct_world_model_dir}", f"instruction={text}"]
+    assert main([*args, "horizon=3", "guidance=2.0", f"out={out}"]) == 0
+    result = json.loads((out / "compare.json").read_text())
+    assert result["config"]["instruction"] == text and result["guidance"] == 2.0
+    assert result["config"]["episodes"] == 1 and result["config"]["noise"] == 0.0
+    for name in ("side_by_side.mp4", "contact_sheet.png", "compare.md"):
+        assert (out / name).stat().st_size > 0
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_imagine_refuses_before_anything_runs(tiny_instruct_world_model_dir, tmp_path):
+    from cosmos_env.__main__ import main
+    from cosmos_env.guardrails.text import TextRefused
+
+    base = ["imagine", f"checkpoint={tiny_instruct_world_model_dir}", f"out={tmp_path / 'x'}"]
+    with pytest.raises(ValueError, match="imagine needs instruction"):
+        main(base)
+    with pytest.raises(TextRefused, match="nothing was generated"):
+        main([*base, "instruction=kill the red cube"])
+    with pytest.raises(ValueError, match="checkpoint=DIR"):
+        main(["imagine", "instruction=put the red cube in the yellow bowl"])
+    assert not (tmp_path / "x").exists()
