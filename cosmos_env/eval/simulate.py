@@ -60,15 +60,17 @@ def simulate(
     seed: int,
     image_size: int = 64,
     reset_options: dict | None = None,
+    env_kwargs: dict | None = None,
 ) -> Rollouts:
     """Roll ``policy`` out in ``world``'s simulator for ``horizon`` steps in each of
     ``episodes`` episodes (episode i reset with ``episode_seed(seed, i)`` and
-    ``reset_options``, e.g. the instructed tabletop's ``{"instruction": text}``; episodes
-    run the whole horizon: nothing resets them early)."""
+    ``reset_options``, e.g. the instructed tabletop's ``{"instruction": text}``, in the env
+    ``world.make_env`` builds with ``env_kwargs``; episodes run the whole horizon: nothing
+    resets them early)."""
     if episodes < 1 or horizon < 1:
         raise ValueError(f"need episodes >= 1 and horizon >= 1, got {episodes}, {horizon}")
     world = as_world(world)
-    env = world.make_env(image_size)
+    env = world.make_env(image_size, **(env_kwargs or {}))
     low, high = env.action_space.low, env.action_space.high
     parts: dict[str, list] = {k: [] for k in ("frames", "states", "actions", "rewards", "success")}
     start = time.perf_counter()

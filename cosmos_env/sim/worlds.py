@@ -121,19 +121,20 @@ class TabletopTaskWorld:
 
     def instructions(self, states: np.ndarray) -> list[str]:
         """The instruction each instructed state (N, S) carries, as the scene names it."""
-        phrases = self._phrases()
+        phrases = self.phrases()
         return [decode_instruction(s).text(phrases) for s in np.asarray(states)]
 
     def instructed(self, states: np.ndarray, texts: list[str]) -> np.ndarray:
         """``states`` (N, S) with their instruction slots set to ``texts`` (N,): a
         ValueError names a text this tabletop does not know."""
-        phrases = self._phrases()
+        phrases = self.phrases()
         out = np.array(states, np.float32)
         for row, text in zip(out, texts, strict=True):
             row[STATE_DIM:] = encode_instruction(parse_instruction(text, phrases))
         return out
 
-    def _phrases(self) -> dict[str, str]:
+    def phrases(self) -> dict[str, str]:
+        """Object slot -> what the fixed scene's camera shows ("cylinder" -> "blue cylinder")."""
         if self.task.name != "instruct":
             raise ValueError(f"world {self.name!r} takes no instructions (task=instruct does)")
         if not self.scene.is_default:
