@@ -5,8 +5,9 @@ writes ``DIR2/instructions.json``, ``instructions.md`` and ``instructions.png``.
 For every instruction of the instructed tabletop, seen in training or held out (its
 combination of object and goal never shown), the world's scripted expert carries it out in
 MuJoCo from seeded resets (seeds no training store uses), and the world model rolls the
-same episodes out from the same first frame and state, told the instruction (with its
-actions, the expert's: a model that also takes actions). Per instruction and per group:
+same episodes out from the same first frame and state, told the instruction: mode (a), an
+instruction->video model (``dynamics.actions=false``), imagines them from that alone; mode
+(b), a model that also takes actions, follows the expert's. Per instruction and per group:
 
 - ``instruction_following``: the share of world-model episodes in which the named task
   succeeds on the model's own state (its state track, or the probe's reading of its
@@ -34,6 +35,10 @@ from cosmos_env.sim.instructions import INSTRUCT_STEPS, Instruction, split_instr
 from cosmos_env.sim.state_layout import OBJECT_NAMES
 
 METRICS = ("instruction_following", "expert", "right_object", "psnr_mean")
+MODES = {
+    "a": "mode (a): the first frame and the instruction, no actions",
+    "b": "mode (b): the expert's actions and the instruction",
+}
 
 
 def right_object(instruction: Instruction, states: np.ndarray, spec) -> float | None:
@@ -95,7 +100,8 @@ def main() -> None:
         raise SystemExit(f"{args.checkpoint} follows no instructions (dynamics.text=null)")
     world = world_of(wm)
     phrases = world.phrases()
-    results = {"machine": machine_info(), "guidance": args.guidance, "groups": {}}
+    mode = "b" if wm.dynamics.cfg.actions else "a"
+    results = {"machine": machine_info(), "mode": mode, "guidance": args.guidance, "groups": {}}
     results |= {"episodes": args.episodes, "horizon": args.horizon, "per_instruction": {}}
     sheets = []
     for group, instructions in zip(("seen", "held_out"), split_instructions(), strict=True):
@@ -113,7 +119,8 @@ def main() -> None:
     rows = [[g, r["instructions"], *(r[k] if r[k] is not None else "-" for k in METRICS)]
             for g, r in results["groups"].items()]  # fmt: skip
     text = (
-        f"Instruction following of `{args.checkpoint}`: {args.episodes} episodes per "
+        f"Instruction following of `{args.checkpoint}` ({MODES[mode]}): {args.episodes} "
+        "episodes per "
         f"instruction, {args.horizon} steps, guidance {args.guidance}.\n\n"
         f"{markdown_table(header, rows)}\n\n{machine_line(results['machine'])}\n"
     )

@@ -120,10 +120,11 @@ INSTRUCT_RED = "put the red cube in the yellow bowl"
 INSTRUCT_BLUE = "push the blue cylinder into the green zone"
 
 
-def make_tiny_instruct_world_model(directory, seed: int = 0):
+def make_tiny_instruct_world_model(directory, seed: int = 0, actions: bool = True):
     """A tiny random diffusion release of the instructed tabletop (3 objects) that reads
     instructions (its vocabulary: the instructions of 20 resets and the two above), with
-    reset frames and states from the simulator; returns the release directory."""
+    reset frames and states from the simulator (``actions=False``: an instruction->video
+    model that reads no actions); returns the release directory."""
     from cosmos_env.data.world import WorldInfo
     from cosmos_env.dynamics.diffusion.config import DiffusionConfig
     from cosmos_env.dynamics.diffusion.model import LatentDynamics
@@ -154,6 +155,7 @@ def make_tiny_instruct_world_model(directory, seed: int = 0):
             state_spec=world.state_spec.to_dict(),
             state_track={"width": 16},
             text={"encoder": {"width": 16, "depth": 1, "heads": 2}, "words": words},
+            actions=actions,
         )
     )
     dyn = LatentDynamics(cfg)
@@ -210,3 +212,10 @@ def ray_session():
     )
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_action_free_instruct_dir(tmp_path_factory):
+    """Release directory of a tiny random instruction->video model (no actions)."""
+    directory = tmp_path_factory.mktemp("tiny_action_free_model")
+    return make_tiny_instruct_world_model(directory, actions=False)

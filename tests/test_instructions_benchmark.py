@@ -12,23 +12,21 @@ from cosmos_env.sim.instructions import Instruction
 from cosmos_env.sim.worlds import tabletop_world
 
 
-def test_instructions_benchmark_writes_every_metric(
-    tiny_instruct_world_model_dir, tmp_path, monkeypatch
-):
+@pytest.mark.parametrize(
+    "release", ["tiny_instruct_world_model_dir", "tiny_action_free_instruct_dir"]
+)
+def test_instructions_benchmark_writes_every_metric(release, tmp_path, monkeypatch, request):
+    """Both modes: (b) the expert's actions and the instruction, (a) the instruction alone."""
     bench = load_benchmark("instructions")
     out = tmp_path / "bench"
-    argv = [
-        "instructions.py",
-        "--checkpoint",
-        str(tiny_instruct_world_model_dir),
-        "--out",
-        str(out),
-    ]
+    checkpoint = request.getfixturevalue(release)
+    argv = ["instructions.py", "--checkpoint", str(checkpoint), "--out", str(out)]
     argv += ["--episodes", "1", "--horizon", "2", "--instructions", "1", "--guidance", "1.5"]
     monkeypatch.setattr("sys.argv", argv)
     bench.main()
     result = json.loads((out / "instructions.json").read_text())
     assert set(result["groups"]) == {"seen", "held_out"} and result["guidance"] == 1.5
+    assert result["mode"] == ("b" if release == "tiny_instruct_world_model_dir" else "a")
     for group in result["groups"].values():
         assert group["instructions"] == 1
         for key in ("instruction_following", "expert"):

@@ -11,6 +11,7 @@ loading rebuilds the model from the base and merges the adapters into its weight
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -42,16 +43,23 @@ class LoRALinear(nn.Module):
         return layer
 
 
-def add_adapters(model: nn.Module, rank: int, targets: tuple[str, ...]) -> list[str]:
+def add_adapters(
+    model: nn.Module,
+    rank: int,
+    targets: tuple[str, ...],
+    only: Callable[[str], bool] = lambda name: True,
+) -> list[str]:
     """Replace every ``nn.Linear`` child whose attribute name is in ``targets`` (e.g.
-    ``qkv``, ``proj``, ``fc1``, ``fc2``) by a `LoRALinear` of ``rank``, in place; return the
-    adapted layers' names."""
+    ``qkv``, ``proj``, ``fc1``, ``fc2``) and whose qualified name (``blocks.0.attn.qkv``)
+    ``only`` accepts by a `LoRALinear` of ``rank``, in place; return the adapted layers'
+    names."""
     adapted = []
     for parent_name, parent in list(model.named_modules()):
         for name, child in list(parent.named_children()):
-            if name in targets and isinstance(child, nn.Linear):
+            qualified = f"{parent_name}.{name}" if parent_name else name
+            if name in targets and isinstance(child, nn.Linear) and only(qualified):
                 setattr(parent, name, LoRALinear(child, rank))
-                adapted.append(f"{parent_name}.{name}" if parent_name else name)
+                adapted.append(qualified)
     if not adapted:
         raise ValueError(f"no linear layer named any of {list(targets)} to adapt")
     return adapted

@@ -113,6 +113,8 @@ def initial_context(
         if getattr(model, "text", None) is None:
             raise ValueError("this world model follows no instructions (dynamics.text=null)")
         text = TextIds(*model.text.token_ids(instructions, pad=True))
+    if past_actions is not None:
+        past_actions = model.read_actions(past_actions)
     return LatentContext(latents, cfg.context, cfg.action_dim, past_actions, states, text)
 
 
@@ -130,7 +132,7 @@ def step_context(
     after ``action`` (B, A); ``ctx`` moves on by one frame. The state is the state track's
     for state-track models, else the probe's reading of the new latent. ``guidance``:
     classifier-free guidance (on the instruction, for instruction models)."""
-    step_actions = ctx.with_action(action)
+    step_actions = ctx.with_action(model.read_actions(action))
     given = {"guidance": guidance} if guidance != 1.0 else {}
     if getattr(model, "text", None) is not None:
         given["text"] = ctx.text

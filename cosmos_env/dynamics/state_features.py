@@ -66,16 +66,24 @@ def resolve_state_features(
     if unknown:
         raise ValueError(f"unknown state-track features {unknown}; choose from {FEATURES}")
     d.state_spec = spec.to_dict()
-    d.state_dim, d.action_dim = spec.dim, action_spec.dim  # shapes come from the data
-    d.action_low, d.action_high = list(action_spec.low), list(action_spec.high)
+    d.state_dim = spec.dim  # shapes come from the data; an action-free model reads none
+    d.action_dim = action_spec.dim if d.actions else 0
+    d.action_low, d.action_high = (
+        (list(action_spec.low), list(action_spec.high)) if d.actions else ([], [])
+    )
     track = d.state_track
     if track is None:
         return []
     ee, objects = spec.end_effector, moving_objects(spec, states)
-    if "integrator" in features and ee is not None and ee.action_delta and not track.integrator:
+    moved_by_actions = ee is not None and ee.action_delta and d.action_dim
+    if "integrator" in features and moved_by_actions and not track.integrator:
         track.integrator = IntegratorConfig(ee.position)
-    if "contact" in features and track.integrator and objects and not track.contact:
-        track.contact = ContactConfig([f"{o}_pos" for o in objects])
+    # Contact is measured from the end effector: the integrated one, or without actions
+    # the state's own.
+    free = ee is not None and not d.action_dim
+    if "contact" in features and (track.integrator or free) and objects and not track.contact:
+        anchor = "" if track.integrator else ee.position
+        track.contact = ContactConfig([f"{o}_pos" for o in objects], anchor)
     camera = spec.projection()
     points = [ee.position] if ee is not None else []
     points += [f"{name}_pos" for name in (*objects, *spec.landmarks)]
@@ -86,7 +94,8 @@ def resolve_state_features(
             raise ValueError("state_track.keypoints are drawn through a camera the StateSpec lacks")
         track.keypoints.camera = [float(x) for x in camera.ravel()]
     rotating = [o for o in objects if spec.has(f"{o}_quat")]
-    wants_head = "frame_head" in features and track.contact and ee and ee.orientation
+    wants_head = "frame_head" in features and track.integrator and track.contact
+    wants_head = wants_head and ee and ee.orientation
     if wants_head and rotating and not track.frame_head:
         track.frame_head = FrameHeadConfig(rotating, ee.orientation)
     d.__post_init__()  # the filled-in config must still be consistent

@@ -69,6 +69,9 @@ class StateTrackModel(nn.Module):
             return
         relative = track.contact.slots if track.contact else []
         self.contact_slots = [self.spec.position_slot(n, "state_track.contact") for n in relative]
+        if track.contact:
+            anchor = track.contact.anchor or self.ee_slot
+            self.contact_anchor = self.spec.position_slot(anchor, "state_track.contact.anchor")
         extra = contact_feature_dim(len(self.contact_slots), cfg.context)
         self.state_dynamics = StateDynamics(
             s, cfg.action_dim, cfg.context, track.width, extra if self.contact_slots else 0
@@ -113,6 +116,11 @@ class StateTrackModel(nn.Module):
         # From the config, not the weights, as the camera is.
         self.register_buffer("action_low", torch.tensor(cfg.action_low), persistent=False)
         self.register_buffer("action_high", torch.tensor(cfg.action_high), persistent=False)
+
+    def read_actions(self, actions: torch.Tensor) -> torch.Tensor:
+        """The actions (..., A) in [-1, 1] this model reads: all of them, or none
+        ((..., 0)) for an action-free model (``actions=False``: instruction->video)."""
+        return actions if self.cfg.action_dim else actions[..., :0]
 
     def set_state_normalisation(
         self,
@@ -170,7 +178,7 @@ class StateTrackModel(nn.Module):
         integrator's exact part when the track has one."""
         extra = None
         if self.contact_slots:
-            extra = contact_features(context_states, self.ee_index, self.contact_slots)
+            extra = contact_features(context_states, self.contact_anchor, self.contact_slots)
         change = self.state_dynamics(self.standardise_state(context_states), actions, extra)
         change = change.float()
         if self.frame_head is not None:  # these objects' planar motion comes from the head
@@ -201,7 +209,7 @@ class StateTrackModel(nn.Module):
         (B, S), in units of each dim's typical one-step change. Always float32, also under
         autocast: the track runs in float32 (``predict_next_state``) and trains as it runs."""
         with torch.autocast("cpu", enabled=False):
-            context_states, actions = context_states.float(), actions.float()
+            context_states, actions = context_states.float(), self.read_actions(actions).float()
             target_state = target_state.float()
             last = self.standardise_state(context_states[:, -1])
             change = (self.standardise_state(target_state) - last) / self.state_delta_std
@@ -220,7 +228,8 @@ class StateTrackModel(nn.Module):
         with torch.autocast("cpu", enabled=False):
             before = self.standardise_state(context_states[:, -1].float())
             after = self.standardise_state(target_state.float())
-            return self.outcome.loss(before, actions[:, -1].float(), after, targets)
+            action = self.read_actions(actions[:, -1]).float()
+            return self.outcome.loss(before, action, after, targets)
 
     @torch.no_grad()
     def predict_outcome(
@@ -236,7 +245,7 @@ class StateTrackModel(nn.Module):
                 self.standardise_state(state.float()),
                 self.standardise_state(next_state.float()),
             )
-            return self.outcome(before, action.float(), after)
+            return self.outcome(before, self.read_actions(action).float(), after)
 
     @torch.no_grad()
     def predict_next_state(
@@ -249,7 +258,7 @@ class StateTrackModel(nn.Module):
         # Always float32, also under the envs' bf16 autocast: the track is cheap, it is
         # integrated over the whole episode, and planners must see the env's exact states.
         with torch.autocast("cpu", enabled=False):
-            context_states, actions = context_states.float(), actions.float()
+            context_states, actions = context_states.float(), self.read_actions(actions).float()
             ctx = self.standardise_state(context_states)
             change = self._state_change(context_states, actions) * self.state_delta_std
         state = (ctx[:, -1] + change) * self.state_std + self.state_mean

@@ -26,6 +26,9 @@ class ContactConfig:
     alone it learns "the cube moves when the arm does", which a planner exploits."""
 
     slots: list[str]
+    # The end effector's 3-D slot the offsets are taken from; "" = the integrator's. A model
+    # without actions has no integrator and names it here.
+    anchor: str = ""
 
 
 @dataclass
@@ -75,8 +78,13 @@ class OutcomeHeadsConfig:
 
 def check_track(track: StateTrackConfig) -> None:
     """The track's parts must fit together; a ValueError naming the missing part."""
-    if track.contact and not track.integrator:
-        raise ValueError("contact offsets are taken from the end effector: set the integrator")
+    if track.contact and not (track.integrator or track.contact.anchor):
+        raise ValueError(
+            "contact offsets are taken from the end effector: set the integrator, or the "
+            "contact's anchor slot"
+        )
+    if track.frame_head and not track.integrator:
+        raise ValueError("the frame head's end effector moves by the actions: set the integrator")
     if track.frame_head and not track.contact:
         raise ValueError(
             "frame_head objects are predicted from the contact features' offsets: set contact"

@@ -105,6 +105,12 @@ class WorldModelCore:
     ) -> None:
         if reset_source not in RESET_SOURCES:
             raise ValueError(f"reset_source {reset_source!r} unknown; choose from {RESET_SOURCES}")
+        if not world_model.dynamics.cfg.actions:
+            raise ValueError(
+                f"{world_model.source} reads no actions (an instruction->video model, "
+                "dynamics.actions=false), so there is nothing for env.step to take: roll it "
+                "out with `python -m cosmos_env imagine` or `cosmos_env.dynamics.rollout`"
+            )
         if compile:  # on a copy: the caller's world model stays as it was
             dynamics = copy.deepcopy(world_model.dynamics)
             dynamics.compile_network()

@@ -19,7 +19,9 @@ from cosmos_env.dynamics.diffusion.base import (
 )
 from cosmos_env.dynamics.diffusion.config import DiffusionConfig
 from cosmos_env.dynamics.diffusion.model import LatentDynamics
+from cosmos_env.dynamics.text_conditioning import TextConfig
 from cosmos_env.sim.state_layout import tabletop_state_spec
+from cosmos_env.text.encoder import TextEncoderConfig
 from cosmos_env.tokenizer.release import load_tokenizer
 
 B, C, S, K, A, D = 3, 4, 4, 2, 7, 36
@@ -162,3 +164,15 @@ def test_the_shipped_base_names_the_shipped_tokenizer_it_was_pre_trained_on():
     assert tokenizer.checksum == shipped.tokenizer["checksum"]
     assert shipped.cfg.action_dim == 0 and shipped.cfg.state_dim == 0
     assert shipped.cfg.latent_size * tokenizer.cfg.spatial_factor == 64
+
+
+def test_layers_the_base_lacks_train_whole_beside_the_adapters(base):
+    cfg = _target().cfg
+    cfg.text = TextConfig(TextEncoderConfig(width=8, depth=1, heads=2), ["push", "the", "cube"])
+    model = LatentDynamics(cfg)
+    trainable = freeze_with_adapters(model, init_from_base(model, base), 4)
+    cross = model.denoiser.net.blocks[0].cross
+    assert isinstance(cross.proj, torch.nn.Linear)  # no adapter on the new cross-attention
+    assert "denoiser.net.blocks.0.cross.proj.weight" in trainable
+    assert "denoiser.net.blocks.0.attn.qkv.base.weight" not in trainable  # the base's: frozen
+    assert any(n.startswith("text.") for n in trainable)

@@ -82,3 +82,40 @@ def test_an_instruction_model_trains_releases_and_follows_its_instruction(
         else wm.dynamics.transformer.blocks
     )
     assert blocks[0].cross.proj.weight.abs().sum() > 0
+
+
+def test_an_action_free_instruction_model_reads_no_actions(instruct_data, tmp_path):
+    """Mode (a), instruction -> video: ``dynamics.actions=false`` trains a model of the
+    frames, states and instruction alone; its state track measures contact from the
+    state's own end effector (no integrator: nothing moves it by actions)."""
+    root, texts = instruct_data
+    out = tmp_path / "run"
+    args = [*TINY_OVERRIDES, f"tokenizer={root / 'ci'}", TEXT, "dynamics.actions=false"]
+    assert main(["train-dynamics", *args, *COMMON, f"data={root / 'data'}", f"out={out}"]) == 0
+    wm = load_world_model(out / "release")
+    cfg = wm.dynamics.cfg
+    assert (cfg.action_dim, cfg.action_low, cfg.actions) == (0, [], False)
+    assert cfg.state_track.integrator is None and cfg.state_track.frame_head is None
+    assert cfg.state_track.contact.anchor == "gripper_pos"
+    card = (out / "release" / "card.md").read_text()
+    assert "reads no actions" in card and "cross-attends to the instruction" in card
+    initial = wm.encode(torch.from_numpy(wm.reset_frames[:1]))[:, None]
+    states = torch.from_numpy(wm.reset_states[:1]).float()[:, None]
+
+    def roll(actions):
+        gen = torch.Generator().manual_seed(0)
+        return rollout(
+            wm.dynamics, initial, actions, gen, 1, wm.sampler, None, states, texts[:1]
+        )  # fmt: skip
+
+    frames, track = roll(torch.zeros(1, 3, 7))
+    moved_frames, moved_track = roll(torch.ones(1, 3, 7))  # whatever actions: ignored
+    torch.testing.assert_close(moved_frames, frames)
+    torch.testing.assert_close(moved_track, track)
+
+
+def test_the_ar_backend_refuses_to_be_action_free():
+    from cosmos_env.dynamics.autoregressive.config import ARConfig
+
+    with pytest.raises(ValueError, match="action-free .* is a diffusion one"):
+        ARConfig(actions=False)

@@ -87,3 +87,8 @@ def test_instruction_envs_pass_the_env_checkers(instruct_release):
     env = WorldModelEnv(checkpoint=str(instruct_release))
     check_env(env, skip_render_check=True)
     sb3_check_env(gym.wrappers.TimeLimit(env, 5), warn=False)
+
+
+def test_an_action_free_model_is_no_env(tiny_action_free_instruct_dir):
+    with pytest.raises(ValueError, match="reads no actions .* imagine"):
+        WorldModelEnv(tiny_action_free_instruct_dir)

@@ -60,12 +60,18 @@ class ARConfig:
     state_track: StateTrackConfig | None = None
     outcome_heads: OutcomeHeadsConfig | None = None
     text: TextConfig | None = None  # instruction conditioning (cross-attention on text)
+    actions: bool = True  # the AR backend always reads them (action-free: backend=diffusion)
     # What the state's dims mean (``StateSpec.to_dict()``); training fills it in.
     state_spec: Any = None
 
     def __post_init__(self) -> None:
         if self.kind != "autoregressive":
             raise ValueError(f"AR config kind {self.kind!r} unsupported; use 'autoregressive'")
+        if not self.actions:
+            raise ValueError(
+                "the AR backend conditions on actions: an action-free (instruction->video) "
+                "world model is a diffusion one (backend=diffusion, dynamics.actions=false)"
+            )
         self.levels = list(self.levels)
         if not self.levels or any(int(v) != v or v < 2 for v in self.levels):
             raise ValueError(f"levels must be integers >= 2 (FSQ levels), got {self.levels}")

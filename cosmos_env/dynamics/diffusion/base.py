@@ -140,11 +140,13 @@ def init_from_base(model: LatentDynamics, base: BaseModel) -> set[str]:
 
 def freeze_with_adapters(model: LatentDynamics, copied: set[str], rank: int) -> list[str]:
     """Freeze the base's parameters, add rank-``rank`` adapters to the DiT's attention and
-    MLP layers, and leave trainable only the adapters and the parameters the base did not
-    have; return the trainable parameter names."""
+    MLP layers that came from it, and leave trainable only the adapters and the parameters
+    the base did not have; return the trainable parameter names."""
     for name, param in model.named_parameters():
         param.requires_grad_(name not in copied)
-    add_adapters(model.denoiser.net.blocks, rank, ADAPTER_TARGETS)
+    # Layers the base lacks (the instruction's cross-attention) train whole.
+    from_base = lambda layer: f"denoiser.net.blocks.{layer}.weight" in copied  # noqa: E731
+    add_adapters(model.denoiser.net.blocks, rank, ADAPTER_TARGETS, from_base)
     return [name for name, p in model.named_parameters() if p.requires_grad]
 
 

@@ -24,7 +24,8 @@ def _state_track_text(d: DiffusionConfig) -> str:
         return " Reward and success are scored on the probe's state."
     text = (
         f" A state track carries the task state: an MLP (width {track.width}) predicts "
-        "the next state from the context's states and actions, and the denoiser is "
+        f"the next state from the context's states{' and actions' if d.action_dim else ''}, "
+        "and the denoiser is "
         "conditioned on the context's and the next frame's states (two MLPs, as for the "
         f"actions; training adds noise up to {track.noise} std to them). Reward and "
         "success are scored on that state (the world's functions, or the outcome heads); "
@@ -40,7 +41,8 @@ def _state_track_text(d: DiffusionConfig) -> str:
     if track.contact:
         text += (
             f" The MLP also reads contact features: the offsets of "
-            f"{', '.join(track.contact.slots)} from {ee} in every context frame and "
+            f"{', '.join(track.contact.slots)} from {track.contact.anchor or ee} in every "
+            "context frame and "
             "their last one-step motion."
         )
     if track.frame_head:
@@ -65,6 +67,31 @@ def _state_track_text(d: DiffusionConfig) -> str:
     return text
 
 
+def _conditioning_text(d: DiffusionConfig) -> str:
+    """The card's sentences on what conditions the denoiser: actions and instructions."""
+    if d.action_dim:
+        text = (
+            "the noise level and the actions condition it through AdaLN (one action MLP adds "
+            "to the noise embedding, one to the shared AdaLN term)."
+        )
+    else:
+        text = (
+            "the noise level conditions it through AdaLN. It reads no actions "
+            "(`dynamics.actions=false`): an instruction->video model, which imagines what "
+            "follows from the frames and the instruction alone."
+        )
+    if d.text is not None:
+        enc = d.text.encoder
+        text += (
+            " Every block cross-attends to the instruction's tokens from a text encoder "
+            f"trained with it (width {enc.width}, depth {enc.depth}, a vocabulary of "
+            f"{len(d.text.words)} words from the training instructions); "
+            f"{d.text.dropout:.0%} of training windows get the null text (and lose their "
+            "actions), for classifier-free guidance."
+        )
+    return text
+
+
 def diffusion_card(
     cfg: TrainDynamicsConfig, world, paths, train: LatentEpisodes, steps, wall, metrics
 ) -> str:
@@ -80,8 +107,7 @@ def diffusion_card(
         f"DiT (width {net.width}, depth {net.depth}, {net.heads} heads, patch {net.patch}, {mlp}, "
         f"RMS-normalised Q/K, factorised position embeddings, AdaLN-LoRA rank {net.adaln_rank}) "
         f"over the 64 tokens of the next frame, with {d.context} context latents concatenated "
-        "along channels; the noise level and the actions condition it through AdaLN (one "
-        "action MLP adds to the noise embedding, one to the shared AdaLN term). It diffuses "
+        f"along channels; {_conditioning_text(d)} It diffuses "
         "the standardised change from the last context latent. A convolutional state probe "
         f"reads the {d.state_dim}-d state from a latent." + _state_track_text(d),
         "",

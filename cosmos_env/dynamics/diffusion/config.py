@@ -85,6 +85,9 @@ class DiffusionConfig:
     state_track: StateTrackConfig | None = None
     outcome_heads: OutcomeHeadsConfig | None = None
     text: TextConfig | None = None  # instruction conditioning (cross-attention on text)
+    # False: an instruction->video model (Cosmos's 1X task) that reads frames, states and the
+    # instruction but no actions; its action_dim is 0 whatever the store's action spec.
+    actions: bool = True
     # What the state's dims mean (``StateSpec.to_dict()``): slot names are looked up in it.
     state_spec: Any = None
 
@@ -98,6 +101,8 @@ class DiffusionConfig:
             raise ValueError(f"latent_size {self.latent_size} not divisible by patch {net.patch}")
         if self.context < 1:
             raise ValueError(f"context must be >= 1 frame, got {self.context}")
+        if not self.actions:
+            self.action_dim, self.action_low, self.action_high = 0, [], []
         check_state_parts(self)
 
     @property

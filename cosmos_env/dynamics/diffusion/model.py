@@ -106,6 +106,7 @@ class LatentDynamics(StateTrackModel):
         target (B, C, h, w) and its state (B, S); a state-track model also takes the
         context's states (B, K, S) and adds a "state" loss; an instruction model takes the
         instructions' token ids."""
+        actions = self.read_actions(actions)
         target_std, context_std = self.standardise(target), self.standardise(context)
         delta = (target_std - context_std[:, -1]) / self.delta_std[:, None, None]
         state_std = (target_state - self.state_mean) / self.state_std
@@ -148,7 +149,7 @@ class LatentDynamics(StateTrackModel):
         instructions' token ids (None: the null text). ``guidance`` is classifier-free
         guidance on the actions and the instruction together. Randomness comes only from
         ``generator``."""
-        cfg = self.cfg
+        cfg, actions = self.cfg, self.read_actions(actions)
         ctx = self.standardise(context)
         state_cond = maps = None
         if self.state_dynamics is not None:
