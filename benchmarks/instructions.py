@@ -96,7 +96,7 @@ def main() -> None:
     args.horizon = args.horizon or (16 if args.quick else INSTRUCT_STEPS)
     set_torch_threads()
     wm = load_world_model(args.checkpoint)
-    if getattr(wm.dynamics, "text", None) is None:
+    if wm.dynamics.text is None:
         raise SystemExit(f"{args.checkpoint} follows no instructions (dynamics.text=null)")
     world = world_of(wm)
     phrases = world.phrases()

@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from cosmos_env.__main__ import main
 from cosmos_env.checkpoint import CheckpointError, load_training_state
@@ -107,6 +108,21 @@ def test_a_post_trained_release_steps_as_an_env_and_holds_only_its_changes(pretr
     env.close()
     card = (release / "card.md").read_text()
     assert "base=" in card and "the base's" in card
+
+
+def test_a_refit_of_a_post_trained_release_stands_alone(pretrained, tmp_path):
+    """Loading merges the adapters into the base's weights, so the refit stores them all and
+    records the base it came from, rather than naming a base its tensors no longer fit."""
+    release = pretrained / "post" / "dynamics" / "release"
+    refit = ["refit-state-track", f"world_model={release}", f"data={pretrained / 'push'}"]
+    refit += ["stores=*", "frame_head=null", "steps=2", "batch_size=8", "eval_windows=4"]
+    refit += ["warmup_steps=1", "threads=1", f"out={tmp_path / 'refit'}"]
+    assert main(refit) == 0
+    config = json.loads((tmp_path / "refit" / "release" / "config.json").read_text())
+    assert "base" not in config and config["post_trained_from"]["adapter_rank"] == 16
+    old, new = load_world_model(release), load_world_model(tmp_path / "refit" / "release")
+    for key, value in old.dynamics.denoiser.state_dict().items():
+        torch.testing.assert_close(new.dynamics.denoiser.state_dict()[key], value)
 
 
 def test_post_training_refuses_frames_of_another_resolution(pretrained, tmp_path):

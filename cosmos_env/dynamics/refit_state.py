@@ -158,8 +158,13 @@ def refit_state_track(cfg: RefitStateConfig) -> dict:
     record = checkpoint.read_config(world.source)
     for key in ("dynamics", "tokenizer", "world", "sampler"):  # save_world_model writes these
         record.pop(key, None)
+    # A post-trained input was loaded with its adapters merged into the base's weights: the
+    # refit stores every weight and no longer needs (or names) the base.
+    post_trained_from = record.pop("base", None)
     weights = record.pop(checkpoint.WEIGHTS, "float16")  # the refit ships as the input did
     record |= {"metrics": after, "metrics_before_refit": before, "refit_steps": steps}
+    if post_trained_from:
+        record["post_trained_from"] = post_trained_from
     save_world_model(
         out / "release",
         model,

@@ -86,11 +86,14 @@ class WorldModel:
 
 
 def shipped_catalogue() -> dict[str, dict[str, str]]:
-    """World name -> {backend: shipped checkpoint name}, read from the shipped configs."""
+    """World name -> {backend: shipped checkpoint name} of the shipped world models that
+    make envs (an action-free instruction->video model makes none), read from their configs."""
     catalogue: dict[str, dict[str, str]] = {}
     for config in sorted(checkpoint.PRETRAINED_DIR.glob("*/config.json")):
         raw = json.loads(config.read_text())
         if "dynamics" not in raw or "world" not in raw:
+            continue
+        if not raw["dynamics"].get("actions", True):  # instruction->video: no env
             continue
         kind = raw["dynamics"].get("kind", "diffusion")
         backend = backend_of_kind(kind).name

@@ -110,7 +110,7 @@ def initial_context(
         states = None
     text = None
     if instructions is not None:
-        if getattr(model, "text", None) is None:
+        if model.text is None:
             raise ValueError("this world model follows no instructions (dynamics.text=null)")
         text = TextIds(*model.text.token_ids(instructions, pad=True))
     if past_actions is not None:
@@ -134,7 +134,7 @@ def step_context(
     classifier-free guidance (on the instruction, for instruction models)."""
     step_actions = ctx.with_action(model.read_actions(action))
     given = {"guidance": guidance} if guidance != 1.0 else {}
-    if getattr(model, "text", None) is not None:
+    if model.text is not None:
         given["text"] = ctx.text
     if ctx.states is not None:
         state = model.predict_next_state(ctx.states, step_actions)

@@ -171,5 +171,5 @@ def fill_vocabulary(dynamics_cfg, instructions: Sequence[str]) -> None:
 def attach_instructions(model: nn.Module, batcher, instructions: Sequence[str]) -> None:
     """Training windows of ``batcher`` carry their episode's instruction ids when
     ``model`` follows instructions (``model.text``)."""
-    if getattr(model, "text", None) is not None:
+    if model.text is not None:
         batcher.instruction_ids = InstructionTable(model.text, instructions)

@@ -141,7 +141,7 @@ class WorldModelCore:
         self.sampler_steps = check_sampler_steps(sampler_steps, world_model.sampler_steps)
         self.reset_source = reset_source
         self.guidance = float(guidance)
-        self.follows_text = getattr(world_model.dynamics, "text", None) is not None
+        self.follows_text = world_model.dynamics.text is not None
         self.instructions = [""] * num_envs  # each row's, for instruction models
         self.amp = resolve_amp(amp)  # "auto": bf16 only where the CPU has it natively
         set_torch_threads()  # no more threads than usable cores

@@ -266,7 +266,7 @@ def summarise(per_horizon: dict[str, list[float]]) -> dict[str, float]:
 def _instructions(wm: WorldModel, world: World | None, truth: Rollouts) -> list[str] | None:
     """Each episode's instruction, for a world model that follows instructions: the one
     its first state carries in the world's instruction slots."""
-    if getattr(wm.dynamics, "text", None) is None:
+    if wm.dynamics.text is None:
         return None
     if world is None or not hasattr(world, "instructions"):
         raise ValueError(
@@ -324,7 +324,7 @@ def run_compare(cfg: CompareConfig, world_model: WorldModel | None = None) -> di
         raise ValueError("checkpoint=DIR: which world model (a release directory or shipped name)")
     wm = world_model or load_world_model(cfg.checkpoint)
     world = world_of(wm)
-    if options and getattr(wm.dynamics, "text", None) is None:
+    if options and wm.dynamics.text is None:
         raise ValueError(f"{wm.source} follows no instructions (dynamics.text=null)")
     sampler = cfg.sampler or wm.sampler
     steps = int(cfg.sampler_steps or wm.sampler_steps)
