@@ -270,6 +270,8 @@ def _settings(cfg: MakeWorldModelConfig) -> str:
         )
         if cfg.camera is not None:
             where += f" camera={cfg.camera}"
+        if cfg.world.name != "gym":  # the scene's object count (the instructed one needs 3)
+            where += f" world.n_objects={cfg.world.n_objects}"
     if cfg.base:
         where += f" base={cfg.base} adapter_rank={cfg.adapter_rank}"
     else:

@@ -22,6 +22,11 @@ WORLD_MODEL_IDS = {
         "tabletop-pick_place",
         TASKS["pick_place"].max_episode_steps,
     ),
+    # Action + instruction (mode (b)): reset(options={"instruction": text}).
+    "cosmos_env/WorldModel-Tabletop-Instruct-v0": (
+        "tabletop-instruct",
+        TASKS["instruct"].max_episode_steps,
+    ),
     "cosmos_env/WorldModel-Reacher-v5": ("gym:Reacher-v5", 50),  # Gymnasium's own envs
     "cosmos_env/WorldModel-Pusher-v5": ("gym:Pusher-v5", 100),
 }

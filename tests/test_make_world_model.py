@@ -151,6 +151,14 @@ def test_the_card_records_a_command_that_rebuilds_the_same_config():
             "make_world_model", MakeWorldModelConfig, shlex.split(_settings(cfg)), ("tokenizer",)
         )
         assert again == cfg
+    # The instructed tabletop's three objects and a post-training from the base.
+    given = ["world=tabletop", "task=instruct", "world.n_objects=3", "base=base-64"]
+    given += ['dynamics_overrides=["dynamics.text={}","dynamics.actions=false"]']
+    cfg = load_config("make_world_model", MakeWorldModelConfig, given, ("tokenizer",))
+    again = load_config(
+        "make_world_model", MakeWorldModelConfig, shlex.split(_settings(cfg)), ("tokenizer",)
+    )
+    assert again == cfg and again.world.n_objects == 3
 
 
 @pytest.fixture(scope="module")

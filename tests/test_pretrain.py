@@ -125,6 +125,25 @@ def test_a_refit_of_a_post_trained_release_stands_alone(pretrained, tmp_path):
         torch.testing.assert_close(new.dynamics.denoiser.state_dict()[key], value)
 
 
+def test_a_quantized_post_trained_release_still_stores_only_its_changes(pretrained, tmp_path):
+    from safetensors import safe_open
+
+    from cosmos_env.dynamics.quantize import QuantizeConfig, quantize_release
+
+    release = pretrained / "post" / "dynamics" / "release"
+    quantize_release(QuantizeConfig(str(release), str(tmp_path / "q"), weights="int8"))
+    with safe_open(release / "model.safetensors", "pt") as f:
+        before = set(f.keys())
+    with safe_open(tmp_path / "q" / "model.safetensors", "pt") as f:
+        after = {k for k in f.keys() if not k.endswith("@scale")}
+    assert after == before  # adapters and the base's missing parts, not the base
+    config = json.loads((tmp_path / "q" / "config.json").read_text())
+    assert config["base"] == json.loads((release / "config.json").read_text())["base"]
+    old, new = load_world_model(release).dynamics, load_world_model(tmp_path / "q").dynamics
+    for name, value in old.state_dict().items():
+        torch.testing.assert_close(new.state_dict()[name], value, atol=0.05, rtol=0.05)
+
+
 def test_post_training_refuses_frames_of_another_resolution(pretrained, tmp_path):
     _store(tmp_path / "small" / "s.zarr", image_size=32)
     args = ["post-train", f"base={pretrained / 'run' / 'base' / 'release'}"]

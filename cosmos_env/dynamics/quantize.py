@@ -3,7 +3,8 @@ world model or a pre-trained base with its parameters in another storage format
 (`checkpoint.WEIGHT_FORMATS`), keeping its tokenizer pairing, world, reset frames and
 record; the card says what was done. The predictions change slightly, so a quantized
 release is measured as it ships; a base gets a new checksum, so post-train from the
-quantized base, not before quantizing it."""
+quantized base, not before quantizing it. A post-trained release keeps storing only what
+post-training changed (its adapters, unmerged, and the parts the base lacks)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,12 @@ from pathlib import Path
 import torch
 
 from cosmos_env import checkpoint
-from cosmos_env.dynamics.diffusion.base import is_base, load_base
+from cosmos_env.dynamics.diffusion.base import (
+    is_base,
+    load_base,
+    rebuild_post_trained,
+    release_keys,
+)
 from cosmos_env.dynamics.release import load_world_model, save_world_model
 
 # save_world_model writes these itself; everything else in config.json is carried over
@@ -36,11 +42,6 @@ def quantize_release(cfg: QuantizeConfig) -> dict:
         )
     source = checkpoint.resolve(cfg.checkpoint)
     raw = checkpoint.read_config(source)
-    if "base" in raw:
-        raise ValueError(
-            f"{source} is post-trained from a base and stores only what post-training changed; "
-            "quantize the base's world by re-running post-train on a quantized base instead"
-        )
     before = raw.get(checkpoint.WEIGHTS, "float16")
     size_before = (source / checkpoint.WEIGHTS_FILE).stat().st_size
     card_path = source / "card.md"
@@ -55,8 +56,12 @@ def quantize_release(cfg: QuantizeConfig) -> dict:
         stored = load_base(out).model
     else:
         world = load_world_model(source)
-        model = world.dynamics
-        _save_world_model(out, world, raw, card, cfg.weights)
+        model = world.dynamics  # a post-trained one with its adapters merged
+        own, keys = model, None
+        if "base" in raw:  # store again only what post-training changed, adapters apart
+            own = rebuild_post_trained(source, model.cfg, raw["base"], merge=False)
+            keys = release_keys(own)
+        _save_world_model(out, world, own, raw, card, cfg.weights, keys)
         stored = load_world_model(out, world.tokenizer).dynamics
     for name, data in others.items():
         if not (out / name).exists():
@@ -69,11 +74,14 @@ def quantize_release(cfg: QuantizeConfig) -> dict:
     }
 
 
-def _save_world_model(out: Path, world, raw: dict, card: str, weights: str) -> None:
+def _save_world_model(
+    out: Path, world, dynamics, raw: dict, card: str, weights: str, keys: set[str] | None
+) -> None:
+    """``world`` re-released with ``dynamics`` (its ``keys`` only, where given)."""
     record = {k: v for k, v in raw.items() if k not in REWRITTEN}
     save_world_model(
         out,
-        world.dynamics,
+        dynamics,
         world.tokenizer,
         world.world,
         world.sampler,
@@ -81,6 +89,7 @@ def _save_world_model(out: Path, world, raw: dict, card: str, weights: str) -> N
         world.reset_frames,
         world.reset_states,
         card,
+        keys,
         weights=weights,
         **record,
     )

@@ -158,11 +158,11 @@ def release_keys(model: LatentDynamics) -> set[str]:
 
 
 def rebuild_post_trained(
-    directory: Path, cfg: DiffusionConfig, record: dict[str, Any]
+    directory: Path, cfg: DiffusionConfig, record: dict[str, Any], merge: bool = True
 ) -> LatentDynamics:
     """The post-trained model of release ``directory``: its base (found by the recorded
     source, checked against the recorded checksum), then the release's tensors on top,
-    adapters merged."""
+    adapters merged (``merge=False``: left as trained, to be stored again)."""
     try:
         base = load_base(record["source"])
     except checkpoint.CheckpointError as e:
@@ -182,5 +182,6 @@ def rebuild_post_trained(
     if rank:
         freeze_with_adapters(model, copied, rank)
     checkpoint.load_weights(directory, model, partial=True)
-    merge_adapters(model)
+    if merge:
+        merge_adapters(model)
     return model
