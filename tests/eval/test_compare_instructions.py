@@ -62,6 +62,15 @@ def test_imagine_refuses_before_anything_runs(tiny_instruct_world_model_dir, tmp
         main(base)
     with pytest.raises(TextRefused, match="nothing was generated"):
         main([*base, "instruction=kill the red cube"])
-    with pytest.raises(ValueError, match="checkpoint=DIR"):
-        main(["imagine", "instruction=put the red cube in the yellow bowl"])
     assert not (tmp_path / "x").exists()
+
+
+def test_imagine_runs_the_shipped_instruction_model_by_default(tmp_path):
+    from cosmos_env.__main__ import main
+
+    out = tmp_path / "imagine"
+    text = "push the blue cylinder into the green zone"
+    assert main(["imagine", f"instruction={text}", "horizon=2", f"out={out}"]) == 0
+    result = json.loads((out / "compare.json").read_text())
+    assert result["config"]["checkpoint"] == "diffusion-instruct"
+    assert result["model"]["world"] == "tabletop-instruct"
