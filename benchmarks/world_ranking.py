@@ -1,6 +1,7 @@
 """Does a world model rank policies as its simulator does, for any world with one?
-``benchmarks/world_ranking.py --checkpoint DIR [--quick] --out DIR`` writes
-``DIR/world_ranking_<world>.json`` and ``.md``.
+``benchmarks/world_ranking.py --checkpoint DIR [--quick] [--instructions T ...] --out DIR``
+writes ``DIR/world_ranking_<world>.json`` and ``.md`` (``_instructed`` with instructions:
+an instructed world's episodes are told them in turn, held-out ones included).
 
 A graded suite: the world's scripted expert at noise 0, 0.25, 0.5, 0.75 and 1 (1 is random
 actions), and the zero action. Each policy runs ``episodes`` full episodes (the world's time
@@ -21,10 +22,11 @@ from tqdm import tqdm
 
 from cosmos_env.dynamics.release import WorldModel, load_world_model
 from cosmos_env.envs.vector_env import WorldModelVectorEnv
-from cosmos_env.eval.compare import HELD_OUT_SEED, world_of
+from cosmos_env.eval.compare import ANY_INSTRUCTION, HELD_OUT_SEED, world_of
 from cosmos_env.eval.media import markdown_table
 from cosmos_env.eval.policy_ranking import mmrv, pearson, spearman
 from cosmos_env.generate import episode_seed
+from cosmos_env.guardrails.text import guard_text
 from cosmos_env.machine import machine_info, machine_line, set_torch_threads
 from cosmos_env.sim.recorder import read_state
 from cosmos_env.sim.worlds import scripted_policy
@@ -44,15 +46,19 @@ def suite(world, noise_levels=NOISES) -> dict:
     return policies
 
 
-def in_simulator(world, make, seeds: list[int], steps: int, size: int) -> dict:
+def in_simulator(
+    world, make, seeds: list[int], steps: int, size: int, instructions: list[str] | None = None
+) -> dict:
     """Returns, success and first frames/states of ``make(seed)``'s episodes in the
-    simulator (one env, episodes one after another)."""
-    env = world.make_env(size)
+    simulator (one env, episodes one after another); with ``instructions``, episode i is
+    told instruction i modulo their number (its state carries it to the world model)."""
+    env = world.make_env(size, **(ANY_INSTRUCTION if instructions else {}))
     low, high = env.action_space.low, env.action_space.high
     out = {"returns": [], "success": [], "frames": [], "states": []}
-    for seed in seeds:
+    for i, seed in enumerate(seeds):
         act = make(seed)
-        _, info = env.reset(seed=seed)
+        options = {"instruction": instructions[i % len(instructions)]} if instructions else None
+        _, info = env.reset(seed=seed, options=options)
         state = read_state(env, info)
         out["frames"].append(np.asarray(env.render(), np.uint8))
         out["states"].append(state)
@@ -90,10 +96,17 @@ def in_world_model(wm: WorldModel, make, seeds, steps, frames, states, low, high
     return {"returns": returns, "success": solved}
 
 
-def rank(wm: WorldModel, episodes: int, steps: int | None = None) -> dict:
+def rank(
+    wm: WorldModel, episodes: int, steps: int | None = None, instructions: list[str] | None = None
+) -> dict:
     """The suite's scores in both worlds over ``steps`` per episode (default: the world's
-    time limit), and how well the world model's scores rank the policies."""
+    time limit), and how well the world model's scores rank the policies; ``instructions``
+    (an instructed world): the episodes' instructions, in turn (default: each reset's own)."""
     world = world_of(wm)
+    if instructions and not hasattr(world, "instructed"):
+        raise ValueError(f"world {wm.world.name!r} takes no instructions")
+    for text in instructions or []:  # refused or unknown: an error before anything runs
+        world.instructed(np.zeros((1, world.state_spec.dim)), [guard_text(text)])
     steps = steps or wm.world.max_episode_steps
     seeds = [episode_seed(HELD_OUT_SEED, i) for i in range(episodes)]
     probe = world.make_env(wm.image_size)
@@ -101,7 +114,7 @@ def rank(wm: WorldModel, episodes: int, steps: int | None = None) -> dict:
     probe.close()
     rows = {}
     for name, make in tqdm(suite(world).items(), desc=f"rank {wm.world.name}", unit="policy"):
-        sim = in_simulator(world, make, seeds, steps, wm.image_size)
+        sim = in_simulator(world, make, seeds, steps, wm.image_size, instructions)
         dream = in_world_model(wm, make, seeds, steps, sim["frames"], sim["states"], low, high)
         rows[name] = {
             "simulator_return": float(sim["returns"].mean()),
@@ -110,6 +123,7 @@ def rank(wm: WorldModel, episodes: int, steps: int | None = None) -> dict:
             "world_model_success": float(dream["success"].mean()),
         }
     result = {"world": wm.world.name, "checkpoint": str(wm.source), "episodes": episodes}
+    result["instructions"] = instructions
     result |= {"steps": steps, "policies": rows}
     for score in ("return", "success"):
         a = [r[f"world_model_{score}"] for r in rows.values()]
@@ -126,13 +140,18 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="8 episodes per policy")
     parser.add_argument("--episodes", type=int, default=None, help="default 50 (quick: 8)")
     parser.add_argument("--out", default="outputs/bench")
+    parser.add_argument(
+        "--instructions", nargs="+", default=None, help="instructed worlds: told in turn"
+    )
     args = parser.parse_args()
     set_torch_threads()
     wm = load_world_model(args.checkpoint)
-    result = rank(wm, args.episodes or (8 if args.quick else 50)) | {"machine": machine_info()}
+    episodes = args.episodes or (8 if args.quick else 50)
+    result = rank(wm, episodes, instructions=args.instructions) | {"machine": machine_info()}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"world_ranking_{wm.world.name.replace(':', '-')}"
+    stem += "_instructed" if args.instructions else ""
     (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
     header = ["policy", "simulator return", "world-model return", "sim success", "WM success"]
     rows = [[name, *r.values()] for name, r in result["policies"].items()]
@@ -143,7 +162,9 @@ def main() -> None:
     )
     text = (
         f"Policy ranking in {result['world']} ({result['episodes']} episodes per policy, "
-        f"{result['steps']} steps, same initial states): {scores}\n\n"
+        f"{result['steps']} steps, same initial states"
+        + (f"; instructions in turn: {'; '.join(args.instructions)}" if args.instructions else "")
+        + f"): {scores}\n\n"
         f"{markdown_table(header, rows)}\n\n{machine_line(result['machine'])}\n"
     )
     (out / f"{stem}.md").write_text(text)

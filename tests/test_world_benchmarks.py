@@ -63,3 +63,25 @@ def test_world_ranking_scores_a_graded_suite_from_the_same_starts(tiny):
         assert result[score]["mmrv"] >= 0  # in the score's units: success rates give [0, 1]
     assert result["success"]["mmrv"] <= 1
     json.dumps(result)
+
+
+def test_world_ranking_tells_an_instructed_world_its_instructions_in_turn(
+    tiny_instruct_world_model_dir, tiny
+):
+    from cosmos_env.dynamics.release import load_world_model
+    from cosmos_env.guardrails.text import TextRefused
+
+    ranking = load_benchmark("world_ranking")
+    wm = load_world_model(tiny_instruct_world_model_dir)
+    push = ["push the red cube into the green zone", "push the purple block into the green zone"]
+    world = ranking.world_of(wm)
+    make = ranking.suite(world)["scripted-0.0"]
+    sim = ranking.in_simulator(world, make, [1, 2, 3], 2, wm.image_size, push)
+    told = [world.instructions(s[None])[0] for s in sim["states"]]
+    assert told == [push[0], push[1], push[0]]  # the held-out block push included
+    result = ranking.rank(wm, episodes=2, steps=2, instructions=push)
+    assert result["instructions"] == push
+    with pytest.raises(TextRefused):
+        ranking.rank(wm, episodes=2, steps=2, instructions=["kill the red cube"])
+    with pytest.raises(ValueError, match="takes no instructions"):
+        ranking.rank(tiny, episodes=2, steps=2, instructions=push)
