@@ -66,21 +66,19 @@ def resolve_state_features(
     if unknown:
         raise ValueError(f"unknown state-track features {unknown}; choose from {FEATURES}")
     d.state_spec = spec.to_dict()
-    d.state_dim = spec.dim  # shapes come from the data; an action-free model reads none
-    d.action_dim = action_spec.dim if d.actions else 0
-    d.action_low, d.action_high = (
-        (list(action_spec.low), list(action_spec.high)) if d.actions else ([], [])
-    )
+    # Shapes come from the data (an action-free config drops the actions' in __post_init__).
+    d.state_dim, d.action_dim = spec.dim, action_spec.dim
+    d.action_low, d.action_high = list(action_spec.low), list(action_spec.high)
     track = d.state_track
     if track is None:
         return []
     ee, objects = spec.end_effector, moving_objects(spec, states)
-    moved_by_actions = ee is not None and ee.action_delta and d.action_dim
+    moved_by_actions = ee is not None and ee.action_delta and d.actions
     if "integrator" in features and moved_by_actions and not track.integrator:
         track.integrator = IntegratorConfig(ee.position)
     # Contact is measured from the end effector: the integrated one, or without actions
     # the state's own.
-    free = ee is not None and not d.action_dim
+    free = ee is not None and not d.actions
     if "contact" in features and (track.integrator or free) and objects and not track.contact:
         anchor = "" if track.integrator else ee.position
         track.contact = ContactConfig([f"{o}_pos" for o in objects], anchor)
