@@ -16,7 +16,8 @@ Writes fidelity.json (per backend over all starts, e.g. ``diffusion.psnr_h16`` b
 ``ar.psnr_h16``, with per-horizon curves; each start alone under
 ``<backend>.by_start.<start>``; the AR model's other decoder under
 ``ar.decoders.<sampler>``), fidelity.md and fidelity.png. ``--sweep-steps`` also scores
-the diffusion sampler with 1, 2 and 3 steps (``diffusion.sweep.<steps>``). ``--amp``
+the diffusion sampler with 1, 2 and 3 steps (``diffusion.sweep.<steps>``) and the AR
+model's parallel decoder with 1, 2, 4 and 8 MaskGIT passes (``ar.sweep.<passes>``). ``--amp``
 sets bf16 autocast (default ``auto``: where the CPU has it natively; ``false`` scores the
 releases in float32); ``amp`` and ``machine`` record what ran.
 """
@@ -37,7 +38,7 @@ from cosmos_env.precision import AmpSetting, amp_words, describe_amp
 
 TASK, POLICY, NOISE, HORIZON = "push", "scripted", 0.3, 16
 STARTS = (0, 8, 16, 24, 32)  # episodes last 50 steps: every window fits
-SWEEP_STEPS = (1, 2, 3)
+SWEEP_STEPS = {"diffusion": (1, 2, 3), "ar": (1, 2, 4, 8)}  # sampler steps; MaskGIT passes
 
 
 def _entry(result: dict) -> dict:
@@ -84,8 +85,9 @@ def _over_starts(wm, full, seed: int, sampler: str, steps: int, amp: AmpSetting)
 
 def _score_backend(wm, full, seed: int, sweep: bool, amp: AmpSetting) -> dict:
     """The default sampler's entry; the AR model also scores its other decoder under
-    ``decoders.<sampler>`` (MaskGIT-style parallel vs token by token), the diffusion
-    model with ``sweep`` sampler steps 1-3 under ``sweep.<steps>``."""
+    ``decoders.<sampler>`` (MaskGIT-style parallel vs token by token); with ``sweep`` the
+    default sampler at each of the backend's ``SWEEP_STEPS`` under ``sweep.<steps>`` (the
+    AR model's parallel decoder only: token by token takes no steps)."""
     main = _over_starts(wm, full, seed, wm.sampler, wm.sampler_steps, amp)
     main["checkpoint"] = str(wm.source)
     main["parameters"] = sum(p.numel() for p in wm.dynamics.parameters())
@@ -93,13 +95,13 @@ def _score_backend(wm, full, seed: int, sweep: bool, amp: AmpSetting) -> dict:
         other = "autoregressive" if wm.sampler == "parallel" else "parallel"
         alt = _over_starts(wm, full, seed, other, wm.sampler_steps, amp)
         main["decoders"] = {other: alt}
-    elif sweep:
-        default = dict(main)  # a copy: fidelity.json cannot hold main inside itself
+    if sweep and wm.sampler != "autoregressive":
+        default = {k: v for k, v in main.items() if k != "decoders"}  # no nesting in the JSON
         main["sweep"] = {
             str(n): default
             if n == wm.sampler_steps
             else _over_starts(wm, full, seed, wm.sampler, n, amp)
-            for n in SWEEP_STEPS
+            for n in SWEEP_STEPS[wm.backend]
         }
     return main
 
@@ -190,7 +192,11 @@ def main() -> None:
     )
     parser.add_argument("--episodes", type=int, default=None, help="default 64 (8 with --quick)")
     parser.add_argument("--seed", type=int, default=HELD_OUT_SEED)
-    parser.add_argument("--sweep-steps", action="store_true", help="also sampler steps 1, 2, 3")
+    parser.add_argument(
+        "--sweep-steps",
+        action="store_true",
+        help="also diffusion sampler steps 1, 2, 3 and AR MaskGIT passes 1, 2, 4, 8",
+    )
     parser.add_argument("--amp", default="auto", choices=["auto", "true", "false"])
     args = parser.parse_args()
     episodes = args.episodes or (8 if args.quick else 64)

@@ -55,8 +55,9 @@ def entry(sampler: str, steps: int, psnr: float) -> dict:
 def test_fidelity_report_lists_backends_decoders_and_sweep(fidelity, tmp_path):
     diffusion = entry("euler", 1, 30.0)
     diffusion["sweep"] = {"1": dict(diffusion), "2": entry("euler", 2, 29.0)}
-    ar = entry("parallel", 8, 25.0)
-    ar["decoders"] = {"autoregressive": entry("autoregressive", 8, 26.0)}
+    ar = entry("parallel", 1, 25.0)
+    ar["sweep"] = {"1": dict(ar), "8": entry("parallel", 8, 24.5)}
+    ar["decoders"] = {"autoregressive": entry("autoregressive", 1, 26.0)}
     results = {
         "machine": machine_info(),
         "amp": {"requested": False, "bf16_autocast": False, "reason": "set explicitly"},
@@ -76,7 +77,10 @@ def test_fidelity_report_lists_backends_decoders_and_sweep(fidelity, tmp_path):
         for line in text.splitlines()
         if line.startswith("| diffusion (") or line.startswith("| ar (")
     ]
-    assert len(rows) == 4  # diffusion at 1 (default) and 2 steps; ar parallel and token by token
+    # diffusion at 1 (default) and 2 steps; ar parallel at 1 (default) and 8 passes, and
+    # token by token
+    assert len(rows) == 5
+    assert any(r.startswith("| ar (parallel, 8 step(s)) ") for r in rows)
     assert "bf16 autocast off (amp=False: set explicitly)" in text and "Machine: " in text
     assert sum("default" in row for row in rows) == 2
     saved = json.loads((tmp_path / "fidelity.json").read_text())
@@ -297,3 +301,18 @@ def test_policy_eval_refuses_zero_workers(policy_eval, monkeypatch, capsys):
     with pytest.raises(SystemExit):
         policy_eval.main()
     assert "--workers must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_env_profile_splits_a_step_into_stages_and_operators(tiny_world_model_dir, tmp_path):
+    profiler = load_benchmark("env_profile")
+    results = profiler.run([str(tiny_world_model_dir)], [2], steps=2, amp="false")
+    entry = results["diffusion"]["b2"]
+    assert set(entry["stages"]) == {"dynamics", "decode", "score", "other"}
+    assert entry["stages"]["dynamics"] > 0 and entry["stages"]["decode"] > 0
+    assert sum(entry["stages"].values()) == pytest.approx(entry["step_ms"])
+    ops = entry["top_ops"]
+    assert 0 < len(ops) <= profiler.TOP
+    assert [o["self_ms"] for o in ops] == sorted((o["self_ms"] for o in ops), reverse=True)
+    assert all(o["op"] not in ("dynamics", "decode", "score") for o in ops)
+    text = profiler.markdown(results)
+    assert "Milliseconds a step, by stage" in text and "Top operators at 2 sub-envs" in text

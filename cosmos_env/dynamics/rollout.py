@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from cosmos_env.dynamics.conditioning import TextIds
+from cosmos_env.dynamics.decoder_memory import DecoderMemory
 from cosmos_env.dynamics.diffusion.model import LatentDynamics
 
 
@@ -50,6 +51,7 @@ class LatentContext:
         if text is not None and text.ids.shape[0] != b:
             raise ValueError(f"{text.ids.shape[0]} instructions for {b} rows")
         self.text = text
+        self.memory = DecoderMemory()  # what the backend carries between steps
         self.states = None if states is None else _pad_front(states.float(), context)
         self.latents = _pad_front(latents, context)
         self.actions = torch.zeros(b, context - 1, action_dim)
@@ -82,6 +84,7 @@ class LatentContext:
         """Rows ``rows`` (M,) take the M rows of ``other`` (partial resets). Out of place, so
         it works on tensors made under ``torch.inference_mode`` (the envs step in it)."""
         self.latents = self.latents.index_copy(0, rows, other.latents)
+        self.memory.mark_stale(rows)
         self.actions = self.actions.index_copy(0, rows, other.actions)
         if self.states is not None and other.states is not None:
             self.states = self.states.index_copy(0, rows, other.states)
@@ -136,6 +139,8 @@ def step_context(
     given = {"guidance": guidance} if guidance != 1.0 else {}
     if model.text is not None:
         given["text"] = ctx.text
+    if model.keeps_decoder_memory:  # the AR model's KV cache, kept from step to step
+        given["memory"] = ctx.memory
     if ctx.states is not None:
         state = model.predict_next_state(ctx.states, step_actions)
         states = ctx.with_state(state)

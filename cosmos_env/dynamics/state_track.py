@@ -41,6 +41,10 @@ class StateTrackModel(nn.Module):
     public methods in world units, actions in [-1, 1].
     """
 
+    # Whether ``predict_next`` takes a rollout's `DecoderMemory` (``memory=``) and keeps
+    # its decoding state there between steps (the AR model's KV cache).
+    keeps_decoder_memory = False
+
     def _build_state_parts(self, cfg) -> None:
         s = cfg.state_dim
         self.register_buffer("state_mean", torch.zeros(s))

@@ -99,10 +99,13 @@ def test_vector_env_on_the_ar_backend_resets_rows_independently(tiny_ar_world_mo
     obs, *_ = env.step(actions(3))
     frame = np.full((64, 64, 3), 80, np.uint8)
     mask = np.array([False, True, False])
+    assert env.core.context.memory.cache is not None  # the KV cache, kept between steps
     after, _ = env.reset(options={"reset_mask": mask, "frames": frame[None]})
     np.testing.assert_array_equal(after[0], obs[0])
     np.testing.assert_array_equal(after[1], frame)
+    assert env.core.context.memory.stale.tolist() == [1]  # prefilled anew at the next step
     assert env.step(actions(3, seed=1))[0].shape == (3, 64, 64, 3)
+    assert env.core.context.memory.stale is None
     env.close()
 
 
@@ -112,6 +115,8 @@ def test_the_shipped_ar_model_is_the_default_of_backend_ar():
         core = env.unwrapped.core
         assert core.wm.source.name == "ar-push" and core.wm.discrete
         assert core.wm.dynamics.cfg.temperature == 0.0  # argmax decoding: see its card
+        assert core.sampler == "parallel" and core.sampler_steps == 1  # one pass scored as 8
+        assert core.wm.dynamics.state_dynamics is not None  # reward and success on its track
         gym_check_env(env.unwrapped)
         first, _ = env.reset(seed=3)
         frames = [env.step(a)[0] for a in actions(2)]

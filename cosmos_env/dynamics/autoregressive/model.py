@@ -4,16 +4,34 @@ world model needs besides its tokenizer (the AR counterpart of ``LatentDynamics`
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
 from cosmos_env.dynamics.autoregressive.config import ARConfig
+from cosmos_env.dynamics.autoregressive.kv_cache import KVCache
 from cosmos_env.dynamics.autoregressive.layers import digits
 from cosmos_env.dynamics.autoregressive.transformer import ARTransformer
 from cosmos_env.dynamics.conditioning import TextIds
+from cosmos_env.dynamics.decoder_memory import DecoderMemory
 from cosmos_env.dynamics.state_probe import StateProbe
 from cosmos_env.dynamics.state_track import StateTrackModel
 from cosmos_env.dynamics.text_conditioning import TextConditioner
+
+
+@dataclass(frozen=True)
+class DecoderInputs:
+    """The transformer's per-row inputs for one frame: context tokens (R, K, N), actions
+    (R, K, A), frame conditioning (R, K+1, N+1, D) and text (tokens (R, L, D), mask (R, L));
+    R = 2B rows under guidance (``guidance``: its scale), else B."""
+
+    tokens: torch.Tensor
+    actions: torch.Tensor
+    cond: torch.Tensor | None = None
+    words: tuple[torch.Tensor, torch.Tensor] | None = None
+    guidance: float | None = None
 
 
 class TokenDynamics(StateTrackModel):
@@ -32,6 +50,7 @@ class TokenDynamics(StateTrackModel):
     """
 
     samplers = ("parallel", "autoregressive")  # what ``predict_next`` decodes with
+    keeps_decoder_memory = True  # a rollout keeps the KV cache of its context
 
     def __init__(self, cfg: ARConfig) -> None:
         super().__init__()
@@ -140,6 +159,7 @@ class TokenDynamics(StateTrackModel):
         states: torch.Tensor | None = None,
         text: TextIds | None = None,
         guidance: float = 1.0,
+        memory: DecoderMemory | None = None,
         **sampling,
     ) -> torch.Tensor:
         """Sample the next frame's tokens (B, h, w) int64 given context tokens
@@ -150,7 +170,13 @@ class TokenDynamics(StateTrackModel):
         "autoregressive": token by token (``steps`` unused). ``sampling``: temperature
         (default ``cfg.temperature``), top_k, top_p. An instruction model reads ``text``
         (None: the null text), and ``guidance`` != 1 is classifier-free guidance on it.
-        Stateless (builds a fresh KV cache); randomness only from ``generator``."""
+
+        Without ``memory`` it is stateless: a fresh KV cache of the context, dropped after.
+        A rollout passes its `DecoderMemory`: the cache is kept there, and each new frame
+        enters it, so later steps skip the prefill of the context (only the rows marked
+        stale, whose context was replaced, are prefilled anew). Each frame's keys then
+        carry what it saw when it was decoded (as in Transformer-XL), not a prefill's.
+        Randomness only from ``generator``."""
         sampling.setdefault("temperature", self.cfg.temperature)
         if sampler not in self.samplers:
             raise ValueError(f"sampler must be one of {self.samplers}, got {sampler!r}")
@@ -165,30 +191,77 @@ class TokenDynamics(StateTrackModel):
                     f"{(b, k + 1)} + (S,)"
                 )
             cond = self.conditioning(self.standardise_state(states.float()))
-        ar, parallel = self.transformer, sampler == "parallel"
-        tokens, words, scale = context.flatten(2), None, None
-        if self.text is not None:
-            words = self.text.tokens(text, b)
-            if guidance != 1.0:  # 2B rows: as given, then with the null text
-                words = _stack_texts(words, self.text.null(b))
-                tokens, actions, scale = (
-                    torch.cat([tokens, tokens]),
-                    torch.cat([actions, actions]),
-                    guidance,
-                )
-                cond = None if cond is None else torch.cat([cond, cond])
-        past = None if cond is None else cond[:, :-1]
-        cache = ar.prefill(
-            tokens, actions[:, :-1], parallel=parallel, cond=past, text=words, guidance=scale
-        )
-        last = None if cond is None else cond[:, -1]
+        inputs = self._decoder_inputs(context.flatten(2), actions, cond, text, guidance)
+        parallel = sampler == "parallel"
+        cache = self._context_cache(inputs, parallel, memory)
+        last = None if inputs.cond is None else inputs.cond[:, -1]
+        ar, action = self.transformer, inputs.actions[:, -1]
         if parallel:
-            out = ar.decode_frame_parallel(
-                cache, actions[:, -1], generator, steps, cond=last, **sampling
-            )
+            out = ar.decode_frame_parallel(cache, action, generator, steps, cond=last, **sampling)
         else:
-            out = ar.decode_frame(cache, actions[:, -1], generator, cond=last, **sampling)
+            out = ar.decode_frame(cache, action, generator, cond=last, **sampling)
         return out.view(b, h, w)
+
+    def _decoder_inputs(
+        self,
+        tokens: torch.Tensor,
+        actions: torch.Tensor,
+        cond: torch.Tensor | None,
+        text: TextIds | None,
+        guidance: float,
+    ) -> DecoderInputs:
+        """The transformer's inputs for B rows of context tokens (B, K, N), actions
+        (B, K, A) and conditioning (B, K+1, N+1, D): as given, with the instruction's text
+        tokens; for guidance on an instruction model 2B rows, the second B with the null
+        text."""
+        if self.text is None:
+            return DecoderInputs(tokens, actions, cond)
+        words = self.text.tokens(text, len(tokens))
+        if guidance == 1.0:
+            return DecoderInputs(tokens, actions, cond, words)
+        words = _stack_texts(words, self.text.null(len(tokens)))
+        cond = None if cond is None else torch.cat([cond, cond])
+        twice = DecoderInputs(torch.cat([tokens, tokens]), torch.cat([actions, actions]), cond)
+        return dataclasses.replace(twice, words=words, guidance=guidance)
+
+    def _context_cache(
+        self, inputs: DecoderInputs, parallel: bool, memory: DecoderMemory | None
+    ) -> KVCache:
+        """The KV cache of the context frames: the one ``memory`` keeps, with its stale rows
+        prefilled anew at the cache's times, or else a fresh prefill (kept in ``memory``
+        when given)."""
+        mode = "block" if parallel else "causal"
+        cache = None if memory is None else memory.cache
+        rows = len(inputs.tokens)
+        if cache is None or cache.mode != mode or cache.batch_size != rows:
+            cache = self._prefill(inputs, parallel, None, start_time=0)
+        elif memory.stale is not None:
+            stale = memory.stale
+            if inputs.guidance is not None:  # the unconditioned twin of each row too
+                stale = torch.cat([stale, stale + rows // 2])
+            start = cache.next_time - inputs.tokens.shape[1]
+            cache.set_rows(stale, self._prefill(inputs, parallel, stale, start))
+        if memory is not None:
+            memory.cache, memory.stale = cache, None
+        return cache
+
+    def _prefill(
+        self, inputs: DecoderInputs, parallel: bool, rows: torch.Tensor | None, start_time: int
+    ) -> KVCache:
+        """A cache of the context of ``rows`` (None: all) of ``inputs``, its first frame at
+        ``start_time``."""
+        pick = (lambda x: x) if rows is None else (lambda x: None if x is None else x[rows])
+        past = None if inputs.cond is None else pick(inputs.cond)[:, :-1]
+        words = None if inputs.words is None else tuple(pick(w) for w in inputs.words)
+        return self.transformer.prefill(
+            pick(inputs.tokens),
+            pick(inputs.actions)[:, :-1],
+            start_time=start_time,
+            parallel=parallel,
+            cond=past,
+            text=words,
+            guidance=inputs.guidance,
+        )
 
     @torch.no_grad()
     def predict_state(self, tokens: torch.Tensor) -> torch.Tensor:
