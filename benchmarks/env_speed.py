@@ -209,16 +209,27 @@ def kv_cache_speed(wm: WorldModel, batches: tuple[int, ...] = (1, 16), repeats: 
         first = wm.encode(torch.from_numpy(wm.reset_frames[rows]))  # (B, h, w) indices
         tokens = first[:, None].repeat(1, context, 1, 1)
         actions = torch.from_numpy(rng.uniform(-1, 1, (b, context, 7)).astype(np.float32))
+        states = cond = None
+        if model.state_dynamics is not None:  # a track model: the reset state throughout
+            state = torch.from_numpy(wm.reset_states[rows]).float()
+            states = state[:, None].repeat(1, context + 1, 1)
+            cond = model.conditioning(model.standardise_state(states))
         timings, outs = {}, {}
         for name in ("cached", "uncached"):
             start = time.perf_counter()
             for _ in range(repeats):
                 gen = torch.Generator().manual_seed(123)
                 if name == "cached":
-                    out = model.predict_next(tokens, actions, gen, sampler="autoregressive")
+                    out = model.predict_next(
+                        tokens, actions, gen, sampler="autoregressive", states=states
+                    )
                 else:
                     out = model.transformer.decode_frame_nocache(
-                        tokens.flatten(2), actions, gen, temperature=model.cfg.temperature
+                        tokens.flatten(2),
+                        actions,
+                        gen,
+                        temperature=model.cfg.temperature,
+                        cond=cond,
                     )  # the release's temperature, as predict_next uses it
             timings[name] = (time.perf_counter() - start) / repeats
             outs[name] = out.reshape(b, -1)

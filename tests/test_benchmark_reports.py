@@ -316,3 +316,13 @@ def test_env_profile_splits_a_step_into_stages_and_operators(tiny_world_model_di
     assert all(o["op"] not in ("dynamics", "decode", "score") for o in ops)
     text = profiler.markdown(results)
     assert "Milliseconds a step, by stage" in text and "Top operators at 2 sub-envs" in text
+
+
+def test_kv_cache_speed_runs_on_a_state_track_model(tiny_ar_track_world_model_dir):
+    from cosmos_env.dynamics.release import load_world_model
+
+    speed = load_benchmark("env_speed").kv_cache_speed(
+        load_world_model(tiny_ar_track_world_model_dir), batches=(1,), repeats=1
+    )
+    assert speed["same_tokens_b1"] == 1.0  # cached and recomputed decoding agree
+    assert speed["cached_s_b1"] > 0 and speed["speedup_b1"] > 0

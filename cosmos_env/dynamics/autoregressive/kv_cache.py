@@ -38,11 +38,6 @@ class KVCache:
     def batch_size(self) -> int:
         return self.keys[0].shape[0]
 
-    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
-        """Add the keys and values (B, H, n, Dh) of n new tokens to one layer."""
-        self.keys[layer] = torch.cat([self.keys[layer], k], dim=2)
-        self.values[layer] = torch.cat([self.values[layer], v], dim=2)
-
     def crop_front(self, n: int) -> None:
         """Drop the n oldest tokens of every layer (a sliding window)."""
         if not 0 <= n <= len(self):

@@ -57,7 +57,8 @@ class Attention(nn.Module):
 
     x (B, n, D) new tokens; ``rope`` their cos, sin (n, Dh/2); ``past`` cached (k, v)
     (B, H, m, Dh) or None; ``mask`` (n, m + n) bool (True attends) or None; ``causal``
-    (only without past). Returns the output (B, n, D) and the new tokens' k, v (B, H, n, Dh).
+    (only without past). Returns the output (B, n, D) and the keys and values the new tokens
+    attended to, the past's first: (B, H, m + n, Dh), the cache after appending them.
     """
 
     def __init__(self, width: int, heads: int) -> None:
@@ -80,10 +81,9 @@ class Attention(nn.Module):
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         q = apply_rotary(self.q_norm(q), *rope)  # (B, H, n, Dh)
         k = apply_rotary(self.k_norm(k), *rope)
-        k_all, v_all = k, v  # (B, H, m + n, Dh) with the m cached tokens first
-        if past is not None:
-            k_all, v_all = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)
-        out = F.scaled_dot_product_attention(q, k_all, v_all, attn_mask=mask, is_causal=causal)
+        if past is not None:  # (B, H, m + n, Dh) with the m cached tokens first
+            k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
         return self.proj(out.transpose(1, 2).reshape(b, n, d)), k, v
 
 

@@ -36,7 +36,7 @@ class TrainARConfig:
     early_steps: int = 16
     amp: Any = "auto"  # "auto" | true | false: bf16 autocast ("auto": where the CPU has it)
     sampler: str = "parallel"  # the release's default decoder: parallel | autoregressive
-    sampler_steps: int = 8  # MaskGIT passes per frame (parallel)
+    sampler_steps: int = 1  # MaskGIT passes per frame (parallel); argmax: one scores as 8
     eval_every: int = 500
     save_every: int = 500
     eval_windows: int = 512

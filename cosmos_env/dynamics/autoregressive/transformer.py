@@ -195,6 +195,8 @@ class ARTransformer(FrameDecoding, nn.Module):
         if n > 1:
             if block:
                 own = pos[None, :, 0] <= pos[:, None, 0]  # (n, n)
+                if bool(own.all()):  # one frame's block sees everything: no mask to apply
+                    own = None
             elif m == 0:
                 own, causal = None, True
             else:
@@ -204,9 +206,9 @@ class ARTransformer(FrameDecoding, nn.Module):
         rope = self.rotary(pos)
         for i, layer in enumerate(self.blocks):
             past = None if cache is None or m == 0 else (cache.keys[i], cache.values[i])
-            x, k, v = layer(x, rope, past, mask, causal, text)
+            x, k, v = layer(x, rope, past, mask, causal, text)  # k, v: past's, then x's
             if append:
-                cache.append(i, k, v)
+                cache.keys[i], cache.values[i] = k, v
         return x
 
     def _logits(self, h: torch.Tensor) -> list[torch.Tensor]:
