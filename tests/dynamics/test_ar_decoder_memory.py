@@ -141,3 +141,16 @@ def test_states_are_still_required_with_memory():
     w = window()
     with pytest.raises(ValueError, match=r"pass states \(B, K\+1, S\)"):
         m.predict_next(w["tokens"][:, :K], w["actions"], steps=2, memory=DecoderMemory())
+
+
+def test_a_new_decoder_mid_rollout_starts_a_fresh_cache():
+    m = sharpened(model())
+    ctx, _ = start(m)
+    for t in range(2):
+        step_context(m, ctx, actions(t), None, STEPS, "parallel")
+    step_actions = ctx.with_action(actions(2))
+    states = ctx.with_state(m.predict_next_state(ctx.states, step_actions))
+    stateless = m.predict_next(ctx.latents, step_actions, None, STEPS, "autoregressive", states)
+    tokens, _ = step_context(m, ctx, actions(2), None, STEPS, "autoregressive")
+    assert ctx.memory.cache.mode == "causal"
+    assert torch.equal(tokens, stateless)

@@ -4,7 +4,6 @@ world model needs besides its tokenizer (the AR counterpart of ``LatentDynamics`
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -221,8 +220,8 @@ class TokenDynamics(StateTrackModel):
             return DecoderInputs(tokens, actions, cond, words)
         words = _stack_texts(words, self.text.null(len(tokens)))
         cond = None if cond is None else torch.cat([cond, cond])
-        twice = DecoderInputs(torch.cat([tokens, tokens]), torch.cat([actions, actions]), cond)
-        return dataclasses.replace(twice, words=words, guidance=guidance)
+        tokens, actions = torch.cat([tokens, tokens]), torch.cat([actions, actions])
+        return DecoderInputs(tokens, actions, cond, words, guidance)
 
     def _context_cache(
         self, inputs: DecoderInputs, parallel: bool, memory: DecoderMemory | None
@@ -233,7 +232,8 @@ class TokenDynamics(StateTrackModel):
         mode = "block" if parallel else "causal"
         cache = None if memory is None else memory.cache
         rows = len(inputs.tokens)
-        if cache is None or cache.mode != mode or cache.batch_size != rows:
+        kept = (mode, rows, inputs.guidance)
+        if cache is None or (cache.mode, cache.batch_size, cache.guidance) != kept:
             cache = self._prefill(inputs, parallel, None, start_time=0)
         elif memory.stale is not None:
             stale = memory.stale
