@@ -32,6 +32,12 @@ class DecoderInputs:
     words: tuple[torch.Tensor, torch.Tensor] | None = None
     guidance: float | None = None
 
+    def take(self, rows: torch.Tensor) -> DecoderInputs:
+        """The inputs of rows ``rows`` (M,) alone."""
+        cond = None if self.cond is None else self.cond[rows]
+        words = None if self.words is None else (self.words[0][rows], self.words[1][rows])
+        return DecoderInputs(self.tokens[rows], self.actions[rows], cond, words, self.guidance)
+
 
 class TokenDynamics(StateTrackModel):
     """Predicts the next frame's FSQ tokens from past frames' tokens and actions, and reads
@@ -234,32 +240,27 @@ class TokenDynamics(StateTrackModel):
         rows = len(inputs.tokens)
         kept = (mode, rows, inputs.guidance)
         if cache is None or (cache.mode, cache.batch_size, cache.guidance) != kept:
-            cache = self._prefill(inputs, parallel, None, start_time=0)
+            cache = self._prefill(inputs, parallel, start_time=0)
         elif memory.stale is not None:
             stale = memory.stale
             if inputs.guidance is not None:  # the unconditioned twin of each row too
                 stale = torch.cat([stale, stale + rows // 2])
             start = cache.next_time - inputs.tokens.shape[1]
-            cache.set_rows(stale, self._prefill(inputs, parallel, stale, start))
+            cache.set_rows(stale, self._prefill(inputs.take(stale), parallel, start))
         if memory is not None:
             memory.cache, memory.stale = cache, None
         return cache
 
-    def _prefill(
-        self, inputs: DecoderInputs, parallel: bool, rows: torch.Tensor | None, start_time: int
-    ) -> KVCache:
-        """A cache of the context of ``rows`` (None: all) of ``inputs``, its first frame at
-        ``start_time``."""
-        pick = (lambda x: x) if rows is None else (lambda x: None if x is None else x[rows])
-        past = None if inputs.cond is None else pick(inputs.cond)[:, :-1]
-        words = None if inputs.words is None else tuple(pick(w) for w in inputs.words)
+    def _prefill(self, inputs: DecoderInputs, parallel: bool, start_time: int) -> KVCache:
+        """A cache of the context of ``inputs``, its first frame at ``start_time``."""
+        past = None if inputs.cond is None else inputs.cond[:, :-1]
         return self.transformer.prefill(
-            pick(inputs.tokens),
-            pick(inputs.actions)[:, :-1],
+            inputs.tokens,
+            inputs.actions[:, :-1],
             start_time=start_time,
             parallel=parallel,
             cond=past,
-            text=words,
+            text=inputs.words,
             guidance=inputs.guidance,
         )
 
